@@ -1,0 +1,96 @@
+"""Voice activity detectors with one interface: speech probability of a 160 ms chunk.
+
+Two implementations, chosen in config: WebRTC's GMM detector (tiny, fast, fooled by loud noise)
+and Silero's neural detector (its ONNX model ships inside the `silero-vad` wheel; run here on
+onnxruntime without torch), more robust under noise. `bench/vad_compare.py` compares them on the
+same recordings.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Protocol
+
+import numpy as np
+
+from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
+from duplex.errors import ConfigError
+
+
+class Vad(Protocol):
+    def speech_prob(self, chunk: np.ndarray) -> float:
+        """Probability (0..1) that the 160 ms chunk holds speech."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+class WebRtcVad:
+    """webrtcvad over 20 ms frames; the probability is the share of voiced frames."""
+
+    FRAME = SAMPLE_RATE // 50
+
+    def __init__(self, aggressiveness: int = 2) -> None:
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._pcm = np.zeros(STEP_SAMPLES, dtype=np.int16)
+        self._scaled = np.zeros(STEP_SAMPLES, dtype=np.float32)
+
+    def speech_prob(self, chunk: np.ndarray) -> float:
+        np.clip(chunk * 32767.0, -32768.0, 32767.0, out=self._scaled)
+        self._pcm[:] = self._scaled
+        raw = self._pcm.tobytes()
+        step = self.FRAME * 2
+        voiced = sum(self._vad.is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, len(raw), step))
+        return voiced / (len(raw) // step)
+
+    def reset(self) -> None:
+        pass
+
+
+class SileroVad:
+    """Silero VAD v5 (ONNX) over 32 ms windows with 64 samples of context; max over the chunk."""
+
+    WINDOW = 512
+    CONTEXT = 64
+
+    def __init__(self) -> None:
+        try:
+            import onnxruntime as ort
+            model = resources.files("silero_vad") / "data" / "silero_vad.onnx"
+        except ImportError as exc:
+            raise ConfigError(
+                "policy.vad = silero needs the 'silero' extra: pip install 'duplex[silero]'"
+            ) from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        with resources.as_file(model) as path:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
+        self._buffer = np.zeros((1, self.CONTEXT + self.WINDOW), dtype=np.float32)
+        self.reset()
+
+    def speech_prob(self, chunk: np.ndarray) -> float:
+        best = 0.0
+        for start in range(0, chunk.size - self.WINDOW + 1, self.WINDOW):
+            self._buffer[0, self.CONTEXT :] = chunk[start : start + self.WINDOW]
+            out, self._state = self._session.run(
+                None, {"input": self._buffer, "state": self._state, "sr": self._sr}
+            )
+            self._buffer[0, : self.CONTEXT] = self._buffer[0, -self.CONTEXT :]
+            best = max(best, float(out[0, 0]))
+        return best
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._buffer[:] = 0.0
+
+
+def make_vad(kind: str, aggressiveness: int = 2) -> Vad:
+    if kind == "webrtc":
+        return WebRtcVad(aggressiveness)
+    if kind == "silero":
+        return SileroVad()
+    raise ConfigError(f"policy.vad = {kind!r}: expected 'webrtc' or 'silero'")

@@ -1,0 +1,149 @@
+"""WAV devices for offline sessions: a file as the microphone, a file as the speaker.
+
+The input accepts any rate, channel count and sample format libsndfile reads and streams it as
+16 kHz mono 160 ms chunks (soxr, exact across block boundaries). The output records exactly what
+the speaker would have played, one step per step, so it is sample-aligned with the session clock.
+It is flushed to disk every second, so even an interrupted session leaves a readable WAV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, to_mono
+from audio_io.speaker import SpeakerQueue
+from duplex.errors import AudioFileError
+
+
+def probe(path: Path) -> sf._SoundFileInfo:
+    """Check that `path` is a non-empty audio file; raise AudioFileError naming it if not."""
+    if not path.exists():
+        raise AudioFileError(path, "no such file")
+    if path.is_dir():
+        raise AudioFileError(path, "is a directory, not an audio file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(path, f"not a readable audio file ({_short(exc)})") from exc
+    except PermissionError as exc:
+        raise AudioFileError(path, "permission denied") from exc
+    if info.frames <= 0:
+        raise AudioFileError(path, "holds no audio frames")
+    return info
+
+
+def load_mono16k(path: Path) -> np.ndarray:
+    """The whole file as 16 kHz mono float32 (for clips, replies and tests)."""
+    info = probe(path)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(path, f"corrupt audio data ({_short(exc)})") from exc
+    mono = to_mono(data)
+    if rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
+    del info
+    return mono
+
+
+class WavInput:
+    """A WAV file as the microphone: 160 ms chunks, the last one padded with silence."""
+
+    BLOCK = 8192
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        info = probe(self.path)
+        self.duration = info.frames / info.samplerate
+        self._file = sf.SoundFile(str(self.path))
+        rate = self._file.samplerate
+        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._eof = False
+
+    async def read(self) -> np.ndarray | None:
+        return self.read_now()
+
+    def read_now(self) -> np.ndarray | None:
+        while self._pending.size < STEP_SAMPLES and not self._eof:
+            self._fill()
+        if self._pending.size == 0:
+            return None
+        chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
+        n = min(STEP_SAMPLES, self._pending.size)
+        chunk[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return chunk
+
+    def _fill(self) -> None:
+        try:
+            block = self._file.read(self.BLOCK, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioFileError(self.path, f"corrupt audio data ({_short(exc)})") from exc
+        last = len(block) < self.BLOCK
+        mono = to_mono(block)
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(mono, last=last)
+        self._pending = np.concatenate([self._pending, mono])
+        self._eof = last
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class WavOutput:
+    """A WAV file as the speaker: each `advance` plays one step from the queue into the file."""
+
+    clocked = True
+
+    def __init__(self, path: Path, *, queue: SpeakerQueue | None = None) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise AudioFileError(self.path, "is a directory")
+        if not self.path.parent.exists():
+            raise AudioFileError(self.path, "its folder does not exist")
+        self.queue = queue or SpeakerQueue()
+        try:
+            self._file = sf.SoundFile(str(self.path), "w", SAMPLE_RATE, 1, subtype="PCM_16")
+        except (sf.LibsndfileError, RuntimeError, PermissionError) as exc:
+            raise AudioFileError(self.path, f"cannot write ({_short(exc)})") from exc
+        self._block = np.zeros(STEP_SAMPLES, dtype=np.float32)
+        self._steps = 0
+
+    def advance(self) -> np.ndarray:
+        """Play one step's worth of queued audio (or silence); return what was played."""
+        self.queue.pull_into(self._block)
+        self._file.write(np.clip(self._block, -1.0, 1.0))
+        self._steps += 1
+        if self._steps % 6 == 0:
+            self._file.flush()
+        return self._block
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class NullOutput:
+    """A speaker nobody hears (for benchmarks and embedding without audio out)."""
+
+    clocked = True
+
+    def __init__(self) -> None:
+        self.queue = SpeakerQueue()
+        self._block = np.zeros(STEP_SAMPLES, dtype=np.float32)
+
+    def advance(self) -> np.ndarray:
+        self.queue.pull_into(self._block)
+        return self._block
+
+    def close(self) -> None:
+        pass
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

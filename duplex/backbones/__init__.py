@@ -1,0 +1,24 @@
+"""Backbones (the models the engine drives) and the factory that builds one from config.
+
+Each kind is imported only when chosen, so the core stays light: torch and transformers load for
+model backbones alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from duplex.backbones.base import TOKENS_PER_STEP, Backbone, Model, Vocoder
+from duplex.config import Config
+from duplex.errors import ConfigError
+
+__all__ = ["TOKENS_PER_STEP", "Backbone", "Model", "Vocoder", "load_model"]
+
+
+def load_model(cfg: Config) -> Model:
+    base = Path(cfg.base_dir)
+    if cfg.backbone == "policy":
+        from duplex.backbones.policy import load_policy
+
+        return load_policy(cfg.policy, base)
+    raise ConfigError(f"backbone = {cfg.backbone!r} is not available in this build")

@@ -1,0 +1,270 @@
+"""Configuration: frozen dataclasses with documented defaults, loaded from YAML and validated.
+
+Every key has a default, a one-line doc and (where it matters) a range or a set of choices, so
+`--print-config` can show the effective config and a bad file fails with one line that names the
+key and the value. Sections are plain dataclasses; the loader walks them generically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from duplex.errors import ConfigError
+
+
+def opt(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
+        choices: tuple[Any, ...] | None = None) -> Any:
+    """A config field: default, doc and bounds in one place."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def section(cls: type, doc: str) -> Any:
+    return field(default_factory=cls, metadata={"doc": doc, "section": True})
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    vad: str = opt("webrtc", "voice activity detector", choices=("webrtc", "silero"))
+    webrtc_aggressiveness: int = opt(3, "webrtcvad mode: 0 (lenient) .. 3 (strict)", lo=0, hi=3)
+    speech_threshold: float = opt(0.5, "VAD probability above which a 160 ms chunk is speech", lo=0.05, hi=0.95)
+    min_speech_s: float = opt(0.32, "speech needed before a user utterance counts", lo=0.0, hi=5.0)
+    min_silence_s: float = opt(0.64, "silence after the user's speech before the model takes the turn", lo=0.16, hi=10.0)
+    barge_in_s: float = opt(0.16, "user speech over the model that silences it", lo=0.16, hi=5.0)
+    backchannel_max_s: float = opt(0.8, "overlaps this short only pause the reply (backchannels); 0 = every overlap is a BREAK", lo=0.0, hi=5.0)
+    resume_after_s: float = opt(0.32, "silence after a backchannel before the paused reply resumes", lo=0.16, hi=5.0)
+    echo_gate_db: float = opt(-12.0, "while the model speaks, mic level must exceed its own output level plus this to count as the user", lo=-60.0, hi=20.0)
+    responder: str = opt("echo", "what the model says: echo = the user's last utterance, wav = reply_wav", choices=("echo", "wav"))
+    reply_wav: str = opt("", "WAV file the wav responder plays (relative to the config file)")
+    max_reply_s: float = opt(12.0, "longest reply, in seconds", lo=0.5, hi=120.0)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_tail_s: float = opt(30.0, "offline: after the input ends, how long to let the model finish", lo=0.0, hi=600.0)
+    step_events: bool = opt(False, "publish a 'step' event (compute ms, tokens) every step")
+    overrun_ms: float = opt(160.0, "a step whose compute exceeds this is an overrun", lo=1.0, hi=10_000.0)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    input_device: str = opt("", "microphone: index or name substring ('' = system default)")
+    output_device: str = opt("", "speaker: index or name substring ('' = system default)")
+    jitter_steps: int = opt(1, "output buffer ahead of the callback, in 160 ms steps", lo=1, hi=8)
+    block_ms: int = opt(20, "sound card block size in ms", lo=5, hi=160)
+    aec: bool = opt(False, "acoustic echo cancellation with the played signal as reference")
+    guard_s: float = opt(0.0, "after the model starts speaking, ignore barge-ins this long", lo=0.0, hi=3.0)
+    tui: bool = opt(True, "show the terminal UI in live sessions")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = opt(False, "run the MQTT bridge")
+    host: str = opt("localhost", "broker host")
+    port: int = opt(1883, "broker port", lo=1, hi=65535)
+    username: str = opt("", "broker user ('' = anonymous)")
+    password: str = opt("", "broker password")
+    tls: bool = opt(False, "connect with TLS")
+    ca_file: str = opt("", "CA bundle for TLS ('' = system)")
+    topic_prefix: str = opt("duplex", "topics live under <prefix>/<device_id>/")
+    device_id: str = opt("kiosk-1", "this runtime's id in topic names")
+    client_id: str = opt("", "MQTT client id ('' = derived from device_id)")
+    metrics_interval_s: float = opt(5.0, "how often metrics are published", lo=0.5, hi=3600.0)
+    max_payload_bytes: int = opt(4096, "larger commands are refused", lo=64, hi=1_000_000)
+    max_commands_per_s: float = opt(50.0, "commands above this rate are dropped (counted)", lo=1.0, hi=10_000.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    backbone: str = opt("policy", "model: policy (VAD turn policy), tiny-fd, covo", choices=("policy", "tiny-fd", "covo"))
+    policy: PolicyConfig = section(PolicyConfig, "VAD turn policy backbone")
+    engine: EngineConfig = section(EngineConfig, "step loop")
+    live: LiveConfig = section(LiveConfig, "sound devices and terminal UI")
+    mqtt: MqttConfig = section(MqttConfig, "MQTT bridge for kiosks")
+    base_dir: str = field(default=".", metadata={"doc": "", "hidden": True})
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                sets: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file, then a mapping of overrides, then `key=value` strings."""
+    data: dict[str, Any] = {}
+    source = "config"
+    base_dir = "."
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        base_dir = str(p.parent)
+        try:
+            text = p.read_text()
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{p}: no such config file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}:{where} not valid YAML") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of keys, got {type(loaded).__name__}")
+        data = loaded or {}
+    if overrides:
+        data = _merge(data, dict(overrides))
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        node: dict[str, Any] = {}
+        cursor = node
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        data = _merge(data, node)
+        source = source if path else "--set"
+    cfg = build(Config, data, source=source)
+    return dataclasses.replace(cfg, base_dir=base_dir)
+
+
+def build(cls: type, data: Mapping[str, Any], *, source: str = "config", prefix: str = "") -> Any:
+    """Validate `data` against dataclass `cls`; unknown keys and bad values name themselves."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("hidden")}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            near = _nearest(str(key), list(fields))
+            hint = f" (did you mean '{prefix}{near}'?)" if near else ""
+            raise ConfigError(f"{source}: unknown key '{name}'{hint}")
+        f = fields[key]
+        if f.metadata.get("section"):
+            values[key] = build(hints[key], value if value is not None else {}, source=source, prefix=name + ".")
+        else:
+            values[key] = _check(name, value, hints[key], f.metadata, source)
+    return cls(**values)
+
+
+def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any], source: str) -> Any:
+    bad = f"{source}: {name} = {_show(value)}"
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        hint = args[0]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{bad} is not true/false")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{bad} is not a whole number")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{bad} is not a number")
+        value = float(value)
+    elif hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{bad} is not a string")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{bad} is not one of {', '.join(map(str, choices))}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(f"{bad} is out of range [{lo}, {hi}]")
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("hidden"):
+            continue
+        value = getattr(cfg, f.name)
+        out[f.name] = to_dict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def dump_yaml(cfg: Config) -> str:
+    """The effective config as YAML, each key followed by its doc as a comment."""
+    lines: list[str] = []
+    _dump(cfg, lines, 0)
+    return "\n".join(lines) + "\n"
+
+
+def _dump(obj: Any, lines: list[str], depth: int) -> None:
+    pad = "  " * depth
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("hidden"):
+            continue
+        value = getattr(obj, f.name)
+        doc = f.metadata.get("doc", "")
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:  # {doc}")
+            _dump(value, lines, depth + 1)
+        else:
+            rendered = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            extra = f" [{', '.join(map(str, f.metadata['choices']))}]" if f.metadata.get("choices") else ""
+            lines.append(f"{pad}{f.name}: {rendered}  # {doc}{extra}")
+
+
+def reference_table(cls: type = Config, prefix: str = "") -> str:
+    """Markdown rows (key, default, meaning) for the README's configuration reference."""
+    rows = [] if prefix else ["| key | default | meaning |", "|---|---|---|"]
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("hidden"):
+            continue
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.append(reference_table(type(value), f"{prefix}{f.name}."))
+            continue
+        doc = f.metadata.get("doc", "")
+        if f.metadata.get("choices"):
+            doc += f" ({' / '.join(map(str, f.metadata['choices']))})"
+        if f.metadata.get("lo") is not None:
+            doc += f" [{f.metadata['lo']}, {f.metadata['hi']}]"
+        rows.append(f"| `{prefix}{f.name}` | `{value!r}` | {doc} |")
+    return "\n".join(rows)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _nearest(key: str, names: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
