@@ -95,6 +95,9 @@ class WavInput:
         self._file.close()
 
 
+_SFC_UPDATE_HEADER_NOW = 0x1060  # libsndfile: rewrite the header for the frames written so far
+
+
 class WavOutput:
     """A WAV file as the speaker: each `advance` plays one step from the queue into the file."""
 
@@ -120,8 +123,13 @@ class WavOutput:
         self._file.write(np.clip(self._block, -1.0, 1.0))
         self._steps += 1
         if self._steps % 6 == 0:
-            self._file.flush()
+            self.sync()
         return self._block
+
+    def sync(self) -> None:
+        """Push samples and a correct header to disk, so the file is a valid WAV right now."""
+        self._file.flush()
+        sf._snd.sf_command(self._file._file, _SFC_UPDATE_HEADER_NOW, sf._ffi.NULL, 0)
 
     def close(self) -> None:
         if not self._file.closed:

@@ -33,4 +33,4 @@ def print_timeline(events: Iterable[Event], summary: dict[str, Any], console: Co
     for event in events:
         if event.type in _SHOWN:
             console.print(f"{event.t:8.3f}  {describe(event)}")
-    console.print("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    console.print("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()), soft_wrap=True)

@@ -1,0 +1,40 @@
+# The two commands a newcomer needs:
+#   make demo   install the runtime and run one conversation on the built-in default
+#   make test   install everything the tests need (system packages too) and run the suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: demo test test-slow lint bench venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+demo: venv
+	$(BIN)/pip install -q -e .
+	mkdir -p $(OUT)
+	$(BIN)/duplex-chat --input examples/audio/conversation.wav --output $(OUT)/reply.wav --events $(OUT)/events.jsonl
+	@echo "wrote $(OUT)/reply.wav (what the speaker played) and $(OUT)/events.jsonl"
+
+# torch: the CPU wheel first, so that nothing pulls a multi-GB CUDA build (GPU users install their own).
+test-deps: venv
+	bash scripts/install-system-deps.sh
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[all,model,test]"
+
+test: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests examples/scenarios
+
+test-slow: test-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests examples/scenarios
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info

@@ -1,0 +1,5 @@
+"""`python -m duplex` is `duplex-chat`."""
+
+from duplex.cli import main
+
+main()
