@@ -27,17 +27,21 @@ def guarded(prog: str, main: Callable[[argparse.Namespace], int], args: argparse
 
 
 def chat_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="duplex-chat", description="Full-duplex spoken conversation with a speech model.")
+    p = argparse.ArgumentParser(prog="duplex-chat",
+                                description="Full-duplex spoken conversation with a speech model.")
     p.add_argument("--config", type=Path, help="YAML config file (see --print-config)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. policy.vad=silero")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. policy.vad=silero")
     p.add_argument("--input", type=Path, help="offline: WAV the microphone hears from t=0")
     p.add_argument("--output", type=Path, help="offline: WAV of exactly what the speaker plays")
     p.add_argument("--events", type=Path, help="write events as JSON lines here")
     p.add_argument("--realtime", action="store_true", help="offline: pace the session at wall-clock speed")
     p.add_argument("--quiet", action="store_true", help="offline: do not print the state timeline")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
-    p.add_argument("--print-fsm", action="store_true", help="print the controller as a Mermaid state diagram and exit")
-    p.add_argument("--fsm-table", action="store_true", help="print every (state, input) row as a Markdown table and exit")
+    p.add_argument("--print-fsm", action="store_true",
+                   help="print the controller as a Mermaid state diagram and exit")
+    p.add_argument("--fsm-table", action="store_true",
+                   help="print every (state, input) row as a Markdown table and exit")
     return p
 
 

@@ -45,7 +45,8 @@ def write_wav(path: Path, *parts: np.ndarray | Path) -> Path:
     return path
 
 
-def audible_spans(audio: np.ndarray, *, threshold_db: float = -50.0, window_s: float = 0.02) -> list[tuple[float, float]]:
+def audible_spans(audio: np.ndarray, *, threshold_db: float = -50.0,
+                  window_s: float = 0.02) -> list[tuple[float, float]]:
     """(start, end) seconds where the windowed RMS is above the threshold."""
     win = round(window_s * SAMPLE_RATE)
     n = audio.size // win

@@ -33,7 +33,8 @@ def good_wav(tmp_path: Path) -> Path:
 
 
 def test_missing_input(tmp_path: Path) -> None:
-    assert_one_line_error(chat("--input", tmp_path / "nope.wav", "--output", tmp_path / "o.wav"), "nope.wav", "no such file")
+    proc = chat("--input", tmp_path / "nope.wav", "--output", tmp_path / "o.wav")
+    assert_one_line_error(proc, "nope.wav", "no such file")
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -43,7 +44,8 @@ def test_empty_file(tmp_path: Path) -> None:
 
 def test_wav_with_no_frames(tmp_path: Path) -> None:
     sf.write(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), 16000)
-    assert_one_line_error(chat("--input", tmp_path / "zero.wav", "--output", tmp_path / "o.wav"), "zero.wav", "no audio")
+    proc = chat("--input", tmp_path / "zero.wav", "--output", tmp_path / "o.wav")
+    assert_one_line_error(proc, "zero.wav", "no audio")
 
 
 def test_non_audio_file(tmp_path: Path) -> None:
@@ -86,7 +88,8 @@ def test_out_of_range_value(tmp_path: Path, good_wav: Path) -> None:
 
 
 def test_wrong_type_and_bad_choice(tmp_path: Path, good_wav: Path) -> None:
-    assert_one_line_error(chat("--set", "engine.step_events=maybe", "--print-config"), "engine.step_events", "true/false")
+    proc = chat("--set", "engine.step_events=maybe", "--print-config")
+    assert_one_line_error(proc, "engine.step_events", "true/false")
     assert_one_line_error(chat("--set", "policy.vad=dnn", "--print-config"), "policy.vad", "webrtc")
 
 
