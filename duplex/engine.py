@@ -122,17 +122,24 @@ class Engine:
             while self.lifecycle is Lifecycle.RUNNING:
                 if max_steps is not None and self.step_index >= max_steps:
                     break
+                played = self._play()  # the speaker plays block k while the mic records chunk k
                 chunk = await self._next_chunk()
                 if chunk is None:
                     break
-                await self.step(chunk)
+                await self._compute(chunk, played)
         finally:
             self._finish()
 
     async def step(self, chunk: np.ndarray) -> Sequence[Token]:
-        """One full step: play, apply commands, compute, route tokens."""
+        """One full step: play one block, apply commands, compute, route tokens."""
+        return await self._compute(chunk, self._play())
+
+    def _play(self) -> np.ndarray | None:
+        """A clocked speaker plays the next block now; a callback device plays on its own."""
+        return self.output.advance() if self.output.clocked else None
+
+    async def _compute(self, chunk: np.ndarray, played: np.ndarray | None) -> Sequence[Token]:
         k = self.step_index
-        played = self.output.advance() if self.output.clocked else None
         self._apply_commands()
         if self.lifecycle is not Lifecycle.RUNNING:
             return ()

@@ -142,7 +142,7 @@ def test_a_10_ms_input_works(tmp_path) -> None:
     sf.write(src, np.full(160, 0.1, dtype=np.float32), SAMPLE_RATE)
     proc = chat("--input", src, "--output", tmp_path / "out.wav", "--events", tmp_path / "e.jsonl", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert sf.info(tmp_path / "out.wav").frames == 2560
+    assert sf.info(tmp_path / "out.wav").frames == 2 * 2560  # the input step, and the block played as it ended
 
 
 def test_silero_vad_backbone_answers_too(speech, tmp_path) -> None:
