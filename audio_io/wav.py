@@ -155,3 +155,19 @@ class NullOutput:
 
 def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class MemoryOutput(NullOutput):
+    """A speaker that keeps everything it played (for scenario runs and tests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: list[np.ndarray] = []
+
+    def advance(self) -> np.ndarray:
+        block = super().advance()
+        self._blocks.append(block.copy())
+        return block
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self._blocks) if self._blocks else np.zeros(0, dtype=np.float32)

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_io.format import SAMPLE_RATE
+from audio_io.levels import audible_spans
 from audio_io.wav import load_mono16k
 
 ESPEAK = shutil.which("espeak-ng")
@@ -45,22 +46,4 @@ def write_wav(path: Path, *parts: np.ndarray | Path) -> Path:
     return path
 
 
-def audible_spans(audio: np.ndarray, *, threshold_db: float = -50.0,
-                  window_s: float = 0.02) -> list[tuple[float, float]]:
-    """(start, end) seconds where the windowed RMS is above the threshold."""
-    win = round(window_s * SAMPLE_RATE)
-    n = audio.size // win
-    if n == 0:
-        return []
-    frames = audio[: n * win].reshape(n, win).astype(np.float64)
-    loud = np.sqrt((frames**2).mean(axis=1)) > 10 ** (threshold_db / 20)
-    spans, start = [], None
-    for i, on in enumerate(loud):
-        if on and start is None:
-            start = i
-        if not on and start is not None:
-            spans.append((start * window_s, i * window_s))
-            start = None
-    if start is not None:
-        spans.append((start * window_s, n * window_s))
-    return spans
+__all__ = ["audible_spans", "silence", "speak", "write_wav"]

@@ -98,6 +98,7 @@ class PolicyBackbone:
         self.barge_in = steps(cfg.barge_in_s)
         self.backchannel_max = steps(cfg.backchannel_max_s)
         self.resume_after = steps(cfg.resume_after_s)
+        self._min_level = 10 ** (cfg.min_level_db / 20)
         self.vad = vad
         self.responder = responder
         self.bank = bank
@@ -190,10 +191,11 @@ class PolicyBackbone:
         return [audio(u) for u in units]
 
     def _is_user_speech(self, chunk: np.ndarray) -> bool:
-        speech = self.vad.speech_prob(chunk) >= self.cfg.speech_threshold
+        level = rms(chunk)
+        speech = level > self._min_level and self.vad.speech_prob(chunk) >= self.cfg.speech_threshold
         if speech and self.floor is not Floor.LISTEN:
             reference = max(self._recent_output, default=0.0)
-            speech = rms(chunk) > reference * 10 ** (self.cfg.echo_gate_db / 20)
+            speech = level > reference * 10 ** (self.cfg.echo_gate_db / 20)
         return speech
 
 

@@ -1,0 +1,1 @@
+"""Scripted conversations run offline and checked: the barge-in regression suite (`duplex-test`)."""

@@ -1,0 +1,75 @@
+"""Regenerate the scenario clips with espeak-ng (run from the repository root).
+
+The WAVs are committed so the suite runs without a TTS; this script documents how they were made:
+    python examples/scenarios/clips/make_clips.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from audio_io.format import SAMPLE_RATE  # noqa: E402
+from audio_io.levels import audible_spans  # noqa: E402
+from audio_io.wav import load_mono16k  # noqa: E402
+
+HERE = Path(__file__).parent
+LEAD_S = 0.05  # silence kept before and after the speech of every clip
+
+CLIPS = {
+    "weather": ("What is the weather like in Paris today?", "en-us", 165, 50),
+    "train": ("Could you tell me how long the train to Edinburgh takes on a weekday morning?", "en-gb", 160, 45),
+    "table": ("I would like to book a table for two people tonight, somewhere quiet.", "en-us+f3", 160, 60),
+    "stop": ("No wait, stop, I want to ask something else.", "en-gb-x-rp", 170, 40),
+    "actually": ("Actually, hold on, that is not what I meant at all.", "en-us+m3", 165, 55),
+    "mmhmm": ("mm-hmm", "en-us", 200, 50),
+    "yeah": ("yeah", "en-gb", 190, 45),
+    "right": ("right", "en-us+f2", 190, 60),
+    # Comma-ended fragments hold the pitch up: the speaker is not done. Joined with pauses below.
+    "frag1": ("I was thinking,", "en-us", 160, 50),
+    "frag2": ("maybe we could go,", "en-us", 160, 50),
+    "frag3": ("to the seaside this weekend.", "en-us", 160, 50),
+}
+PAUSED = ("paused", ["frag1", "frag2", "frag3"], [0.45, 0.6])
+
+
+def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
+                       check=True, capture_output=True)
+        audio = load_mono16k(raw)
+    spans = audible_spans(audio)
+    audio = audio[round(spans[0][0] * SAMPLE_RATE) : round(spans[-1][1] * SAMPLE_RATE)]
+    return audio / np.abs(audio).max() * 10 ** (-3 / 20)
+
+
+def main() -> None:
+    if shutil.which("espeak-ng") is None:
+        sys.exit("make_clips.py needs espeak-ng (apt-get install espeak-ng)")
+    pad = np.zeros(round(LEAD_S * SAMPLE_RATE), dtype=np.float32)
+    made = {name: speak(*spec) for name, spec in CLIPS.items()}
+    for name, audio in made.items():
+        if not name.startswith("frag"):
+            sf.write(HERE / f"{name}.wav", np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="PCM_16")
+    name, parts, pauses = PAUSED
+    joined = [pad]
+    for i, part in enumerate(parts):
+        joined.append(made[part])
+        if i < len(pauses):
+            joined.append(np.zeros(round(pauses[i] * SAMPLE_RATE), dtype=np.float32))
+    joined.append(pad)
+    sf.write(HERE / f"{name}.wav", np.concatenate(joined), SAMPLE_RATE, subtype="PCM_16")
+    for wav in sorted(HERE.glob("*.wav")):
+        print(f"{wav.name}: {sf.info(wav).duration:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
