@@ -9,6 +9,8 @@ turn the user heard. Storage is a preallocated ring, so pulling never allocates.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 
 import numpy as np
 
@@ -28,6 +30,10 @@ class SpeakerQueue:
         self.played = 0  # model samples handed to the device so far (padding excluded)
         self.dropped = 0  # samples removed by flushes, never played
         self.overflowed = 0  # samples refused because the ring was full
+        self.flushes = 0  # flush() calls so far
+        self.flushed_at = 0.0  # time.monotonic() of the last flush (for time-to-silence)
+        self.timed = False  # a callback device stamps speaker edges with mark()
+        self._marks: deque[tuple[float, bool]] = deque(maxlen=256)
 
     @property
     def capacity(self) -> int:
@@ -71,7 +77,22 @@ class SpeakerQueue:
             self._size = 0
             self._write(tail)
             self.dropped += dropped
+            self.flushes += 1
+            self.flushed_at = time.monotonic()
             return dropped
+
+    def mark(self, t: float, audible: bool) -> None:
+        """A callback device notes that the speaker became audible or silent at session time `t`."""
+        with self._lock:
+            self.timed = True
+            self._marks.append((t, audible))
+
+    def take_marks(self) -> list[tuple[float, bool]]:
+        """The edges noted since the last call, oldest first (for the engine's speaker events)."""
+        with self._lock:
+            marks = list(self._marks)
+            self._marks.clear()
+            return marks
 
     def _write(self, samples: np.ndarray) -> None:
         tail = (self._head + self._size) % self._ring.size

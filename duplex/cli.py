@@ -42,6 +42,8 @@ def chat_parser() -> argparse.ArgumentParser:
                    help="print the controller as a Mermaid state diagram and exit")
     p.add_argument("--fsm-table", action="store_true",
                    help="print every (state, input) row as a Markdown table and exit")
+    from duplex.live_cli import add_live_arguments
+    add_live_arguments(p)
     return p
 
 

@@ -59,13 +59,16 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class LiveConfig:
-    input_device: str = opt("", "microphone: index or name substring ('' = system default)")
+    input_device: str = opt("", "microphone: index or name substring ('' = system default; see --list-devices)")
     output_device: str = opt("", "speaker: index or name substring ('' = system default)")
-    jitter_steps: int = opt(1, "output buffer ahead of the callback, in 160 ms steps", lo=1, hi=8)
-    block_ms: int = opt(20, "sound card block size in ms", lo=5, hi=160)
-    aec: bool = opt(False, "acoustic echo cancellation with the played signal as reference")
-    guard_s: float = opt(0.0, "after the model starts speaking, ignore barge-ins this long", lo=0.0, hi=3.0)
-    tui: bool = opt(True, "show the terminal UI in live sessions")
+    sample_rate: int = opt(0, "rate the sound card streams are opened at (0 = each device's default; use the sink's own rate)", lo=0, hi=384_000)
+    block_ms: int = opt(20, "sound card callback block in ms (time-to-silence after a barge-in is at most one block + 10 ms)", lo=5, hi=160)
+    latency: str = opt("high", "PortAudio buffering: high is robust on loaded machines, low saves about 25 ms", choices=("low", "high"))
+    jitter_ms: float = opt(160.0, "playout delay before each model turn, so later steps arrive before the speaker runs dry (default one step)", lo=0.0, hi=1280.0)
+    aec: str = opt("auto", "acoustic echo cancellation with the played signal as reference (auto = webrtc if livekit is installed, else speex)", choices=("auto", "webrtc", "speex", "off"))
+    guard_s: float | None = opt(None, "after the model starts speaking, ignore the microphone this long (null = 0.5 s when aec is off, 0 when on)", lo=0.0, hi=3.0)
+    stall_s: float = opt(3.0, "a microphone that delivers nothing this long ends the session with an error", lo=0.5, hi=60.0)
+    tui: bool = opt(True, "show the terminal UI in live sessions (off: print the timeline)")
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,11 @@ class Engine:
         """
         queue = self.output.queue
         t0 = k * STEP_SECONDS
+        if played is None and queue.timed:  # a callback device stamps its own edges
+            for t, audible in queue.take_marks():
+                self._turn.audible = audible
+                self._publish_at(t, EventType.SPEAKER, what="started" if audible else "stopped")
+            return
         if played is None:  # a callback device plays on its own: judge from the counters
             active = queue.queued > 0
             if active != self._turn.audible:

@@ -1,0 +1,115 @@
+"""Finding sound devices: PortAudio present or not, devices listed, one chosen by index or name.
+
+Kept apart from the streams so that `--list-devices` and the "what to install" messages work
+without opening anything, and so that every failure is a `DeviceError` with one line that names
+the culprit and the fix (the CLI turns it into exit status 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Literal
+
+from duplex.errors import DeviceError
+
+Direction = Literal["input", "output"]
+
+INSTALL_PORTAUDIO = (
+    "PortAudio is not installed: apt-get install libportaudio2 (Debian/Ubuntu), "
+    "dnf install portaudio (Fedora) or brew install portaudio (macOS)"
+)
+INSTALL_SOUNDDEVICE = "live sessions need sounddevice: pip install 'duplex[live]'"
+INSTALL_SOUND_SERVER = (
+    "no {what} found: plug one in, or run a sound server "
+    "(apt-get install pulseaudio libasound2-plugins; pulseaudio --start)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+
+    def channels(self, direction: Direction) -> int:
+        return self.max_input_channels if direction == "input" else self.max_output_channels
+
+
+def sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing module or a missing PortAudio into a DeviceError."""
+    try:
+        import sounddevice as sd
+    except ImportError as exc:
+        raise DeviceError(INSTALL_SOUNDDEVICE) from exc
+    except OSError as exc:  # sounddevice raises OSError when libportaudio cannot be loaded
+        raise DeviceError(INSTALL_PORTAUDIO) from exc
+    return sd
+
+
+def list_devices() -> list[DeviceInfo]:
+    sd = sounddevice()
+    try:
+        raw = sd.query_devices()
+        apis = sd.query_hostapis()
+    except sd.PortAudioError as exc:
+        raise DeviceError(f"PortAudio cannot list devices ({exc})") from exc
+    return [
+        DeviceInfo(index=int(d["index"]), name=str(d["name"]), hostapi=str(apis[d["hostapi"]]["name"]),
+                   max_input_channels=int(d["max_input_channels"]),
+                   max_output_channels=int(d["max_output_channels"]),
+                   default_samplerate=float(d["default_samplerate"]))
+        for d in raw
+    ]
+
+
+def describe_devices(devices: list[DeviceInfo], default_in: int | None, default_out: int | None) -> str:
+    """The `--list-devices` table: index, direction, name, host API, rate; defaults marked."""
+    lines = ["  idx  in out  rate    name (host API)"]
+    for d in devices:
+        mark = ("<" if d.index == default_in else " ") + (">" if d.index == default_out else " ")
+        lines.append(f"{mark}{d.index:3d}  {d.max_input_channels:2d} {d.max_output_channels:3d}  "
+                     f"{d.default_samplerate:6.0f}  {d.name} ({d.hostapi})")
+    lines.append("< default microphone, > default speaker; choose with --input-device/--output-device IDX|NAME")
+    return "\n".join(lines)
+
+
+def default_indices() -> tuple[int | None, int | None]:
+    sd = sounddevice()
+    pair = sd.default.device
+    return tuple(int(i) if i is not None and int(i) >= 0 else None for i in pair)  # type: ignore[return-value]
+
+
+def find_device(spec: str, direction: Direction) -> DeviceInfo:
+    """The device `spec` names: '' = the system default, digits = an index, else a name substring.
+
+    A substring matching several devices picks an exact (case-insensitive) name match if there is
+    one, otherwise it is refused with the candidates listed, so a session never opens a surprise.
+    """
+    devices = [d for d in list_devices() if d.channels(direction) > 0]
+    what = "microphone" if direction == "input" else "speaker"
+    if not devices:
+        raise DeviceError(INSTALL_SOUND_SERVER.format(what=what))
+    spec = spec.strip()
+    if not spec:
+        default = default_indices()[0 if direction == "input" else 1]
+        chosen = next((d for d in devices if d.index == default), None)
+        if chosen is None:
+            raise DeviceError(f"no default {what}: choose one with --{direction}-device (see --list-devices)")
+        return chosen
+    if spec.isdigit():
+        chosen = next((d for d in devices if d.index == int(spec)), None)
+        if chosen is None:
+            raise DeviceError(f"{what} device {spec}: no {direction} device with that index (see --list-devices)")
+        return chosen
+    matches = [d for d in devices if spec.lower() in d.name.lower()]
+    exact = [d for d in matches if d.name.lower() == spec.lower()]
+    if len(exact) == 1 or len(matches) == 1:
+        return (exact or matches)[0]
+    if not matches:
+        raise DeviceError(f"{what} device {spec!r}: no {direction} device name contains it (see --list-devices)")
+    names = ", ".join(f"{d.index}: {d.name}" for d in matches[:6])
+    raise DeviceError(f"{what} device {spec!r} is ambiguous ({names}); give the index instead")

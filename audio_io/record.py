@@ -1,0 +1,51 @@
+"""`--record DIR`: keep a live session's audio so it can be replayed offline.
+
+Writes three 16 kHz WAVs, sample-aligned with the session clock: `mic.wav` (exactly what the
+engine heard, after echo cancellation: replay it with `duplex-chat --input DIR/mic.wav`),
+`mic_raw.wav` (the microphone before echo cancellation: replay it to compare cancellers) and
+`speaker.wav` (what the speaker played, lined up with the microphone, i.e. the echo reference).
+Disk writes happen on a writer thread so a slow disk never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_io.format import SAMPLE_RATE
+from duplex.errors import AudioFileError
+
+NAMES = ("mic.wav", "mic_raw.wav", "speaker.wav")
+
+
+class Recorder:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._files = [sf.SoundFile(str(self.folder / name), "w", SAMPLE_RATE, 1, subtype="PCM_16")
+                           for name in NAMES]
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioFileError(self.folder, f"cannot record here ({exc})") from exc
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, ...] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="duplex-recorder", daemon=True)
+        self._thread.start()
+
+    def chunk(self, raw: np.ndarray, clean: np.ndarray, played: np.ndarray) -> None:
+        """Called on the event loop once per chunk; copies and hands off, never touches the disk."""
+        self._queue.put((clean.copy(), raw.copy(), played.copy()))
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            for f, audio in zip(self._files, item, strict=True):
+                f.write(np.clip(audio, -1.0, 1.0))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5.0)
+        for f in self._files:
+            f.close()

@@ -1,0 +1,256 @@
+"""The live terminal UI (rich) and the session metrics it shows, plus the plain-text fallback.
+
+`SessionMetrics` folds the engine's events and the devices' counters into what a person wants to
+see: who has the floor, turn and stop latencies, barge-ins, device health. `LiveView` draws it a
+few times a second from the event loop (drawing reads plain attributes; the audio threads never
+wait for it) and turns keys into engine commands: m mute/unmute, s stop the model, r reset,
+q quit. `PlainView` prints the timeline line by line when there is no terminal (or --no-tui).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import termios
+import tty
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from duplex.events import Event, EventType, Subscription
+from duplex.timeline import describe
+
+if TYPE_CHECKING:
+    from audio_io.live_input import LiveInput
+    from audio_io.live_output import LiveOutput
+    from duplex.engine import Engine
+
+PHASE_STYLE = {"IDLE": "grey50", "LISTENING": "bold green", "SPEAKING": "bold magenta",
+               "DRAINING": "bold blue", "DEGRADED": "bold red"}
+RECENT_SPEECH_S = 3.0  # a user utterance this recent explains a model turn (turn latency)
+
+
+@dataclass
+class SessionMetrics:
+    """Everything the UI and the exit summary show; updated from events, read by the views."""
+
+    mic: LiveInput
+    speaker: LiveOutput
+    engine: Engine
+    aec: str = "off"
+    guard_s: float = 0.0
+    phase: str = "IDLE"
+    turns: int = 0
+    barge_ins: int = 0
+    errors: list[str] = field(default_factory=list)
+    turn_latency_s: list[float] = field(default_factory=list)
+    stop_latency_s: list[float] = field(default_factory=list)
+    timeline: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    transcript: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    mic_open: bool = True
+    lines_total: int = 0  # timeline lines ever added (the deque keeps the last 200)
+    audible: bool = False
+    _silent_at: float = -1.0
+    _cut_from: float | None = None  # start of the user's speech that cut the model off
+
+    async def follow(self, events: Subscription) -> None:
+        async for event in events:
+            self.add(event)
+
+    def add(self, event: Event) -> None:
+        d, t = event.data, event.t
+        match event.type:
+            case EventType.STATE:
+                self.phase = str(d["to"])
+            case EventType.CONTROL if d.get("token") == "BREAK":
+                self.barge_ins += 1
+                self._cut_from = self.mic.speech_started if self.mic.speech_started >= 0 else t
+                self._line(t, "barge-in: you cut in")
+                if not self.audible and self._silent_at >= self._cut_from:  # it had already paused
+                    self._stopped(self._silent_at)
+            case EventType.SPEAKER if d.get("what") == "started":
+                self.turns += 1
+                self.audible = True
+                gap = t - self.mic.speech_ended
+                latency = f" ({gap * 1000:.0f} ms after you)" if 0 <= gap <= RECENT_SPEECH_S else ""
+                if latency:
+                    self.turn_latency_s.append(gap)
+                self._line(t, f"model speaks{latency}")
+            case EventType.SPEAKER:
+                self.audible = False
+                self._silent_at = t
+                self._line(t, "model silent")
+                if self._cut_from is not None:
+                    self._stopped(t)
+            case EventType.TEXT:
+                self.transcript.append(str(d.get("text", "")))
+            case EventType.MIC:
+                self.mic_open = d.get("what") == "unmuted"
+                self._line(t, f"microphone {d.get('what')}")
+            case EventType.ERROR:
+                self.errors.append(str(d.get("message")))
+                self._line(t, f"error: {d.get('message')}")
+            case EventType.OVERRUN | EventType.COMMAND:
+                self._line(t, describe(event))
+            case _:
+                pass
+
+    def _stopped(self, t: float) -> None:
+        assert self._cut_from is not None
+        self.stop_latency_s.append(max(0.0, t - self._cut_from))
+        self._line(t, f"stop latency {(t - self._cut_from) * 1000:.0f} ms (your speech -> model silent)")
+        self._cut_from = None
+
+    def _line(self, t: float, text: str) -> None:
+        self.timeline.append(f"{t:7.2f}  {text}")
+        self.lines_total += 1
+
+    def figures(self) -> dict[str, object]:
+        """The numbers of the summary (also what `--no-tui` prints at the end)."""
+        stats = self.engine.stats
+        tts = self.speaker.time_to_silence()
+        return {
+            "turns": self.turns, "barge_ins": self.barge_ins,
+            "turn_latency_ms": _ms(self.turn_latency_s), "stop_latency_ms": _ms(self.stop_latency_s),
+            "time_to_silence_ms": _ms(tts), "step_ms_p50": round(stats.percentile(50), 2),
+            "step_ms_p99": round(stats.percentile(99), 2), "overruns": stats.overruns,
+            "speaker_underruns": self.speaker.underruns, "speaker_xruns": self.speaker.xruns,
+            "mic_overflows": self.mic.overflows, "mic_dropped_chunks": self.mic.dropped_chunks + self.mic.lost,
+            "device_latency_ms": round((self.mic.latency_s + self.speaker.latency_s) * 1000, 1),
+            "jitter_ms": round(self.speaker.jitter_s * 1000), "aec": self.aec, "guard_s": self.guard_s,
+        }
+
+
+def _ms(values: list[float]) -> list[int]:
+    return [round(v * 1000) for v in values]
+
+
+def summary_lines(metrics: SessionMetrics) -> list[str]:
+    f = metrics.figures()
+    last = {k: v[-1] if isinstance(v, list) and v else v for k, v in f.items()}
+    return [
+        f"session: {f['turns']} model turns, {f['barge_ins']} barge-ins, "
+        f"{metrics.engine.step_index * 0.16:.1f} s",
+        f"latency: turn {_spread(f['turn_latency_ms'])}, stop {_spread(f['stop_latency_ms'])}, "
+        f"time-to-silence {_spread(f['time_to_silence_ms'])}, device buffering {last['device_latency_ms']} ms",
+        f"compute: step p50 {f['step_ms_p50']} ms, p99 {f['step_ms_p99']} ms, overruns {f['overruns']}",
+        f"devices: speaker underruns {f['speaker_underruns']}, xruns {f['speaker_xruns']}; "
+        f"mic overflows {f['mic_overflows']}, dropped chunks {f['mic_dropped_chunks']}; "
+        f"echo cancellation {f['aec']}, guard {f['guard_s']} s",
+    ]
+
+
+def _spread(values: object) -> str:
+    if not isinstance(values, list) or not values:
+        return "-"
+    ordered = sorted(values)
+    return f"median {ordered[len(ordered) // 2]} ms (max {ordered[-1]}, n={len(ordered)})"
+
+
+def meter(level: float, width: int = 30) -> Text:
+    """A level bar from -60 to 0 dBFS."""
+    import math
+
+    db = 20 * math.log10(max(level, 1e-6))
+    filled = max(0, min(width, round((db + 60) / 60 * width)))
+    style = "red" if db > -3 else "yellow" if db > -12 else "green"
+    return Text("█" * filled, style=style) + Text("·" * (width - filled), style="grey30") + Text(f" {db:6.1f} dB")
+
+
+class LiveView:
+    """The rich UI: redrawn at `fps`, keys read from the terminal without blocking the loop."""
+
+    KEYS = "m mute/unmute · s stop the model · r reset · q quit"
+
+    def __init__(self, metrics: SessionMetrics, engine: Engine, *, fps: float = 5.0) -> None:
+        self.metrics, self.engine, self.fps = metrics, engine, fps
+
+    def render(self) -> Group:
+        m = self.metrics
+        f = m.figures()
+        state = Text(f" {m.phase} ", style=PHASE_STYLE.get(m.phase, "bold") + " reverse")
+        if not m.mic_open:
+            state += Text("  MIC MUTED", style="bold red")
+        levels = Table.grid(padding=(0, 1))
+        levels.add_row("mic", meter(m.mic.level), "speech" if m.mic.speech else "")
+        levels.add_row("speaker", meter(m.speaker.level), "")
+        figures = Table.grid(padding=(0, 2))
+        last = {k: (v[-1] if v else "-") if isinstance(v, list) else v for k, v in f.items()}
+        figures.add_row(f"turn latency {last['turn_latency_ms']} ms", f"stop latency {last['stop_latency_ms']} ms",
+                        f"time-to-silence {last['time_to_silence_ms']} ms")
+        figures.add_row(f"step p50 {f['step_ms_p50']} ms", f"p99 {f['step_ms_p99']} ms",
+                        f"overruns {f['overruns']}  underruns {f['speaker_underruns']}")
+        figures.add_row(f"turns {f['turns']}", f"barge-ins {f['barge_ins']}", f"aec {f['aec']}")
+        timeline = Text("\n".join(list(m.timeline)[-10:]) or "(talk to it)")
+        parts: list[object] = [Panel(state, title="duplex", subtitle=self.KEYS), levels, figures,
+                               Panel(timeline, title="timeline")]
+        if m.transcript:
+            parts.append(Panel(Text(" ".join(m.transcript)[-400:]), title="transcript"))
+        return Group(*parts)  # type: ignore[arg-type]
+
+    async def run(self) -> None:
+        with self._keys(), Live(self.render(), refresh_per_second=self.fps, transient=False) as live:
+            while True:
+                await asyncio.sleep(1 / self.fps)
+                live.update(self.render())
+
+    @contextlib.contextmanager
+    def _keys(self):  # type: ignore[no-untyped-def]
+        """cbreak mode and a loop reader on stdin, restored on the way out."""
+        if not sys.stdin.isatty():
+            yield
+            return
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        loop = asyncio.get_running_loop()
+        tty.setcbreak(fd)
+        loop.add_reader(fd, self._on_key, fd)
+        try:
+            yield
+        finally:
+            loop.remove_reader(fd)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    def _on_key(self, fd: int) -> None:
+        import os
+
+        from duplex.engine import Command
+
+        key = os.read(fd, 1).decode(errors="ignore").lower()
+        command = {"s": Command.STOP_SPEAKING, " ": Command.STOP_SPEAKING, "r": Command.RESET,
+                   "q": Command.STOP}.get(key)
+        if key == "m":
+            command = Command.UNMUTE if not self.metrics.mic_open else Command.MUTE
+        if command is not None:
+            self.engine.submit(command)
+
+
+class PlainView:
+    """No terminal UI: print each timeline line as it happens."""
+
+    def __init__(self, metrics: SessionMetrics) -> None:
+        self.metrics = metrics
+        self.console = Console(highlight=False)
+
+    async def run(self) -> None:
+        shown = 0
+        try:
+            while True:
+                await asyncio.sleep(0.2)
+                shown = self._print_new(shown)
+        finally:
+            self._print_new(shown)
+
+    def _print_new(self, shown: int) -> int:
+        lines = list(self.metrics.timeline)
+        new = min(len(lines), self.metrics.lines_total - shown)
+        for line in lines[len(lines) - new :]:
+            self.console.print(line)
+        return self.metrics.lines_total
