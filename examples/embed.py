@@ -1,0 +1,74 @@
+"""Embedding duplex in your own asyncio program: one offline session on a WAV, followed event by event.
+
+    python examples/embed.py question.wav --output reply.wav [--cut] [--config my.yaml]
+
+Any WAV with someone speaking works (make one with `espeak-ng -w question.wav "What time is it?"`).
+The example pads the recording with two seconds of silence through a tiny InputDevice of its own,
+so the model has room to answer; prints every event as a JSON line (the same lines as
+`duplex-chat --events`); with `--cut`, cuts the model off as soon as it is heard, as an operator's
+button would; and prints the session's stats at the end. No sound card, network or GPU needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from audio_io.format import STEP_SAMPLES
+from audio_io.wav import WavInput
+from duplex.config import load_config
+from duplex.errors import DuplexError
+from duplex.events import EventType
+from duplex.session import DuplexSession
+
+
+class PaddedWav:
+    """An InputDevice: a WAV file, then `pad_s` seconds of silence (160 ms chunks of 16 kHz mono)."""
+
+    def __init__(self, path: Path, pad_s: float = 2.0) -> None:
+        self._wav = WavInput(path)
+        self._pad_chunks = round(pad_s / 0.16)
+
+    async def read(self) -> np.ndarray | None:
+        chunk = await self._wav.read()
+        if chunk is None and self._pad_chunks > 0:
+            self._pad_chunks -= 1
+            chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
+        return chunk
+
+    def close(self) -> None:
+        self._wav.close()
+
+
+async def converse(question: Path, output: Path | None, *, config_path: Path | None, cut: bool) -> None:
+    config = load_config(config_path)
+    async with DuplexSession(config=config, input=PaddedWav(question), output=output) as session:
+        async for event in session.events():  # ends when the session does
+            print(event.to_json(), flush=True)
+            if cut and event.type is EventType.SPEAKER and event.data["what"] == "started":
+                session.stop_speaking()  # applied at the next 160 ms step
+        stats = await session.wait()
+    print("stats:", stats.to_dict())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("question", type=Path, help="WAV the microphone hears")
+    parser.add_argument("--output", type=Path, help="WAV of what the speaker plays")
+    parser.add_argument("--config", type=Path, help="YAML config (defaults otherwise)")
+    parser.add_argument("--cut", action="store_true", help="cut the model off as soon as it is heard")
+    args = parser.parse_args()
+    try:
+        asyncio.run(converse(args.question, args.output, config_path=args.config, cut=args.cut))
+    except DuplexError as exc:
+        print(f"embed.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
