@@ -7,10 +7,13 @@ model backbones alone.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from duplex.backbones.base import TOKENS_PER_STEP, Backbone, Model, Vocoder
-from duplex.config import Config
 from duplex.errors import ConfigError
+
+if TYPE_CHECKING:  # duplex.config imports duplex.backbones.covo.config: no cycle at run time
+    from duplex.config import Config
 
 __all__ = ["TOKENS_PER_STEP", "Backbone", "Model", "Vocoder", "load_model"]
 
@@ -21,4 +24,8 @@ def load_model(cfg: Config) -> Model:
         from duplex.backbones.policy import load_policy
 
         return load_policy(cfg.policy, base)
+    if cfg.backbone == "covo":
+        from duplex.backbones.covo import load_covo
+
+        return load_covo(cfg)
     raise ConfigError(f"backbone = {cfg.backbone!r} is not available in this build")

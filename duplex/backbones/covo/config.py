@@ -1,0 +1,68 @@
+"""The `covo:` config section: where the checkpoint lives, which mode, and how fast to run it.
+
+Kept free of torch so that `--print-config` and config errors stay instant. Token strings are
+configuration (DESIGN: "token strings of a given checkpoint are configuration, not constants"),
+and so are the prompts; the defaults are those of the released Covo-Audio-Chat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duplex.config import opt
+
+# The system prompt the released Covo-Audio-Chat was trained with (its public inference code): it
+# asks for replies in text and audio, alternating 5 text and 15 audio tokens, voice default_female.
+COVO_SYSTEM_PROMPT = (
+    '你是"小腾"，英文名是"Covo"，由腾讯开发的AI助手。\n'
+    "1、请使用简洁、口语化的语言和用户聊天，你的态度积极、耐心，像一位值得信赖的朋友。\n"
+    "2、不要使用列表或编号，避免输出网址、表情符号和复杂的公式。\n"
+    "3、不评价竞争对手，不发表主观政治观点，针对色情类、政治类、恐怖类、歧视类、暴力类的用户问题，"
+    "你要妥善应对潜在的安全风险，并给出幽默，情绪安抚以及安全的劝导。\n"
+    "请用文本和音频进行对话，交替生成5个文本token和15个音频token，音频部分使用发音人：default_female"
+)
+
+NATIVE_PREFIX = "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>assistant\n"
+
+_WHERE = "relative to the config file"
+
+
+@dataclass(frozen=True)
+class CovoConfig:
+    checkpoint: str = opt("checkpoints/covo-audio-chat",
+                          f"checkpoint folder: config.json, *.safetensors, tokenizer.json ({_WHERE})")
+    mode: str = opt("turn", "turn = VAD turn policy around the chat model; native = the model's own control tokens",
+                    choices=("turn", "native"))
+    device: str = opt("auto", "torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
+    dtype: str = opt("auto", "weights and activations: auto = bfloat16 on GPU, float32 on CPU",
+                     choices=("auto", "bfloat16", "float16", "float32"))
+    cache: str = opt("static", "KV cache: static (preallocated) or dynamic (transformers' forward, the baseline)",
+                     choices=("static", "dynamic"))
+    optimise: str = opt("auto", "static cache: auto = CUDA graphs on GPU, none on CPU; compile = torch.compile",
+                        choices=("auto", "none", "graphs", "compile"))
+    context_tokens: int = opt(4096, "KV cache capacity in positions (native mode uses 5 per step)", lo=64, hi=131072)
+    refill_keep_tokens: int = opt(2048, "native: recent positions kept when the full context is refilled",
+                                  lo=16, hi=131072)
+    encoder_window_steps: int = opt(16, "native: audio re-encoded each step, in 160 ms steps (16 = 2.56 s)",
+                                    lo=2, hi=187)
+    temperature: float = opt(0.0, "sampling temperature; 0 = greedy", lo=0.0, hi=5.0)
+    repetition_penalty: float = opt(1.05, "penalty on tokens among the last repetition_window (1 = off)",
+                                    lo=1.0, hi=3.0)
+    repetition_window: int = opt(8, "how many recent tokens the repetition penalty looks at", lo=1, hi=256)
+    seed: int = opt(0, "random seed for sampling", lo=0, hi=2**31 - 1)
+    system_prompt: str = opt(COVO_SYSTEM_PROMPT, "system prompt (turn mode; {system} in native_prefix)")
+    native_prefix: str = opt(NATIVE_PREFIX, "native: the text that opens the context, before the first user frame")
+    think_token: str = opt("<|THINK|>", "native: tokenizer string of THINK")
+    shift_token: str = opt("<|SHIFT|>", "native: tokenizer string of SHIFT")
+    break_token: str = opt("<|BREAK|>", "native: tokenizer string of BREAK")
+    eot_token: str = opt("<|EOT|>", "native: tokenizer string of EOT (end of the model's turn)")
+    eos_token: str = opt("<|im_end|>", "turn: the token that ends a reply")
+    max_reply_tokens: int = opt(1500, "turn: longest reply, in tokens (text and speech)", lo=8, hi=32768)
+    burst_tokens: int = opt(4, "turn: tokens decoded per device call (one host sync each)", lo=1, hi=32)
+    interleave: str = opt("", "turn: force the reply's text/speech pattern, e.g. '5,15' ('' = the model's own)")
+    vocoder_repo: str = opt("", f"Covo-Audio clone holding the token2wav package ('' = no vocoder) ({_WHERE})")
+    vocoder_checkpoint: str = opt("", "token2wav weights: model.pt, with global_mean_var.npy beside it")
+    vocoder_config: str = opt("", "token2wav config ('' = <vocoder_repo>/token2wav/config.json)")
+    vocoder_prompt_dir: str = opt("", "voice prompt folder ('' = <vocoder_repo>/token2wav/prompt)")
+    vocoder_device: str = opt("", "device for token2wav ('' = the model's)")
+    vocoder_context_units: int = opt(24, "speech units of left context decoded again with each chunk", lo=0, hi=500)
