@@ -98,6 +98,7 @@ class Engine:
         self._commands: asyncio.Queue[Command] = asyncio.Queue()
         self._resampler: soxr.ResampleStream | None = None
         self._silence = np.zeros(STEP_SAMPLES, dtype=np.float32)
+        self._lead_in = np.zeros(round(self.config.lead_in_ms * SAMPLE_RATE / 1000), dtype=np.float32)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplex-backbone")
         self._wall_start = 0.0
         self._tail_steps_used = 0
@@ -131,12 +132,19 @@ class Engine:
             self._finish()
 
     async def step(self, chunk: np.ndarray) -> Sequence[Token]:
-        """One full step: play one block, apply commands, compute, route tokens."""
+        """One full step: play one block, apply commands, compute, route tokens (starts the session)."""
+        if self.lifecycle is Lifecycle.NEW:
+            self._start()
         return await self._compute(chunk, self._play())
 
     def _play(self) -> np.ndarray | None:
         """A clocked speaker plays the next block now; a callback device plays on its own."""
-        return self.output.advance() if self.output.clocked else None
+        if not self.output.clocked:
+            return None
+        before = self.output.queue.played
+        block = self.output.advance()
+        self._track_block(self.step_index, block, self.output.queue.played - before)
+        return block
 
     async def _compute(self, chunk: np.ndarray, played: np.ndarray | None) -> Sequence[Token]:
         k = self.step_index
@@ -235,6 +243,8 @@ class Engine:
         if action is Action.PLAY_AUDIO and token is not None:
             self._pending_units.append(token.unit)
         elif action is Action.START_SPEAKER:
+            if self.output.clocked and self._lead_in.size and queue.queued == 0:
+                queue.push(self._lead_in)  # live devices have a jitter buffer of their own
             self._turn = Turn(start_played=queue.played + queue.queued)
             self._resampler = None
         elif action is Action.FLUSH_SPEAKER:
@@ -264,15 +274,19 @@ class Engine:
         return max(0, queue.played + queue.queued - self._turn.start_played) // UNIT_SAMPLES
 
     def _flush_pending_audio(self) -> None:
-        if not self._pending_units:
-            return
+        """Decode this step's units; once the turn has ended (EOT), drain the resampler's tail too."""
         vocoder = self.model.vocoder
-        audio = vocoder.decode(self._pending_units)
+        turn_over = self.phase is not Phase.SPEAKING
+        if not self._pending_units and not (turn_over and self._resampler is not None):
+            return
+        audio = vocoder.decode(self._pending_units) if self._pending_units else np.zeros(0, np.float32)
         self._pending_units.clear()
         if vocoder.sample_rate != SAMPLE_RATE:
             if self._resampler is None:
                 self._resampler = soxr.ResampleStream(vocoder.sample_rate, SAMPLE_RATE, 1, dtype="float32")
-            audio = self._resampler.resample_chunk(audio.astype(np.float32))
+            audio = self._resampler.resample_chunk(audio.astype(np.float32), last=turn_over)
+            if turn_over:
+                self._resampler = None
         self.output.queue.push(audio)
 
     def _apply_commands(self) -> None:
@@ -286,32 +300,36 @@ class Engine:
     # ---- speaker events -------------------------------------------------------------------
 
     def _track_speaker(self, k: int, played: np.ndarray | None) -> None:
-        """Publish when the speaker starts playing a turn and when it runs dry.
-
-        Called after the step's audio was queued, so a queue that is empty now stays silent for
-        the next step: the speaker stopped inside the block just played.
-        """
+        """Speaker edges of a callback device, after the step's audio was queued."""
+        if played is not None:
+            return  # a clocked output: already tracked by _track_block as the block played
         queue = self.output.queue
         t0 = k * STEP_SECONDS
-        if played is None and queue.timed:  # a callback device stamps its own edges
+        if queue.timed:  # a callback device stamps its own edges
             for t, audible in queue.take_marks():
                 self._turn.audible = audible
                 self._publish_at(t, EventType.SPEAKER, what="started" if audible else "stopped")
             return
-        if played is None:  # a callback device plays on its own: judge from the counters
-            active = queue.queued > 0
-            if active != self._turn.audible:
-                self._turn.audible = active
-                self._publish_at(t0, EventType.SPEAKER, what="started" if active else "stopped")
-            return
-        nonzero = np.flatnonzero(played)
-        if not self._turn.audible and nonzero.size:
+        active = queue.queued > 0  # a callback device without timestamps: judge from the counters
+        if active != self._turn.audible:
+            self._turn.audible = active
+            self._publish_at(t0, EventType.SPEAKER, what="started" if active else "stopped")
+
+    def _track_block(self, k: int, block: np.ndarray, from_queue: int) -> None:
+        """Speaker edges of a clocked output, decided as block k is played (so events stay in time order).
+
+        `from_queue` samples of the block came from the queue; fewer than a block means the queue
+        ran dry inside it: the speaker stopped there.
+        """
+        t0 = k * STEP_SECONDS
+        if not self._turn.audible and from_queue:
             self._turn.audible = True
-            self._publish_at(t0 + nonzero[0] / SAMPLE_RATE, EventType.SPEAKER, what="started")
-        if self._turn.audible and queue.queued == 0:
-            last = nonzero[-1] + 1 if nonzero.size else 0
+            nonzero = np.flatnonzero(block[:from_queue])
+            self._publish_at(t0 + (nonzero[0] if nonzero.size else 0) / SAMPLE_RATE, EventType.SPEAKER,
+                             what="started")
+        if self._turn.audible and from_queue < block.size:
             self._turn.audible = False
-            self._publish_at(t0 + last / SAMPLE_RATE, EventType.SPEAKER, what="stopped")
+            self._publish_at(t0 + from_queue / SAMPLE_RATE, EventType.SPEAKER, what="stopped")
 
     # ---- events ---------------------------------------------------------------------------
 

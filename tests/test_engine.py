@@ -1,0 +1,172 @@
+"""The engine on a scripted backbone: routing, timing, truncation, draining, commands, overruns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES
+from audio_io.wav import MemoryOutput
+from duplex.backbones.base import Model
+from duplex.clock import VirtualClock
+from duplex.config import EngineConfig
+from duplex.engine import Command, Engine
+from duplex.events import EventBus, EventType
+from duplex.tokens import BREAK, EOT, SHIFT, THINK, Kind, Token, audio
+from tests.fakes import ListMicrophone, ScriptedBackbone, ToneVocoder, scripted_model
+
+A = audio
+
+
+def make(script, *, chunks: int = 12, value: float = 0.0, config: EngineConfig | None = None, **kw):
+    model = scripted_model(script, **kw)
+    out = MemoryOutput()
+    bus = EventBus()
+    events = bus.subscribe()
+    engine = Engine(model=model, input=ListMicrophone(chunks, value), output=out, bus=bus, clock=VirtualClock(),
+                    config=config or EngineConfig(max_tail_s=2.0))
+    return engine, model.backbone, out, events
+
+
+def kinds(events) -> list[tuple]:
+    out = []
+    for e in events.pending():
+        if e.type is EventType.STATE:
+            out.append((round(e.t, 2), "state", e.data["to"]))
+        elif e.type is EventType.CONTROL:
+            out.append((round(e.t, 2), "control", e.data["token"]))
+        elif e.type is EventType.SPEAKER:
+            out.append((round(e.t, 2), "speaker", e.data["what"]))
+    return out
+
+
+async def test_reply_plays_from_the_end_of_the_shift_step() -> None:
+    engine, backbone, out, events = make([(THINK,) * 4, (SHIFT, A(0), A(1), A(2)), (A(3), A(4), EOT, THINK)])
+    await engine.run()
+    played = out.audio()
+    start = 2 * STEP_SAMPLES + UNIT_SAMPLES  # SHIFT came in step 1, known at 0.32 s; then the 40 ms lead-in
+    assert np.all(played[:start] == 0)
+    assert np.allclose(played[start : start + UNIT_SAMPLES], 0.01)
+    assert np.allclose(played[start + 4 * UNIT_SAMPLES : start + 5 * UNIT_SAMPLES], 0.05)
+    assert np.all(played[start + 5 * UNIT_SAMPLES :] == 0)
+    assert kinds(events) == [
+        (0.0, "state", "LISTENING"), (0.32, "control", "SHIFT"), (0.32, "state", "SPEAKING"),
+        (0.36, "speaker", "started"), (0.48, "control", "EOT"), (0.48, "state", "DRAINING"),
+        (0.56, "speaker", "stopped"), (0.64, "state", "LISTENING"), (1.92, "state", "IDLE"),
+    ]
+
+
+async def test_audio_before_shift_and_after_eot_is_never_played() -> None:
+    engine, _, out, _ = make([(A(5), A(6), THINK, THINK), (SHIFT, A(0), EOT, A(9)), (A(9),) * 4])
+    await engine.run()
+    played = out.audio()
+    assert {round(float(x), 3) for x in np.unique(played)} == {0.0, 0.01}
+
+
+async def test_break_flushes_in_the_same_step_and_reports_units_heard() -> None:
+    script = [(SHIFT, A(0), A(1), A(2)), (A(3), A(4), A(5), A(6)), (A(7), A(8), A(9), A(10)),
+              (BREAK, THINK, THINK, THINK)]
+    engine, backbone, out, events = make(script)
+    await engine.run()
+    played = out.audio()
+    # Steps 1-3 played 3 + 4 + 4 units; step 3's BREAK flushes what step 2 queued beyond that.
+    heard = backbone.heard_calls
+    assert heard == [11]
+    after = played[4 * STEP_SAMPLES :]
+    assert np.count_nonzero(after) <= 80  # only the 5 ms fade-out
+    assert np.all(np.abs(after[:80]) <= 0.11)
+    assert ("control", "BREAK") in [(k, v) for _, k, v in kinds(events)]
+
+
+async def test_break_mid_turn_counts_only_what_left_the_speaker() -> None:
+    script = [(SHIFT, A(0), A(1), A(2)), (A(3), A(4), A(5), A(6)), (BREAK, THINK, THINK, THINK)]
+    engine, backbone, _, _ = make(script)
+    await engine.run()
+    # The speaker plays a step's block before the step computes: at step 2's BREAK it had played the
+    # lead-in + 3 units (step 1) and step 1's 4 units (step 2): 7 units heard, nothing left to drop.
+    assert backbone.heard_calls == [7]
+
+
+async def test_backbone_must_return_four_tokens() -> None:
+    engine, *_ = make([(THINK, THINK, THINK)])
+    with pytest.raises(RuntimeError, match="returned 3 tokens, not 4"):
+        await engine.run()
+
+
+async def test_mute_feeds_silence_and_stop_speaking_cuts_the_turn() -> None:
+    script = [(THINK,) * 4, (SHIFT, A(0), A(1), A(2)), (A(3),) * 4, (A(4),) * 4, (A(5),) * 4]
+    engine, backbone, out, events = make(script, chunks=8, value=0.5)
+    engine.submit(Command.MUTE)
+    await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
+    assert np.all(backbone.chunks[0] == 0)
+    engine.submit(Command.UNMUTE)
+    await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
+    assert np.all(backbone.chunks[1] == 0.5)
+    await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
+    engine.submit(Command.STOP_SPEAKING)
+    await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
+    assert engine.phase.name == "LISTENING"
+    assert len(backbone.heard_calls) == 1
+    commands = [e.data["command"] for e in events.pending() if e.type is EventType.COMMAND]
+    assert commands == ["mute", "unmute", "stop_speaking"]
+
+
+async def test_stop_command_ends_the_session_in_idle() -> None:
+    engine, *_ = make([(SHIFT, A(0), A(1), A(2))], chunks=100)
+    engine.submit(Command.STOP)
+    await engine.run()
+    assert engine.phase.name == "IDLE" and engine.step_index == 0
+
+
+async def test_slow_steps_are_counted_and_published_as_overruns() -> None:
+    engine, _, _, events = make([], chunks=3, delay_s=0.03, config=EngineConfig(overrun_ms=10.0))
+    await engine.run()
+    overruns = [e for e in events.pending() if e.type is EventType.OVERRUN]
+    assert [e.data["step"] for e in overruns] == [0, 1, 2]
+    assert all(e.data["ms"] >= 10 for e in overruns)
+    assert engine.stats.overruns == 3
+
+
+async def test_the_event_loop_stays_free_while_the_backbone_computes() -> None:
+    import asyncio
+
+    engine, *_ = make([], chunks=5, delay_s=0.05)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await engine.run()
+    task.cancel()
+    assert ticks >= 20  # 5 steps x 50 ms of compute, the loop kept ticking
+
+
+async def test_a_24k_vocoder_is_resampled_to_the_session_rate() -> None:
+    model = Model(backbone=ScriptedBackbone([(SHIFT, A(49), A(49), A(49)), (A(49),) * 4, (EOT,) + (THINK,) * 3]),
+                  vocoder=ToneVocoder(24_000), name="24k")
+    out = MemoryOutput()
+    engine = Engine(model=model, input=ListMicrophone(6), output=out, clock=VirtualClock())
+    await engine.run()
+    played = out.audio()
+    loud = np.flatnonzero(np.abs(played) > 0.25)
+    assert loud.size == pytest.approx(7 * UNIT_SAMPLES, abs=60)
+    assert np.allclose(played[loud[20:-20]], 0.5, atol=0.01)
+
+
+async def test_text_tokens_reach_the_transcript() -> None:
+    hello = Token(Kind.TEXT, text="hello")
+    engine, _, _, events = make([(hello, THINK, THINK, THINK)], chunks=2)
+    await engine.run()
+    assert engine.transcript == ["hello"]
+    assert [e.data["text"] for e in events.pending() if e.type is EventType.TEXT] == ["hello"]
+
+
+async def test_an_engine_runs_once() -> None:
+    engine, *_ = make([], chunks=1)
+    await engine.run()
+    with pytest.raises(RuntimeError, match="runs once"):
+        await engine.run()
