@@ -55,6 +55,7 @@ class EngineConfig:
     max_tail_s: float = opt(30.0, "offline: after the input ends, how long to let the model finish", lo=0.0, hi=600.0)
     step_events: bool = opt(False, "publish a 'step' event (compute ms, tokens) every step")
     overrun_ms: float = opt(160.0, "a step whose compute exceeds this is an overrun", lo=1.0, hi=10_000.0)
+    lead_in_ms: float = opt(40.0, "offline speakers: silence queued before each turn, so the 3 units of a SHIFT step play without a gap", lo=0.0, hi=640.0)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class LiveConfig:
     block_ms: int = opt(20, "sound card callback block in ms (time-to-silence after a barge-in is at most one block + 10 ms)", lo=5, hi=160)
     latency: str = opt("high", "PortAudio buffering: high is robust on loaded machines, low saves about 25 ms", choices=("low", "high"))
     jitter_ms: float = opt(160.0, "playout delay before each model turn, so later steps arrive before the speaker runs dry (default one step)", lo=0.0, hi=1280.0)
-    aec: str = opt("auto", "acoustic echo cancellation with the played signal as reference (auto = webrtc if livekit is installed, else speex)", choices=("auto", "webrtc", "speex", "off"))
-    guard_s: float | None = opt(None, "after the model starts speaking, ignore the microphone this long (null = 0.5 s when aec is off, 0 when on)", lo=0.0, hi=3.0)
+    aec: str = opt("auto", "acoustic echo cancellation with the played signal as reference (auto = webrtc if livekit is installed, else speex)", choices=("auto", "webrtc", "speex", "none"))
+    guard_s: float | None = opt(None, "after the model starts speaking, ignore the microphone this long (null = 0.5 s when aec is none, 0 otherwise)", lo=0.0, hi=3.0)
     stall_s: float = opt(3.0, "a microphone that delivers nothing this long ends the session with an error", lo=0.5, hi=60.0)
     tui: bool = opt(True, "show the terminal UI in live sessions (off: print the timeline)")
 
@@ -98,6 +99,10 @@ class MqttConfig:
     restart_delay_s: float = opt(2.0, "kiosk: restart a failed session after this (doubling per failure, up to 60 s); 0 = never", lo=0.0, hi=600.0)
 
 
+# Defined beside the covo backbone (it needs `opt` above); imported here to join the tree.
+from duplex.backbones.covo.config import CovoConfig  # noqa: E402
+
+
 @dataclass(frozen=True)
 class Config:
     backbone: str = opt("policy", "model: policy (VAD turn policy), tiny-fd, covo", choices=("policy", "tiny-fd", "covo"))
@@ -105,6 +110,7 @@ class Config:
     engine: EngineConfig = section(EngineConfig, "step loop")
     live: LiveConfig = section(LiveConfig, "sound devices and terminal UI")
     mqtt: MqttConfig = section(MqttConfig, "MQTT bridge for kiosks")
+    covo: CovoConfig = section(CovoConfig, "Covo-Audio backbone")
     base_dir: str = field(default=".", metadata={"doc": "", "hidden": True})
 
     def resolve(self, relative: str) -> Path:
@@ -258,7 +264,9 @@ def reference_table(cls: type = Config, prefix: str = "") -> str:
             doc += f" ({' / '.join(map(str, f.metadata['choices']))})"
         if f.metadata.get("lo") is not None:
             doc += f" [{f.metadata['lo']}, {f.metadata['hi']}]"
-        rows.append(f"| `{prefix}{f.name}` | `{value!r}` | {doc} |")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "…'"
+        shown = shown.replace("|", "\\|").replace("\\n", " ")
+        rows.append(f"| `{prefix}{f.name}` | `{shown}` | {doc} |")
     return "\n".join(rows)
 
 
