@@ -1,0 +1,163 @@
+"""The kiosk's session supervisor: one session at a time, started on request, restarted after failures.
+
+A kiosk runs for days while sessions come and go: an operator stops and starts them, a device
+error ends one. The host owns a bus that outlives the sessions and carries every event of every
+session in order, so the MQTT bridge (or a JSON log) follows one stream. Commands from outside
+are checked against the current session and answered with a reason when they cannot apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+from duplex.events import Event, EventBus, EventType
+from duplex.mqtt.protocol import Cmd, CommandError
+from duplex.session import DuplexSession
+
+log = logging.getLogger("duplex.kiosk")
+
+MAX_RESTART_DELAY_S = 60.0
+
+
+class SessionHost:
+    """Runs sessions made by `open_session`, one at a time, for as long as the host is entered.
+
+    `autostart` starts the first session at once (else a `start` command does); a session that
+    raises or reports an error is restarted after `restart_delay_s`, doubling per consecutive
+    failure up to a minute (0 = never restart); `once` ends the host after its first session.
+    """
+
+    def __init__(self, *, open_session: Callable[[], DuplexSession], autostart: bool = True,
+                 restart_delay_s: float = 2.0, once: bool = False) -> None:
+        self.bus = EventBus()
+        self._open_session = open_session
+        self._restart_delay_s = restart_delay_s
+        self._once = once
+        self._wanted = asyncio.Event()
+        if autostart:
+            self._wanted.set()
+        self._finished = asyncio.Event()
+        self._session: DuplexSession | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._last_t = 0.0
+        self.sessions_started = 0
+        self.failures = 0  # consecutive
+        self.last_error = ""
+        self.started_at = time.monotonic()
+
+    async def __aenter__(self) -> Self:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._supervisor = self._tasks.create_task(self._supervise(), name="duplex.host.supervisor")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        assert self._tasks is not None and self._supervisor is not None
+        if self._session is not None and self._session.running:
+            self._session.stop()
+            await self._session.wait()
+        self._supervisor.cancel()
+        await self._tasks.__aexit__(exc_type, exc, tb)
+
+    @property
+    def session(self) -> DuplexSession | None:
+        """The running session, if any."""
+        return self._session if self._session is not None and self._session.running else None
+
+    async def finished(self) -> None:
+        """With `once`: wait until the first session has ended."""
+        await self._finished.wait()
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.session is not None or self._wanted.is_set():
+            raise CommandError("a session is already running (send 'stop' first)", cmd=Cmd.START)
+        self._wanted.set()
+
+    def command(self, cmd: Cmd) -> None:
+        """Apply one outside command now (session commands take effect at its next step)."""
+        if cmd is Cmd.PING:
+            return
+        if cmd is Cmd.START:
+            self.start()
+            return
+        session = self.session
+        if session is None:
+            raise CommandError(f"no session is running ('{cmd.value}' needs one; send 'start')", cmd=cmd)
+        match cmd:
+            case Cmd.STOP:
+                self._wanted.clear()
+                session.stop()
+            case Cmd.MUTE:
+                session.mute()
+            case Cmd.UNMUTE:
+                session.unmute()
+            case Cmd.STOP_SPEAKING:
+                session.stop_speaking()
+            case Cmd.RESET:
+                session.reset()
+
+    def metrics(self) -> dict[str, Any]:
+        session = self.session
+        return {
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "sessions_started": self.sessions_started,
+            "consecutive_failures": self.failures,
+            "last_error": self.last_error,
+            "session": session.stats().to_dict() if session is not None else None,
+        }
+
+    # ---- supervision ----------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            await self._wanted.wait()
+            ok = await self._run_one()
+            if ok:
+                self.failures = 0
+                self._wanted.clear()
+            else:
+                self.failures += 1
+            if self._once:
+                self._finished.set()
+                return
+            if not ok and self._restart_delay_s > 0 and self._wanted.is_set():
+                delay = min(MAX_RESTART_DELAY_S, self._restart_delay_s * 2 ** (self.failures - 1))
+                log.warning("session failed (%s); restarting in %.1f s", self.last_error, delay)
+                await asyncio.sleep(delay)
+            elif not ok:
+                self._wanted.clear()
+
+    async def _run_one(self) -> bool:
+        """Run one session to its end, forwarding its events; False if it failed."""
+        failed = False
+        try:
+            async with self._open_session() as session:
+                events = session.events(maxsize=0)  # before the first await: nothing is missed
+                self._session = session
+                self.sessions_started += 1
+                async for event in events:
+                    self._forward(event)
+                    if event.type is EventType.ERROR:
+                        failed = True
+                        self.last_error = str(event.data.get("message", ""))
+        except Exception as exc:  # a session must never take the kiosk down with it
+            failed = True
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._forward(Event(self._last_t, EventType.ERROR, {"message": self.last_error}))
+            log.error("session failed: %s", self.last_error)
+        finally:
+            self._session = None
+        return not failed
+
+    def _forward(self, event: Event) -> None:
+        self._last_t = event.t
+        self.bus.publish(event)

@@ -1,0 +1,164 @@
+"""The MQTT bridge against a real mosquitto: retained state, command round trips, authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from duplex.events import EventType
+from duplex.mqtt.bridge import MqttBridge
+from duplex.mqtt.host import SessionHost
+from duplex.session import DuplexSession
+from tests import mqtt_fixtures
+from tests.mqtt_fixtures import BASE, Broker, EndlessInput, Watcher, check_schema, commander, comparable, reference_run
+
+broker, auth_broker, question = mqtt_fixtures.broker, mqtt_fixtures.auth_broker, mqtt_fixtures.question
+
+STATE, STATUS, EVENT, METRICS = (f"{BASE}/{t}" for t in ("state", "status", "event", "metrics"))
+
+
+def offline_host(question: Path, **kw: Any) -> SessionHost:
+    return SessionHost(open_session=lambda: DuplexSession(input=question), autostart=False, **kw)
+
+
+def check_all_payloads(watcher: Watcher) -> None:
+    """Every payload the bridge published matches its JSON schema under examples/schemas/."""
+    schema = {STATE: "state", STATUS: "status", EVENT: "event", METRICS: "metrics",
+              f"{BASE}/cmd/result": "command-result"}
+    for seen in watcher.seen:
+        if seen.topic in schema:
+            check_schema(schema[seen.topic], seen.payload)
+
+
+async def run_cli(*argv: str) -> str:
+    """One of Debian's clients, without blocking the event loop the bridge runs on."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, f"{argv[0]} failed: {err.decode()}"
+    return out.decode().strip()
+
+
+async def test_retained_state_follows_an_offline_session(broker: Broker, question: Path) -> None:
+    host = offline_host(question)
+    session_events = host.bus.subscribe()
+    async with Watcher(broker, f"{BASE}/#") as watcher, MqttBridge(config=broker.config(), host=host), host:
+        await watcher.wait_for(STATUS, lambda v: v == "online")
+        host.start()
+        await watcher.wait_for(STATE, lambda s: s["session"] == "ended")
+        # a newcomer (Debian's client) is told where things stand
+        retained = json.loads(await run_cli(*broker.cli("mosquitto_sub", "-t", STATE, "-C", "1", "-W", "10")))
+    history = session_events.pending()
+    end = history[-1].to_dict()["t"]
+    assert retained == {"state": "IDLE", "session": "ended", "mic_open": False, "sessions": 1, "t": end}
+    transitions = [e.data["to"] for e in history if e.type is EventType.STATE]
+    assert transitions == ["LISTENING", "SPEAKING", "DRAINING", "LISTENING", "IDLE"]
+    states = [s.json() for s in watcher.on(STATE)]
+    assert [s["state"] for s in states] == ["IDLE", "IDLE", *transitions, "IDLE"]  # retained, start, ..., end
+    assert states[-1]["session"] == "ended" and states[-2]["t"] == end > 4.0
+    assert [s.json() for s in watcher.on(EVENT)] == [e.to_dict() for e in history]  # every event, in order
+    assert watcher.on(STATUS)[-1].payload == b"offline"  # a clean exit says so itself
+    check_all_payloads(watcher)
+
+
+async def test_every_command_round_trips_with_its_effect(broker: Broker, question: Path) -> None:
+    host = SessionHost(open_session=lambda: DuplexSession(input=EndlessInput(question), realtime=True),
+                       autostart=False)
+    async with (Watcher(broker, f"{BASE}/#") as watcher, MqttBridge(config=broker.config(), host=host),
+                host, commander(broker, BASE) as send):
+        await watcher.wait_for(STATUS, lambda v: v == "online")
+
+        def event(**match: Any) -> Any:
+            return watcher.wait_for(EVENT, lambda e: all(e.get(k) == v for k, v in match.items()))
+
+        assert await send({"cmd": "ping", "id": "p-1"}) == {"id": "p-1", "ok": True, "cmd": "ping"}
+        assert await send({"cmd": "mute", "id": 1}) == {
+            "id": 1, "ok": False, "cmd": "mute", "error": "no session is running ('mute' needs one; send 'start')"}
+        assert await send({"cmd": "start", "id": 2}) == {"id": 2, "ok": True, "cmd": "start"}
+        await watcher.wait_for(STATE, lambda s: s["session"] == "running" and s["state"] == "LISTENING")
+        assert (await send({"cmd": "start", "id": 3}))["error"].startswith("a session is already running")
+
+        await watcher.wait_for(STATE, lambda s: s["state"] == "SPEAKING")  # the echo of the question
+        assert (await send({"cmd": "stop_speaking", "id": 4}))["ok"]
+        await event(type="command", command="stop_speaking")
+        await event(type="state", **{"from": "SPEAKING", "to": "LISTENING"})
+
+        assert (await send({"cmd": "mute", "id": 5}))["ok"]
+        await event(type="mic", what="muted")
+        await watcher.wait_for(STATE, lambda s: s["mic_open"] is False)
+        assert (await send({"cmd": "unmute", "id": 6}))["ok"]
+        await event(type="mic", what="unmuted")
+        assert (await send({"cmd": "reset", "id": "r"}))["ok"]
+        await event(type="command", command="reset")
+
+        assert await send({"cmd": "stop", "id": 7}) == {"id": 7, "ok": True, "cmd": "stop"}
+        await watcher.wait_for(STATE, lambda s: s["session"] == "ended" and s["state"] == "IDLE")
+        assert (await send({"cmd": "stop", "id": 8}))["error"].startswith("no session is running")
+        assert (await send({"cmd": "start", "id": 9}))["ok"]  # a new session: sessions counts it
+        await watcher.wait_for(STATE, lambda s: s["sessions"] == 2 and s["state"] == "LISTENING")
+        metrics = await watcher.wait_for(METRICS, lambda m: m["session"] is not None and m["bridge"]["answered"] >= 11)
+        assert metrics["session"]["running"] and metrics["sessions_started"] == 2
+    check_all_payloads(watcher)
+
+
+async def test_commands_round_trip_through_debian_clients(broker: Broker, question: Path) -> None:
+    host = SessionHost(open_session=lambda: DuplexSession(input=EndlessInput(question), realtime=True),
+                       autostart=False)
+    async with MqttBridge(config=broker.config(), host=host) as bridge, host:
+        status = await run_cli(*broker.cli("mosquitto_sub", "-t", STATUS, "-C", "1", "-W", "20"))
+        assert status == "online" and bridge.online
+
+        async def rr(payload: str) -> Any:
+            return json.loads(await run_cli(*broker.cli("mosquitto_rr", "-t", f"{BASE}/cmd", "-e", f"{BASE}/cmd/result",
+                                                        "-m", payload, "-W", "20")))
+
+        assert await rr('{"cmd":"ping","id":"rr-1"}') == {"id": "rr-1", "ok": True, "cmd": "ping"}
+        assert await rr('{"cmd":"start","id":"rr-2"}') == {"id": "rr-2", "ok": True, "cmd": "start"}
+        assert await rr('{"cmd":"mute","id":"rr-3"}') == {"id": "rr-3", "ok": True, "cmd": "mute"}
+        refused = await rr('{"cmd":"mute","id":"rr-4","file":"/etc/shadow"}')
+        assert refused == {"id": "rr-4", "ok": False,
+                           "error": "unknown key \"file\": a command has only 'cmd' and 'id'"}
+        assert await rr('{"cmd":"stop","id":"rr-5"}') == {"id": "rr-5", "ok": True, "cmd": "stop"}
+        assert bridge.commands.answered == 5 and bridge.commands.refused == 1
+
+
+async def test_username_and_password_are_honoured(auth_broker: Broker, question: Path) -> None:
+    host = offline_host(question)
+    async with (Watcher(auth_broker, f"{BASE}/#") as watcher, MqttBridge(config=auth_broker.config(), host=host),
+                host, commander(auth_broker, BASE) as send):
+        await watcher.wait_for(STATUS, lambda v: v == "online")
+        assert await send({"cmd": "ping", "id": 1}) == {"id": 1, "ok": True, "cmd": "ping"}
+
+
+async def test_a_wrong_password_is_retried_and_never_disturbs_the_session(auth_broker: Broker, question: Path) -> None:
+    host = offline_host(question)
+    events = host.bus.subscribe()
+    config = auth_broker.config(password="wrong", reconnect_min_s=0.1, reconnect_max_s=0.2)
+    async with MqttBridge(config=config, host=host) as bridge, host:
+        host.start()
+        while host.sessions_started == 0 or host.session is not None:
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(_until(lambda: "not authori" in bridge.last_error.lower()), 20)
+        assert not bridge.online
+    history = events.pending()
+    assert comparable(history) == comparable(await reference_run(question))
+    assert bridge.counters.missed_offline == len(history) and bridge.counters.published == 0
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("secret_in", ["file", "config"])
+async def test_the_password_can_live_in_a_file(auth_broker: Broker, tmp_path: Path, question: Path,
+                                               secret_in: str) -> None:
+    user, password = next(iter(auth_broker.users.items()))
+    (tmp_path / "mqtt-password").write_text(password + "\n")
+    config = (auth_broker.config(password="", password_file="mqtt-password") if secret_in == "file"
+              else auth_broker.config())
+    async with MqttBridge(config=config, host=offline_host(question), base_dir=tmp_path) as bridge:
+        await asyncio.wait_for(_until(lambda: bridge.online), 20)
