@@ -1,0 +1,96 @@
+"""audio_io building blocks: streaming resampling, the speaker ring, WAV sink, VADs, levels."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
+from audio_io.levels import audible_spans
+from audio_io.speaker import FADE_SAMPLES, SpeakerQueue
+from audio_io.vad import SileroVad, WebRtcVad
+from audio_io.wav import WavInput, WavOutput
+
+
+def read_all(path: Path) -> np.ndarray:
+    wav = WavInput(path)
+    chunks = []
+    while (chunk := asyncio.run(wav.read())) is not None:
+        chunks.append(chunk)
+    wav.close()
+    return np.concatenate(chunks)
+
+
+def test_streamed_input_equals_one_shot_resampling(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    signal = (0.3 * np.sin(np.arange(44_100 * 3) * 2 * np.pi * 440 / 44_100) + 0.01 * rng.standard_normal(44_100 * 3))
+    sf.write(tmp_path / "a.wav", signal, 44_100, subtype="FLOAT")
+    streamed = read_all(tmp_path / "a.wav")
+    one_shot = soxr.resample(signal.astype(np.float32), 44_100, SAMPLE_RATE)
+    assert streamed.size % STEP_SAMPLES == 0
+    assert np.allclose(streamed[: one_shot.size], one_shot, atol=1e-5)
+    assert np.all(streamed[one_shot.size :] == 0)
+
+
+def test_16k_input_passes_through_exactly(tmp_path: Path) -> None:
+    signal = np.linspace(-0.5, 0.5, 5000, dtype=np.float32)
+    sf.write(tmp_path / "b.wav", signal, SAMPLE_RATE, subtype="FLOAT")
+    out = read_all(tmp_path / "b.wav")
+    assert np.array_equal(out[:5000], signal) and out.size == 2 * STEP_SAMPLES
+
+
+def test_speaker_queue_wraps_flushes_with_a_fade_and_counts() -> None:
+    q = SpeakerQueue(capacity=1000)
+    q.push(np.ones(700, np.float32))
+    assert q.pull(300).sum() == 300
+    q.push(np.full(700, 2.0, np.float32))  # wraps around the ring; 100 samples do not fit
+    assert (q.queued, q.overflowed) == (1000, 100)
+    dropped = q.flush()
+    assert dropped == 1000 - FADE_SAMPLES and q.dropped == dropped
+    tail = q.pull(FADE_SAMPLES + 10)
+    assert tail[0] < 1.0 and np.all(np.diff(tail[:FADE_SAMPLES]) < 0) and np.all(tail[FADE_SAMPLES:] == 0)
+    assert q.played == 300 + FADE_SAMPLES
+
+
+def test_pull_into_pads_with_silence_and_says_how_much_was_audio() -> None:
+    q = SpeakerQueue(capacity=100)
+    q.push(np.ones(30, np.float32))
+    out = np.full(50, 9.0, np.float32)
+    assert q.pull_into(out) == 30
+    assert np.all(out[:30] == 1) and np.all(out[30:] == 0)
+
+
+def test_wav_sink_is_readable_while_still_open(tmp_path: Path) -> None:
+    out = WavOutput(tmp_path / "o.wav")
+    out.queue.push(np.full(STEP_SAMPLES * 7, 0.25, np.float32))
+    for _ in range(6):
+        out.advance()
+    info = sf.info(tmp_path / "o.wav")
+    assert info.frames == 6 * STEP_SAMPLES
+    out.close()
+    assert sf.info(tmp_path / "o.wav").frames == 6 * STEP_SAMPLES
+
+
+@pytest.mark.parametrize("vad_cls", [WebRtcVad, SileroVad])
+def test_vads_hear_speech_and_not_silence(vad_cls, speech) -> None:
+    if vad_cls is SileroVad:
+        pytest.importorskip("silero_vad")
+    vad = vad_cls()
+    audio = read_all(speech("The quick brown fox jumps over the lazy dog."))
+    probs = [vad.speech_prob(audio[i : i + STEP_SAMPLES]) for i in range(0, audio.size, STEP_SAMPLES)]
+    silence = [vad.speech_prob(np.zeros(STEP_SAMPLES, np.float32)) for _ in range(5)]
+    assert np.mean(np.array(probs) >= 0.5) > 0.6
+    assert max(silence) < 0.5
+
+
+def test_audible_spans_merge_short_gaps() -> None:
+    x = np.zeros(SAMPLE_RATE, np.float32)
+    x[1600:3200] = 0.1
+    x[4160:6400] = 0.1  # a 60 ms gap
+    assert audible_spans(x) == [(0.1, 0.2), (0.26, 0.4)]
+    assert audible_spans(x, merge_gap_s=0.1) == [(0.1, 0.4)]

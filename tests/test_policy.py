@@ -1,0 +1,83 @@
+"""The policy backbone's token stream, fed chunk by chunk: the tokens a native model would emit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_io.format import STEP_SAMPLES
+from audio_io.wav import load_mono16k
+from duplex.backbones.policy import load_policy
+from duplex.config import PolicyConfig, load_config
+from duplex.errors import ConfigError
+from duplex.tokens import Kind
+
+
+def chunks(audio: np.ndarray) -> list[np.ndarray]:
+    audio = np.concatenate([audio, np.zeros(-audio.size % STEP_SAMPLES, np.float32)])
+    return [audio[i : i + STEP_SAMPLES] for i in range(0, audio.size, STEP_SAMPLES)]
+
+
+def run(model, audio: np.ndarray) -> list[list[Kind]]:
+    return [[t.kind for t in model.backbone.step(c)] for c in chunks(audio)]
+
+
+def test_question_then_silence_gives_think_shift_units_eot(speech) -> None:
+    model = load_policy(PolicyConfig(), Path("."))
+    q = load_mono16k(speech("What time does the museum open?"))
+    steps = run(model, np.concatenate([q, np.zeros(16000 * 5, np.float32)]))
+    flat = [k for s in steps for k in s]
+    first_shift = flat.index(Kind.SHIFT)
+    assert set(flat[:first_shift]) == {Kind.THINK}
+    assert flat.count(Kind.SHIFT) == 1 and flat.count(Kind.EOT) == 1
+    units = flat[first_shift + 1 : flat.index(Kind.EOT)]
+    assert set(units) == {Kind.AUDIO} and len(units) >= q.size / 640 * 0.8
+    assert all(len(s) == 4 for s in steps)
+
+
+def test_reply_units_decode_to_the_users_words(speech) -> None:
+    model = load_policy(PolicyConfig(), Path("."))
+    q = load_mono16k(speech("Please repeat after me."))
+    tokens = [t for c in chunks(np.concatenate([q, np.zeros(16000 * 5, np.float32)])) for t in model.backbone.step(c)]
+    units = [t.unit for t in tokens if t.kind is Kind.AUDIO]
+    reply = model.vocoder.decode(units)
+    # The reply starts at the chunk where speech was first heard: find that offset in the question.
+    n = reply.size - 2 * STEP_SAMPLES
+    best = max(np.corrcoef(reply[:n], q[lag : lag + n])[0, 1] for lag in range(0, q.size - n, 160))
+    assert best > 0.99  # the same audio
+
+
+def test_wav_responder_plays_the_configured_file(speech, tmp_path: Path) -> None:
+    reply_wav = speech("This is the fixed answer.", voice="en-gb")
+    cfg = load_config(sets=["policy.responder=wav", f"policy.reply_wav={reply_wav}"]).policy
+    model = load_policy(cfg, tmp_path)
+    q = load_mono16k(speech("Hello?"))
+    tokens = [t for c in chunks(np.concatenate([q, np.zeros(16000 * 6, np.float32)])) for t in model.backbone.step(c)]
+    units = [t.unit for t in tokens if t.kind is Kind.AUDIO]
+    fixed = load_mono16k(reply_wav)
+    assert len(units) == -(-fixed.size // 640)
+    assert np.allclose(model.vocoder.decode(units)[: fixed.size], fixed)
+
+
+def test_wav_responder_without_a_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="policy.reply_wav"):
+        load_policy(PolicyConfig(responder="wav"), Path("."))
+
+
+def test_heard_is_recorded_in_the_history(speech) -> None:
+    model = load_policy(PolicyConfig(), Path("."))
+    q = load_mono16k(speech("Tell me a story."))
+    run(model, np.concatenate([q, np.zeros(16000, np.float32)]))
+    model.backbone.heard(5)
+    assert model.backbone.history[-1].heard == 5
+    model.backbone.reset()
+    assert model.backbone.history == []
+
+
+def test_quiet_noise_never_starts_a_turn() -> None:
+    model = load_policy(PolicyConfig(), Path("."))
+    rng = np.random.default_rng(3)
+    noise = (rng.standard_normal(16000 * 10) * 10 ** (-55 / 20)).astype(np.float32)
+    assert {k for s in run(model, noise) for k in s} == {Kind.THINK}
