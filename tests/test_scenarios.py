@@ -49,10 +49,17 @@ expect:
 
 
 def test_a_deliberately_wrong_expectation_says_which_and_by_how_much(tmp_path: Path) -> None:
-    path = scenario(tmp_path, "wrong", BARGE.format(name="too strict", expect="""\
+    path = scenario(
+        tmp_path,
+        "wrong",
+        BARGE.format(
+            name="too strict",
+            expect="""\
   - speaking_started: {after_user_end: 1, within: 0.1}
   - silent: {after_user_start: 2, within: 0.05}
-  - no_barge_in: {during_user: 2}"""))
+  - no_barge_in: {during_user: 2}""",
+        ),
+    )
     result = run_scenario_file(path)
     assert not result.passed
     assert len(result.failures) == 3
@@ -64,28 +71,57 @@ def test_a_deliberately_wrong_expectation_says_which_and_by_how_much(tmp_path: P
 
 
 def test_the_same_scenario_with_fair_expectations_passes(tmp_path: Path) -> None:
-    path = scenario(tmp_path, "fair", BARGE.format(name="fair", expect="""\
+    path = scenario(
+        tmp_path,
+        "fair",
+        BARGE.format(
+            name="fair",
+            expect="""\
   - speaking_started: {after_user_end: 1, within: 1.0}
   - silent: {after_user_start: 2, within: 0.4}
-  - barge_in: {after_user_start: 2, within: 1.5}"""))
+  - barge_in: {after_user_start: 2, within: 1.5}""",
+        ),
+    )
     result = run_scenario_file(path)
     assert result.passed, result.failures
     assert result.metrics["barge_ins"] == 1 and result.metrics["false_barge_ins"] == 0
     assert 0 < result.metrics["stop_latency_s"][0] <= 0.4
 
 
-@pytest.mark.parametrize(("name", "text", "needle"), [
-    ("missing_clip", "duration: 5\nuser:\n  - audio: clips/nope.wav\n    at: 0\nexpect: []\n", ":3: user[1].audio: clip not found"),
-    ("too_long", "duration: 1.0\nuser:\n  - audio: clips/weather.wav\n    at: 0\nexpect: []\n", "longer than the session"),
-    ("past_end", "duration: 3.0\nuser:\n  - audio: clips/weather.wav\n    at: 2.0\nexpect: []\n", "past the session end"),
-    ("bad_event", "duration: 5\nuser:\n  - audio: clips/mmhmm.wav\n    after: {event: speaking_begun}\nexpect: []\n",
-     ":4: user[1].after.event: unknown event 'speaking_begun'"),
-    ("negative", "duration: 5\nuser:\n  - audio: clips/mmhmm.wav\n    at: -1\nexpect: []\n", ":4: user[1].at: -1 must be >= 0"),
-    ("malformed", "duration: 5\nuser: [\n", "malformed YAML"),
-    ("bad_check", "duration: 5\nuser: []\nexpect:\n  - silence: {}\n", ":4: expect[1].silence: unknown check"),
-    ("bad_clip_ref", "duration: 5\nuser: []\nexpect:\n  - no_barge_in: {during_user: 3}\n", "no user clip 3"),
-    ("bad_config", "duration: 5\nconfig: {policy: {vad: dnn}}\nuser: []\nexpect: []\n", "policy.vad"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        (
+            "missing_clip",
+            "duration: 5\nuser:\n  - audio: clips/nope.wav\n    at: 0\nexpect: []\n",
+            ":3: user[1].audio: clip not found",
+        ),
+        (
+            "too_long",
+            "duration: 1.0\nuser:\n  - audio: clips/weather.wav\n    at: 0\nexpect: []\n",
+            "longer than the session",
+        ),
+        (
+            "past_end",
+            "duration: 3.0\nuser:\n  - audio: clips/weather.wav\n    at: 2.0\nexpect: []\n",
+            "past the session end",
+        ),
+        (
+            "bad_event",
+            "duration: 5\nuser:\n  - audio: clips/mmhmm.wav\n    after: {event: speaking_begun}\nexpect: []\n",
+            ":4: user[1].after.event: unknown event 'speaking_begun'",
+        ),
+        (
+            "negative",
+            "duration: 5\nuser:\n  - audio: clips/mmhmm.wav\n    at: -1\nexpect: []\n",
+            ":4: user[1].at: -1 must be >= 0",
+        ),
+        ("malformed", "duration: 5\nuser: [\n", "malformed YAML"),
+        ("bad_check", "duration: 5\nuser: []\nexpect:\n  - silence: {}\n", ":4: expect[1].silence: unknown check"),
+        ("bad_clip_ref", "duration: 5\nuser: []\nexpect:\n  - no_barge_in: {during_user: 3}\n", "no user clip 3"),
+        ("bad_config", "duration: 5\nconfig: {policy: {vad: dnn}}\nuser: []\nexpect: []\n", "policy.vad"),
+    ],
+)
 def test_bad_scenarios_fail_alone_and_name_the_problem(tmp_path: Path, name: str, text: str, needle: str) -> None:
     bad = scenario(tmp_path, name, text)
     good = scenario(tmp_path, "good", "duration: 2.0\nuser: []\nexpect:\n  - no_speaking: {from: 0, to: 2}\n")
@@ -100,27 +136,47 @@ def test_bad_scenarios_fail_alone_and_name_the_problem(tmp_path: Path, name: str
 
 
 def test_a_trigger_that_never_fires_is_reported(tmp_path: Path) -> None:
-    path = scenario(tmp_path, "never", """duration: 3.0
+    path = scenario(
+        tmp_path,
+        "never",
+        """duration: 3.0
 user:
   - audio: clips/mmhmm.wav
     after: {event: barge_in, nth: 2}
 expect:
   - no_barge_in: {during_user: 1}
-""")
+""",
+    )
     result = run_scenario_file(path)
     assert result.failures == ["clip 1 never played: event barge_in #2 did not happen"]
 
 
 def test_report_junit_and_plots_for_the_suite(tmp_path: Path) -> None:
-    proc = duplex_test(SUITE, "--skip-slow", "--report", tmp_path / "r.json", "--junit", tmp_path / "j.xml",
-                       "--plot", tmp_path / "plots")
+    proc = duplex_test(
+        SUITE,
+        "--skip-slow",
+        "--report",
+        tmp_path / "r.json",
+        "--junit",
+        tmp_path / "j.xml",
+        "--plot",
+        tmp_path / "plots",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["failed"] == 0 and report["summary"]["passed"] >= 10
     for s in report["scenarios"]:
         assert {"name", "file", "passed", "failures", "metrics", "events"} <= s.keys()
-        assert {"turn_latency_s", "stop_latency_s", "barge_ins", "false_barge_ins", "takeovers",
-                "step_ms_p50", "step_ms_p99", "realtime_factor"} <= s["metrics"].keys()
+        assert {
+            "turn_latency_s",
+            "stop_latency_s",
+            "barge_ins",
+            "false_barge_ins",
+            "takeovers",
+            "step_ms_p50",
+            "step_ms_p99",
+            "realtime_factor",
+        } <= s["metrics"].keys()
         assert all({"t", "type"} <= e.keys() for e in s["events"])
     suite = ET.parse(tmp_path / "j.xml").getroot()
     assert suite.tag == "testsuite" and int(suite.get("failures")) == 0
@@ -131,7 +187,9 @@ def test_report_junit_and_plots_for_the_suite(tmp_path: Path) -> None:
 
 
 def test_failing_suite_exits_nonzero_and_junit_records_the_failure(tmp_path: Path) -> None:
-    path = scenario(tmp_path, "wrong", BARGE.format(name="strict", expect="  - silent: {after_user_start: 2, within: 0.01}"))
+    path = scenario(
+        tmp_path, "wrong", BARGE.format(name="strict", expect="  - silent: {after_user_start: 2, within: 0.01}")
+    )
     proc = duplex_test(path, "--junit", tmp_path / "j.xml")
     assert proc.returncode == 1
     failure = ET.parse(tmp_path / "j.xml").getroot().find("testcase/failure")
@@ -145,8 +203,12 @@ def test_missing_path_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_pytest_collects_the_suite_as_items() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "", str(SUITE)],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "", str(SUITE)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     items = [line for line in proc.stdout.splitlines() if ".yaml::" in line]
     assert len(items) == len(list(SUITE.glob("*.yaml")))
@@ -156,10 +218,16 @@ def test_pytest_collects_the_suite_as_items() -> None:
 def test_pytest_reports_a_failing_scenario_with_its_message(tmp_path: Path) -> None:
     dest = tmp_path / "examples" / "scenarios"
     dest.mkdir(parents=True)
-    scenario(dest, "strict", BARGE.format(name="strict", expect="  - speaking_started: {after_user_end: 1, within: 0.05}"))
+    scenario(
+        dest, "strict", BARGE.format(name="strict", expect="  - speaking_started: {after_user_end: 1, within: 0.05}")
+    )
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(dest)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(dest)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stdout
     assert "scenario strict.yaml failed" in proc.stdout and "over by" in proc.stdout
 

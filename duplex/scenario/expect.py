@@ -20,8 +20,12 @@ class Outcome:
     window: tuple[float, float] | None = None  # the stretch of session time the check looked at
 
     def to_dict(self) -> dict[str, object]:
-        return {"check": self.expectation.describe(), "line": self.expectation.line, "passed": self.passed,
-                "message": self.message}
+        return {
+            "check": self.expectation.describe(),
+            "line": self.expectation.line,
+            "passed": self.passed,
+            "message": self.message,
+        }
 
 
 def evaluate(exp: Expectation, tl: Timeline) -> Outcome:
@@ -39,15 +43,17 @@ def evaluate(exp: Expectation, tl: Timeline) -> Outcome:
                 return Outcome(exp, True, f"BREAK {hits[0] - clip.start:.2f} s after clip {clip.index} started", window)
             later = [t for t in tl.breaks if t > window[1]]
             detail = f"the first came {later[0] - window[0]:.2f} s after" if later else "none came"
-            return Outcome(exp, False, f"no BREAK within {p['within']:.2f} s of clip {clip.index}'s start "
-                                       f"({detail})", window)
+            return Outcome(
+                exp, False, f"no BREAK within {p['within']:.2f} s of clip {clip.index}'s start ({detail})", window
+            )
         case Check.NO_BARGE_IN:
             clip = tl.clip(int(p["during_user"]))
             window = (clip.start, clip.end + BARGE_IN_GRACE_S)
             hits = [t for t in tl.breaks if window[0] <= t <= window[1]]
             if hits:
-                return Outcome(exp, False, f"BREAK at {hits[0]:.2f} s, {hits[0] - clip.start:.2f} s into clip "
-                                           f"{clip.index}", window)
+                return Outcome(
+                    exp, False, f"BREAK at {hits[0]:.2f} s, {hits[0] - clip.start:.2f} s into clip {clip.index}", window
+                )
             return Outcome(exp, True, f"no BREAK during clip {clip.index}", window)
         case Check.NO_SPEAKING:
             if "during_user" in p:
@@ -59,8 +65,9 @@ def evaluate(exp: Expectation, tl: Timeline) -> Outcome:
             loud = _audible_in(tl.model_audio, *window)
             if loud:
                 total = sum(e - s for s, e in loud)
-                return Outcome(exp, False, f"model audible during {what}: from {loud[0][0]:.2f} s, "
-                                           f"{total:.2f} s in all", window)
+                return Outcome(
+                    exp, False, f"model audible during {what}: from {loud[0][0]:.2f} s, {total:.2f} s in all", window
+                )
             return Outcome(exp, True, f"model silent during {what}", window)
         case _:
             return _aggregate(exp, tl)
@@ -73,8 +80,13 @@ def _speaking_started(exp: Expectation, tl: Timeline, index: int, within: float)
     if latency is None:
         return Outcome(exp, False, f"model never started speaking after clip {index} ended", window)
     if latency > within:
-        return Outcome(exp, False, f"model started {latency:.2f} s after clip {index} ended "
-                                   f"(limit {within:.2f} s, over by {latency - within:.2f} s)", window)
+        return Outcome(
+            exp,
+            False,
+            f"model started {latency:.2f} s after clip {index} ended "
+            f"(limit {within:.2f} s, over by {latency - within:.2f} s)",
+            window,
+        )
     return Outcome(exp, True, f"model started {latency:.2f} s after clip {index} ended", window)
 
 
@@ -84,8 +96,13 @@ def _silent(exp: Expectation, tl: Timeline, index: int, within: float) -> Outcom
     loud = _audible_in(tl.model_audio, *window)
     if loud:
         until = loud[-1][1] - clip.start
-        return Outcome(exp, False, f"model still audible {until:.2f} s after clip {index} started "
-                                   f"(limit {within:.2f} s, over by {until - within:.2f} s)", window)
+        return Outcome(
+            exp,
+            False,
+            f"model still audible {until:.2f} s after clip {index} started "
+            f"(limit {within:.2f} s, over by {until - within:.2f} s)",
+            window,
+        )
     latency = tl.stop_latency(clip)
     note = f"silent {latency:.2f} s after clip {index} started" if latency is not None else "model was not speaking"
     return Outcome(exp, True, note, window)
@@ -106,16 +123,22 @@ def _aggregate(exp: Expectation, tl: Timeline) -> Outcome:
         if missed:
             return Outcome(exp, False, f"no reply after clip(s) {', '.join(map(str, missed[:10]))}")
         if worst > limit:
-            return Outcome(exp, False, f"slowest reply {worst:.2f} s (limit {limit:.2f} s, over by {worst - limit:.2f} s)")
+            return Outcome(
+                exp, False, f"slowest reply {worst:.2f} s (limit {limit:.2f} s, over by {worst - limit:.2f} s)"
+            )
         return Outcome(exp, True, f"all {len(turns)} turns answered, slowest {worst:.2f} s")
     if exp.check is Check.STOP_LATENCY:
         cuts = [c for c in tl.clips if c.role is Role.BARGE_IN]
         lats = [(c.index, tl.stop_latency(c)) for c in cuts]
         worst = max((lat for _, lat in lats if lat is not None), default=0.0)
         if worst > limit:
-            return Outcome(exp, False, f"slowest stop {worst:.2f} s (limit {limit:.2f} s, over by {worst - limit:.2f} s)")
+            return Outcome(
+                exp, False, f"slowest stop {worst:.2f} s (limit {limit:.2f} s, over by {worst - limit:.2f} s)"
+            )
         return Outcome(exp, True, f"{len(cuts)} barge-ins, slowest stop {worst:.2f} s")
-    key = {Check.FALSE_BARGE_INS: "false_barge_ins", Check.TAKEOVERS: "takeovers", Check.OVERRUNS: "overruns"}[exp.check]
+    key = {Check.FALSE_BARGE_INS: "false_barge_ins", Check.TAKEOVERS: "takeovers", Check.OVERRUNS: "overruns"}[
+        exp.check
+    ]
     value = m[key]
     if value > limit:
         return Outcome(exp, False, f"{key} = {value} (limit {limit:g}, over by {value - limit:g})")

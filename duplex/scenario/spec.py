@@ -239,15 +239,21 @@ class _Parser:
         if "at" in c:
             at = float(self.number(c["at"], (*where, "at")))
             if at + length > duration:
-                raise self.fail((*where, "at"), f"clip runs to {at + length:.2f} s, past the session end ({duration:g} s)")
+                raise self.fail(
+                    (*where, "at"), f"clip runs to {at + length:.2f} s, past the session end ({duration:g} s)"
+                )
         else:
             a = self.mapping(c["after"], (*where, "after"), {"event", "nth", "delay"})
             names = [t.value for t in Trigger]
             if a.get("event") not in names:
-                raise self.fail((*where, "after", "event"), f"unknown event {a.get('event')!r} (one of {', '.join(names)})")
-            after = After(Trigger(a["event"]), int(self.number(a.get("nth", 1), (*where, "after", "nth"), lo=1,
-                                                                  integer=True)),
-                          float(self.number(a.get("delay", 0.0), (*where, "after", "delay"))))
+                raise self.fail(
+                    (*where, "after", "event"), f"unknown event {a.get('event')!r} (one of {', '.join(names)})"
+                )
+            after = After(
+                Trigger(a["event"]),
+                int(self.number(a.get("nth", 1), (*where, "after", "nth"), lo=1, integer=True)),
+                float(self.number(a.get("delay", 0.0), (*where, "after", "delay"))),
+            )
         roles = [r.value for r in Role]
         role = c.get("role", "turn")
         if role not in roles:
@@ -262,10 +268,20 @@ class _Parser:
             every = float(self.number(r.get("every"), (*where, "repeat", "every"), lo=0.16))
             last = at + (count - 1) * every + length
             if last > duration:
-                raise self.fail((*where, "repeat"), f"the last repeat runs to {last:.2f} s, past the session end "
-                                                    f"({duration:g} s)")
-        return [ClipSpec(index=first_index + j, audio=audio, at=None if at is None else at + j * every,
-                         after=after, gain_db=gain, role=Role(role)) for j in range(count)]
+                raise self.fail(
+                    (*where, "repeat"), f"the last repeat runs to {last:.2f} s, past the session end ({duration:g} s)"
+                )
+        return [
+            ClipSpec(
+                index=first_index + j,
+                audio=audio,
+                at=None if at is None else at + j * every,
+                after=after,
+                gain_db=gain,
+                role=Role(role),
+            )
+            for j in range(count)
+        ]
 
     def noise(self, raw: Any) -> NoiseSpec:
         n = self.mapping(raw, ("noise",), {"kind", "level_db", "file"})
@@ -295,7 +311,7 @@ class _Parser:
         where = ("expect", i)
         if not isinstance(raw, Mapping) or len(raw) != 1:
             raise self.fail(where, "each expectation is a mapping with one check, e.g. {silent: {...}}")
-        (name, params), = raw.items()
+        ((name, params),) = raw.items()
         names = [c.value for c in Check]
         if name not in names:
             raise self.fail((*where, name), f"unknown check (one of {', '.join(names)})")
