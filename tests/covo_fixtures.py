@@ -18,7 +18,7 @@ from duplex.config import Config, load_config
 _CACHE: dict[str, Path] = {}
 
 SMALL = {"system_prompt": "You are Covo.", "context_tokens": 512, "refill_keep_tokens": 200,
-         "max_reply_tokens": 120, "encoder_window_steps": 8}
+         "max_reply_tokens": 120, "encoder_window_steps": 8, "cpu_threads": 1}
 
 
 def tiny_checkpoint(factory: pytest.TempPathFactory) -> Path:

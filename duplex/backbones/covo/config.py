@@ -49,6 +49,7 @@ class CovoConfig:
     repetition_penalty: float = opt(1.05, "penalty on tokens among the last repetition_window (1 = off)",
                                     lo=1.0, hi=3.0)
     repetition_window: int = opt(8, "how many recent tokens the repetition penalty looks at", lo=1, hi=256)
+    cpu_threads: int = opt(0, "CPU: torch intra-op threads (0 = torch's default; 1 suits small models)", lo=0, hi=256)
     seed: int = opt(0, "random seed for sampling", lo=0, hi=2**31 - 1)
     system_prompt: str = opt(COVO_SYSTEM_PROMPT, "system prompt (turn mode; {system} in native_prefix)")
     native_prefix: str = opt(NATIVE_PREFIX, "native: the text that opens the context, before the first user frame")

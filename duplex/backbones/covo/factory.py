@@ -1,0 +1,137 @@
+"""`covo:` config -> Model: device and dtype, checkpoint, decoder, mode, vocoder.
+
+The only module that reads the config section; everything it builds takes plain arguments, so
+tests and the benchmark can assemble the same parts differently (e.g. eager and optimised
+decoders over one set of weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from audio_io.vad import make_vad
+from duplex.backbones.base import Model, Vocoder
+from duplex.backbones.covo.chat import ChatContext
+from duplex.backbones.covo.config import CovoConfig
+from duplex.backbones.covo.decoder import DecoderBase, DynamicDecoder, StaticDecoder
+from duplex.backbones.covo.features import StreamingEncoder, UtteranceEncoder
+from duplex.backbones.covo.loader import Checkpoint, load_checkpoint
+from duplex.backbones.covo.native import CovoNativeBackbone
+from duplex.backbones.covo.sampling import Sampler
+from duplex.backbones.covo.turn import CovoTurnBackbone
+from duplex.backbones.covo.vocab import Vocab
+from duplex.backbones.covo.vocoder import load_token2wav, silent
+from duplex.config import Config
+from duplex.errors import ConfigError
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Runtime:
+    device: torch.device
+    dtype: torch.dtype
+    optimise: str  # none | graphs | compile
+
+
+def runtime(cfg: CovoConfig) -> Runtime:
+    """Resolve auto settings and refuse impossible combinations, naming the key."""
+    try:
+        device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                              "cpu" if cfg.device == "auto" else cfg.device)
+    except RuntimeError as exc:
+        raise ConfigError(f"covo.device = {cfg.device!r} is not a torch device") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"covo.device = {cfg.device!r}, but torch sees no CUDA device")
+    dtype = DTYPES.get(cfg.dtype) or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    optimise = cfg.optimise if cfg.optimise != "auto" else "graphs" if device.type == "cuda" else "none"
+    if optimise == "graphs" and device.type != "cuda":
+        raise ConfigError("covo.optimise = graphs needs a CUDA device (use none or compile on CPU)")
+    return Runtime(device, dtype, optimise)
+
+
+def build_model(cfg: Config) -> Model:
+    c = cfg.covo
+    rt = runtime(c)
+    if rt.device.type == "cpu" and c.cpu_threads:
+        torch.set_num_threads(c.cpu_threads)  # process-wide: torch has no per-model setting
+    torch.manual_seed(c.seed)
+    ckpt = load_checkpoint(cfg.resolve(c.checkpoint), device=rt.device, dtype=rt.dtype)
+    vocab = Vocab(ckpt.tokenizer, ckpt.tokenizer_path, ckpt.model.vocab_size)
+    vocoder = make_vocoder(cfg, rt)
+    if c.mode == "native":
+        backbone: Any = native_backbone(c, ckpt, vocab, rt)
+    else:
+        chat = chat_context(c, ckpt, vocab, rt)
+        policy = cfg.policy
+        backbone = CovoTurnBackbone(policy, vad=make_vad(policy.vad, policy.webrtc_aggressiveness), chat=chat,
+                                    level=lambda: float(getattr(vocoder, "level", 0.0)))
+    name = f"covo/{c.mode}/{c.cache}" + (f"+{rt.optimise}" if c.cache == "static" and rt.optimise != "none" else "")
+    return Model(backbone=backbone, vocoder=vocoder, name=name)
+
+
+def sampler(c: CovoConfig, vocab: Vocab, vocab_size: int, rt: Runtime, *, turn: bool) -> Sampler:
+    always = [vocab.id(c.eos_token, "covo.eos_token")] if turn else []
+    return Sampler(vocab_size=vocab_size, text_size=vocab.text_size, always=always, temperature=c.temperature,
+                   penalty=c.repetition_penalty if turn else 1.0, window=c.repetition_window,
+                   interleave=parse_interleave(c.interleave) if turn else None, device=rt.device)
+
+
+def decoder(c: CovoConfig, ckpt: Checkpoint, s: Sampler, rt: Runtime) -> DecoderBase:
+    llm = ckpt.model.llm
+    if c.cache == "dynamic":
+        return DynamicDecoder(llm, capacity=c.context_tokens, sampler=s, device=rt.device, dtype=rt.dtype)
+    return StaticDecoder(llm, capacity=c.context_tokens, sampler=s, device=rt.device, dtype=rt.dtype,
+                         optimise=rt.optimise)
+
+
+def native_backbone(c: CovoConfig, ckpt: Checkpoint, vocab: Vocab, rt: Runtime) -> CovoNativeBackbone:
+    vocab.set_controls({k: getattr(c, k) for k in ("think_token", "shift_token", "break_token", "eot_token")})
+    dec = decoder(c, ckpt, sampler(c, vocab, ckpt.model.vocab_size, rt, turn=False), rt)
+    try:
+        encoder = StreamingEncoder(ckpt.model, rt.device, rt.dtype, c.encoder_window_steps)
+        return CovoNativeBackbone(decoder=dec, encoder=encoder, vocab=vocab,
+                                  prefix=c.native_prefix.replace("{system}", c.system_prompt),
+                                  refill_keep=c.refill_keep_tokens,
+                                  break_id=vocab.id(c.break_token, "covo.break_token"),
+                                  optimise="none" if c.cache == "dynamic" else rt.optimise)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def chat_context(c: CovoConfig, ckpt: Checkpoint, vocab: Vocab, rt: Runtime) -> ChatContext:
+    dec = decoder(c, ckpt, sampler(c, vocab, ckpt.model.vocab_size, rt, turn=True), rt)
+    chat = ChatContext(decoder=dec, encoder=UtteranceEncoder(ckpt.model, rt.device, rt.dtype), vocab=vocab,
+                       system=c.system_prompt, eos=c.eos_token, max_reply_tokens=c.max_reply_tokens,
+                       burst=c.burst_tokens)
+    with torch.no_grad():
+        dec.prepare(False, c.burst_tokens)
+    return chat
+
+
+def make_vocoder(cfg: Config, rt: Runtime) -> Vocoder:
+    c = cfg.covo
+    if not c.vocoder_repo:
+        return silent()
+    if not c.vocoder_checkpoint:
+        raise ConfigError("covo.vocoder_checkpoint must name token2wav's model.pt when covo.vocoder_repo is set")
+    return load_token2wav(cfg.resolve(c.vocoder_repo), checkpoint=cfg.resolve(c.vocoder_checkpoint),
+                          config=cfg.resolve(c.vocoder_config) if c.vocoder_config else None,
+                          prompt_dir=cfg.resolve(c.vocoder_prompt_dir) if c.vocoder_prompt_dir else None,
+                          device=c.vocoder_device or str(rt.device), context_units=c.vocoder_context_units)
+
+
+def parse_interleave(text: str) -> tuple[int, int] | None:
+    if not text.strip():
+        return None
+    try:
+        a, b = (int(x) for x in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"covo.interleave = {text!r} is not 'TEXT,SPEECH' (e.g. '5,15')") from exc
+    if a < 0 or b < 1:
+        raise ConfigError(f"covo.interleave = {text!r} needs TEXT >= 0 and SPEECH >= 1")
+    return a, b
+
