@@ -118,7 +118,7 @@ class StaticDecoder(DecoderBase):
     def prefill(self, embeds: torch.Tensor) -> None:
         if embeds.shape[0] > self.room():
             raise RuntimeError(f"KV cache full: {self.length} + {embeds.shape[0]} > {self.capacity}")
-        for chunk in embeds.split(PREFILL_CHUNK):
+        for chunk in embeds.split(PREFILL_CHUNK) if embeds.shape[0] else ():
             self._forward(chunk, torch.tensor(self.length, device=self.device))
             self.length += chunk.shape[0]
 
@@ -209,7 +209,7 @@ class DynamicDecoder(DecoderBase):
         return torch.cat(out)
 
     def prefill(self, embeds: torch.Tensor) -> None:
-        for chunk in embeds.split(PREFILL_CHUNK):
+        for chunk in embeds.split(PREFILL_CHUNK) if embeds.shape[0] else ():
             self._forward(chunk)
 
     def truncate(self, length: int) -> None:
