@@ -11,7 +11,8 @@ Two engines, compared by `bench/aec_compare.py` (ERLE, false barge-ins):
 - `speex`: libspeexdsp's MDF canceller plus its residual echo suppressor, through ctypes (the
   library ships with PulseAudio on Debian: `libspeexdsp1`).
 
-`make_aec("auto")` picks the first one available; `off` passes audio through untouched.
+`make_aec("auto")` picks the first one available; `none` passes audio through untouched (the
+name is `none`, not `off`, because YAML reads a bare `off` as false).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from audio_io.format import SAMPLE_RATE
 from duplex.errors import ConfigError
 
 FRAME = SAMPLE_RATE // 100  # 10 ms: the frame both engines work on
-CHOICES = ("auto", "webrtc", "speex", "off")
+CHOICES = ("auto", "webrtc", "speex", "none")
 
 
 class EchoCanceller(Protocol):
@@ -45,7 +46,7 @@ def _to_pcm(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 class PassThrough:
-    name = "off"
+    name = "none"
 
     def process(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> None:
         out[:] = near
@@ -160,7 +161,7 @@ class SpeexAec:
 
 def make_aec(kind: str) -> EchoCanceller:
     """The canceller `kind` names; `auto` = webrtc if livekit is installed, else speex, else off."""
-    if kind == "off":
+    if kind == "none":
         return PassThrough()
     if kind == "webrtc":
         return WebRtcAec()

@@ -95,7 +95,7 @@ class LiveSession:
         aec = make_aec(self.live.aec)
         guard = self.live.guard_s
         if guard is None:
-            guard = 0.0 if aec.name != "off" else GUARD_WITHOUT_AEC_S
+            guard = 0.0 if aec.name != "none" else GUARD_WITHOUT_AEC_S
         recorder = Recorder(self.record) if self.record else None
         log_path = self.events or (self.record / "events.jsonl" if self.record else None)
         log = EventLog(log_path) if log_path else None
@@ -130,6 +130,7 @@ class LiveSession:
 
     async def _converse(self, engine: Engine, metrics: SessionMetrics, log: EventLog | None) -> None:
         from duplex.engine import Command
+        from duplex.events import Event, EventType
         from duplex.tui import LiveView, PlainView
 
         view = LiveView(metrics, engine) if self.live.tui and sys.stdout.isatty() else PlainView(metrics)
@@ -148,6 +149,7 @@ class LiveSession:
                 if self.duration:
                     timer = tg.create_task(self._stop_after(engine, self.duration), name="duplex.live.duration")
                 await engine.run()
+                self.bus.publish(Event(engine.clock.now(), EventType.SESSION, {"what": "live", **metrics.figures()}))
                 self.bus.close()
                 ui.cancel()
                 if self.duration:

@@ -44,7 +44,7 @@ class SessionMetrics:
     mic: LiveInput
     speaker: LiveOutput
     engine: Engine
-    aec: str = "off"
+    aec: str = "none"
     guard_s: float = 0.0
     phase: str = "IDLE"
     turns: int = 0
