@@ -27,7 +27,8 @@ class SampleRing:
         """Producer: append `samples` (overwriting the oldest if the ring is full)."""
         cap = self._buf.size
         n = samples.size
-        if n > cap:
+        if n > cap:  # only the newest `cap` fit; positions still count every sample
+            self.written += n - cap
             samples, n = samples[n - cap :], cap
         start = self.written % cap
         first = min(n, cap - start)
