@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# duplex.config imports our config section, which needs duplex.config's `opt`: load duplex.config
+# first whichever module is imported first, so the cycle always resolves the same way.
+import duplex.config  # noqa: F401, E402
+
 if TYPE_CHECKING:
     from duplex.backbones.base import Model
     from duplex.config import Config

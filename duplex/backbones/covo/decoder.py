@@ -119,7 +119,7 @@ class StaticDecoder(DecoderBase):
         if embeds.shape[0] > self.room():
             raise RuntimeError(f"KV cache full: {self.length} + {embeds.shape[0]} > {self.capacity}")
         for chunk in embeds.split(PREFILL_CHUNK) if embeds.shape[0] else ():
-            self._forward(chunk, torch.tensor(self.length, device=self.device))
+            self._forward(chunk, torch.tensor(self.length, device=self.device), self.length + chunk.shape[0])
             self.length += chunk.shape[0]
 
     def truncate(self, length: int) -> None:
@@ -134,18 +134,20 @@ class StaticDecoder(DecoderBase):
         key = (with_frame, n)
         if key not in self._steps:
             mode = self.optimise if self.trace is None else "none"
-            step = Accelerated(lambda: self._generate(with_frame, n), mode, name=f"decode{key}",
+            limit = None if mode == "none" else self.capacity  # eager: attend to the filled part only
+            step = Accelerated(lambda: self._generate(with_frame, n, limit), mode, name=f"decode{key}",
                                snapshot=self.sampler.snapshot, restore=self.sampler.restore)
             step.prepare()
             self._steps[key] = step
         return self._steps[key]
 
-    def _generate(self, with_frame: bool, n: int) -> torch.Tensor:
+    def _generate(self, with_frame: bool, n: int, limit: int | None) -> torch.Tensor:
         x = self.embed_tokens(self._pending)
         if with_frame:
             x = torch.cat([x, self._frame[None]])
         fed = x.shape[0]
-        h = self._forward(x, self._start)
+        upto = limit or self.length + fed + n - 1
+        h = self._forward(x, self._start, upto)
         out = []
         for j in range(n):
             logits = self.llm.lm_head(h[-1:]).float()
@@ -153,16 +155,20 @@ class StaticDecoder(DecoderBase):
             tok = self.sampler(logits)
             out.append(tok)
             if j < n - 1:
-                h = self._forward(self.embed_tokens(tok), self._start + fed + j)
+                h = self._forward(self.embed_tokens(tok), self._start + fed + j, upto)
         return torch.cat(out)
 
-    def _forward(self, x: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-        """(T, hidden) embeddings at positions start.. -> (T, hidden) final-normed states."""
+    def _forward(self, x: torch.Tensor, start: torch.Tensor, upto: int) -> torch.Tensor:
+        """(T, hidden) embeddings at positions start.. -> (T, hidden) final-normed states.
+
+        Attention reads cache positions [0, upto): the whole capacity in a captured graph (fixed
+        shapes), only the filled part when run eagerly.
+        """
         t = x.shape[0]
         pos = start + self.positions[:t]
         self.hist.index_copy_(0, pos, x)
         cos, sin = self.cos[pos], self.sin[pos]
-        mask = (self.positions[None, :] <= pos[:, None]).repeat(self.groups, 1)  # (groups*T, capacity)
+        mask = (self.positions[None, :upto] <= pos[:, None]).repeat(self.groups, 1)  # (groups*T, upto)
         h = x[None]
         for i, layer in enumerate(self.llm.model.layers):
             attn = layer.self_attn
@@ -174,7 +180,7 @@ class StaticDecoder(DecoderBase):
             self.k[i, 0].index_copy_(1, pos, k)
             self.v[i, 0].index_copy_(1, pos, v)
             q = q.reshape(1, self.n_kv, self.groups * t, self.head_dim)  # heads sharing a KV head, stacked
-            o = F.scaled_dot_product_attention(q, self.k[i], self.v[i], attn_mask=mask)
+            o = F.scaled_dot_product_attention(q, self.k[i, :, :, :upto], self.v[i, :, :, :upto], attn_mask=mask)
             o = o.view(self.n_heads, t, self.head_dim).transpose(0, 1).reshape(1, t, -1)
             h = h + attn.o_proj(o)
             h = h + layer.mlp(layer.post_attention_layernorm(h))
@@ -217,7 +223,7 @@ class DynamicDecoder(DecoderBase):
             if length == 0:
                 self._new_cache()
             else:
-                self.cache.crop(length)
+                self.cache.crop(length - self.length)  # negative: drop that many (transformers 4 and 5)
             self.length = length
 
     def _new_cache(self) -> None:

@@ -1,0 +1,233 @@
+"""Covo backbone speed: native step compute and turn-mode first speech unit, eager vs optimised; print JSON.
+
+Same code as the runtime, two decoders over one set of weights, side by side in one run:
+
+- eager: transformers' Qwen2 forward with its DynamicCache, one call per token, encoder eager
+  (how the released inference code runs the model);
+- optimised: our static KV cache, one device call per multi-token decode, bf16 on GPU, the step
+  (encoder window and decode) captured as CUDA graphs on GPU; on CPU there are no graphs, and
+  `--compile` adds a torch.compile column (minutes to build on a small CPU).
+
+Measured per variant:
+- native: compute of one 160 ms step (encoder window + 1 frame + 4 tokens), p50/p99 over
+  `--steps` steps after warm-up, on speech audio; and the cost of one context refill.
+- turn: from SHIFT (the policy decided to answer) to the first speech unit of the reply, for a
+  5 s utterance: encode it, prefill Covo's dialog prompt, decode until the first unit. The reply
+  is forced to Covo's "5 text tokens then 15 audio tokens" pattern (covo.interleave = 5,15),
+  because random weights would otherwise emit speech units at random; so it is five text tokens
+  and then the first unit, as with the trained model. Also the whole SHIFT step (3 units).
+
+`--config 7b` uses random weights of the real 7B config (needs a GPU with ~20 GB); the tokenizer is
+a stand-in with Qwen2's vocabulary size and Covo's special tokens (the prompt lengths are close to
+the real tokenizer's). `--config tiny` writes the test suite's tiny checkpoint and loads it
+through the real loader.
+
+    python bench/covo_step.py --config tiny > bench/results/covo-cpu-tiny.json
+    python bench/covo_step.py --config 7b   > bench/results/covo-h100-7b.json     (on a GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from audio_io.format import STEP_SAMPLES  # noqa: E402
+from audio_io.wav import load_mono16k  # noqa: E402
+from duplex.backbones.covo import factory  # noqa: E402
+from duplex.backbones.covo.config import CovoConfig  # noqa: E402
+from duplex.backbones.covo.loader import Checkpoint, load_checkpoint  # noqa: E402
+from duplex.backbones.covo.vocab import Vocab  # noqa: E402
+
+SPEECH = ROOT / "examples" / "audio" / "question.wav"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", choices=("tiny", "7b"), default="tiny")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=200, help="native steps measured per variant")
+    p.add_argument("--repeats", type=int, default=10, help="turn-mode SHIFTs measured per variant")
+    p.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile (static cache)")
+    args = p.parse_args()
+    base = CovoConfig(device=args.device, context_tokens=4096, refill_keep_tokens=2048, encoder_window_steps=16)
+    rt = factory.runtime(base)
+    if rt.device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    if args.config == "7b" and rt.device.type != "cuda":
+        sys.exit("covo_step.py: --config 7b needs a CUDA GPU (about 20 GB); run --config tiny on CPU")
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = tiny_checkpoint(Path(tmp), rt) if args.config == "tiny" else random_7b(rt)
+        variants = {"eager": dataclasses.replace(base, cache="dynamic", optimise="none"),
+                    "optimised": dataclasses.replace(base, cache="static", optimise="auto")}
+        if args.compile:
+            variants["optimised+compile"] = dataclasses.replace(base, cache="static", optimise="compile")
+        speech = load_mono16k(SPEECH)
+        native = {name: bench_native(c, ckpt, rt, speech, args.steps) for name, c in variants.items()}
+        turn = {name: bench_turn(c, ckpt, rt, speech, args.repeats) for name, c in variants.items()}
+    out = {
+        "bench": "covo_step", "config": args.config, "device": device_name(rt.device), "dtype": str(rt.dtype),
+        "optimised_means": "static KV cache + CUDA graphs" if rt.device.type == "cuda" else
+        "static KV cache, eager kernels (no CUDA graphs on CPU)",
+        "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+        "params": sum(p.numel() for p in ckpt.model.parameters()),
+        "native": {"encoder_window_steps": base.encoder_window_steps, "context_tokens": base.context_tokens,
+                   **native, "p99_ratio_eager_over_optimised": ratio(native, "step_ms_p99")},
+        "turn": {"utterance_s": 5.0, "interleave": "5,15", **turn,
+                 "first_unit_ratio_eager_over_optimised": ratio(turn, "first_unit_ms_p50")},
+        "targets_on_one_h100": {"native_step_ms_p99": 50, "turn_first_unit_ms": 150},
+    }
+    print(json.dumps(out, indent=2))
+
+
+def bench_native(c: CovoConfig, ckpt: Checkpoint, rt: factory.Runtime, speech: np.ndarray, steps: int) -> dict:
+    c = dataclasses.replace(c, mode="native")
+    backbone = factory.native_backbone(c, ckpt, vocab_of(ckpt), rt)
+    chunks = [speech[i : i + STEP_SAMPLES] for i in range(0, speech.size - STEP_SAMPLES + 1, STEP_SAMPLES)]
+    for k in range(10):
+        backbone.step(chunks[k % len(chunks)])
+    times = []
+    for k in range(steps):
+        started = time.perf_counter()
+        backbone.step(chunks[k % len(chunks)])  # ends in the host copy of the four ids: synchronised
+        times.append((time.perf_counter() - started) * 1000)
+    encoder = []  # the encoder window alone, to split the step
+    for k in range(min(steps, 50)):
+        backbone.encoder.push(chunks[k % len(chunks)])
+        sync(rt)
+        started = time.perf_counter()
+        backbone._encode()
+        sync(rt)
+        encoder.append((time.perf_counter() - started) * 1000)
+    dec = backbone.decoder  # fill the context to the brim (random history), then time one refill
+    room = dec.capacity - dec.length
+    dec.prefill(torch.randn(room, dec.hidden, device=rt.device, dtype=rt.dtype) * 0.02)
+    sync(rt)
+    started = time.perf_counter()
+    backbone.refill()
+    sync(rt)
+    refill_ms = (time.perf_counter() - started) * 1000
+    return {"step_ms_p50": pct(times, 50), "step_ms_p99": pct(times, 99),
+            "step_ms_mean": round(float(np.mean(times)), 3), "steps": steps,
+            "encoder_window_ms_p50": pct(encoder, 50), "refill_ms": round(refill_ms, 3),
+            "refill_keep_tokens": backbone.keep}
+
+
+def bench_turn(c: CovoConfig, ckpt: Checkpoint, rt: factory.Runtime, speech: np.ndarray, repeats: int) -> dict:
+    c = dataclasses.replace(c, mode="turn", interleave="5,15", max_reply_tokens=200)
+    chat = factory.chat_context(c, ckpt, vocab_of(ckpt), rt)
+    utterance = np.resize(speech, 5 * 16000).astype(np.float32)  # 5.0 s
+    first, shift = [], []
+    for k in range(repeats + 2):
+        chat.reset()
+        started = time.perf_counter()
+        chat.start_reply(utterance)
+        reply = chat.reply
+        units = chat.next_units(3)  # what the SHIFT step needs: SHIFT + 3 units
+        done = time.perf_counter()
+        assert reply is not None and reply.first_unit_s is not None and len(units) == 3
+        if k >= 2:  # two warm-ups
+            first.append((reply.first_unit_s - started) * 1000)
+            shift.append((done - started) * 1000)
+    return {"first_unit_ms_p50": pct(first, 50), "first_unit_ms_p99": pct(first, 99),
+            "shift_step_ms_p50": pct(shift, 50), "prompt_tokens": chat.decoder.length - chat.prefix,
+            "system_prompt_tokens": chat.prefix, "repeats": repeats}
+
+
+def tiny_checkpoint(folder: Path, rt: factory.Runtime) -> Checkpoint:
+    from duplex.backbones.covo.tiny import write_tiny_checkpoint
+
+    write_tiny_checkpoint(folder / "tiny-covo")
+    return load_checkpoint(folder / "tiny-covo", device=rt.device, dtype=rt.dtype)
+
+
+class StandInTokenizer:
+    """Qwen2's vocabulary size (151,643 + specials) and Covo's special tokens; one token per character."""
+
+    SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begofcAUDIO|>", "<|cAUDIO|>", "<|endofcAUDIO|>",
+                "<|THINK|>", "<|SHIFT|>", "<|BREAK|>", "<|EOT|>"]
+
+    def __init__(self, size: int = 151_671) -> None:
+        self.size = size
+        self.ids = {s: 151_643 + i for i, s in enumerate(self.SPECIALS)}
+
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+        return self.size
+
+    def token_to_id(self, text: str) -> int | None:
+        return self.ids.get(text)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> Any:
+        ids: list[int] = []
+        while text:
+            special = next((s for s in self.SPECIALS if text.startswith(s)), None)
+            if special:
+                ids.append(self.ids[special])
+                text = text[len(special):]
+            else:
+                ids.append(ord(text[0]) % 151_000)
+                text = text[1:]
+        return type("Encoding", (), {"ids": ids})()
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return ""
+
+
+def random_7b(rt: factory.Runtime) -> Checkpoint:
+    from duplex.backbones.covo.arch import CovoAudioModel, published_config
+    from duplex.backbones.covo.loader import _rebuild_buffers
+
+    config = published_config()
+    with torch.device("meta"):
+        model = CovoAudioModel(config)
+    model = model.to_empty(device=rt.device).to(rt.dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    _rebuild_buffers(model, rt.device)
+    model.eval().requires_grad_(False)
+    return Checkpoint(Path("random-7b"), config, model, StandInTokenizer(), Path("stand-in tokenizer"))
+
+
+def vocab_of(ckpt: Checkpoint) -> Vocab:
+    return Vocab(ckpt.tokenizer, ckpt.tokenizer_path, ckpt.model.vocab_size)
+
+
+def pct(xs: list[float], q: float) -> float:
+    return round(float(np.percentile(xs, q)), 3)
+
+
+def ratio(results: dict[str, dict], key: str) -> float:
+    return round(results["eager"][key] / max(results["optimised"][key], 1e-9), 2)
+
+
+def sync(rt: factory.Runtime) -> None:
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or platform.machine())
+    return f"cpu: {model}, {torch.get_num_threads()} thread(s), shared with other jobs"
+
+
+if __name__ == "__main__":
+    main()
