@@ -30,7 +30,7 @@ import numpy as np
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS
 from audio_io.wav import NullOutput, WavInput, WavOutput, load_mono16k
 from duplex.backbones import Model, load_model
-from duplex.clock import VirtualClock, WallClock
+from duplex.clock import Clock, VirtualClock, WallClock
 from duplex.config import Config
 from duplex.engine import Command, Engine, InputDevice, Lifecycle, OutputDevice
 from duplex.errors import DuplexError
@@ -100,12 +100,13 @@ class DuplexSession:
     `output` an OutputDevice, the path of a WAV to record exactly what the speaker plays, or None
     (nobody hears it). The session owns the devices it is given and closes them when it ends.
     `realtime` paces an offline input at wall-clock speed; `live` marks a live input (wall clock,
-    and the session ends as soon as the input does). `model` reuses an already loaded model
-    (never share one between sessions that run at the same time).
+    and the session ends as soon as the input does); `clock` is the session clock when the devices
+    need to share it (sound cards started before the session). `model` reuses an already loaded
+    model (never share one between sessions that run at the same time).
     """
 
     def __init__(self, *, config: Config | None = None, input: AudioSource, output: AudioSink = None,
-                 model: Model | None = None, realtime: bool = False, live: bool = False,
+                 model: Model | None = None, realtime: bool = False, live: bool = False, clock: Clock | None = None,
                  events_path: str | os.PathLike[str] | None = None, name: str | None = None) -> None:
         self.config = config or Config()
         self.name = name or f"session-{next(_names)}"
@@ -114,6 +115,7 @@ class DuplexSession:
         self._model = model
         self._realtime = realtime or live
         self._live = live
+        self._clock = clock
         self._events_path = Path(events_path) if events_path is not None else None
         self._bus = EventBus()  # exists before the start, so events() can be called early
         self._state = SessionState.NEW
@@ -132,7 +134,7 @@ class DuplexSession:
         model = self._model or await asyncio.to_thread(load_model, self.config)
         self._open_devices()
         engine = Engine(model=model, input=self._devices[0], output=self._devices[1],  # type: ignore[arg-type]
-                        bus=self._bus, clock=WallClock() if self._realtime else VirtualClock(),
+                        bus=self._bus, clock=self._clock or (WallClock() if self._realtime else VirtualClock()),
                         config=self.config.engine, offline=not self._live)
         self._engine = engine
         self._tasks = asyncio.TaskGroup()

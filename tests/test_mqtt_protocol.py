@@ -111,10 +111,12 @@ def test_outage_summary_counts_in_constant_space() -> None:
     outage = Outage(since=100.0)
     for i in range(10_000):
         outage.add(ev(i * 0.16, EventType.STATE if i % 2 else EventType.TEXT, to="LISTENING"))
+    outage.add(ev(1600.0, EventType.STATE, to="IDLE"), overflowed=5)  # five lost in the queue before this one
     outage.failed_attempts = 3
     summary = json.loads(outage.summary(102.5, StateTracker(state="LISTENING")))
-    assert summary == {"t": 1599.84, "type": "bridge", "what": "reconnected", "down_s": 2.5, "missed": 10_000,
-                       "missed_by_type": {"text": 5000, "state": 5000}, "failed_attempts": 3, "state": "LISTENING"}
+    assert summary == {"t": 1600.0, "type": "bridge", "what": "reconnected", "down_s": 2.5, "missed": 10_006,
+                       "missed_by_type": {"text": 5000, "state": 5001}, "overflowed": 5, "failed_attempts": 3,
+                       "state": "LISTENING"}
     check_schema("event", summary)
 
 

@@ -98,6 +98,7 @@ class MqttBridge:
         self._conn: _Connection | None = None
         self._lock = asyncio.Lock()  # one writer at a time for events/state, so order is kept
         self._events: Subscription | None = None
+        self._dropped_seen = 0
         self._tasks: asyncio.TaskGroup | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._forwarder: asyncio.Task[None] | None = None
@@ -202,8 +203,8 @@ class MqttBridge:
         async for message in conn.client.messages:
             payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
             answer = self._answer(bytes(payload))
-            await conn.client.publish(self.topics.cmd_result, answer, qos=1)
             self.commands.answered += 1
+            await conn.client.publish(self.topics.cmd_result, answer, qos=1)
 
     def _answer(self, payload: bytes) -> bytes:
         request = None
@@ -232,9 +233,10 @@ class MqttBridge:
     async def _forward_events(self, events: Subscription) -> None:
         async for event in events:
             async with self._lock:
-                await self._forward(event)
+                overflowed, self._dropped_seen = events.dropped - self._dropped_seen, events.dropped
+                await self._forward(event, overflowed)
 
-    async def _forward(self, event: Event) -> None:
+    async def _forward(self, event: Event, overflowed: int) -> None:
         changed = self._state.feed(event)
         conn = self._conn
         if conn is not None and await self._send(conn, self.topics.event, event.to_json().encode(), qos=0):
@@ -242,8 +244,8 @@ class MqttBridge:
             if changed:
                 await self._send(conn, self.topics.state, self._state.to_bytes(), qos=1, retain=True)
             return
-        self._outage.add(event)
-        self.counters.missed_offline += 1
+        self._outage.add(event, overflowed)
+        self.counters.missed_offline += 1 + overflowed
 
     async def _metrics_loop(self) -> None:
         while True:

@@ -9,9 +9,10 @@ are checked against the current session and answered with a reason when they can
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,13 +28,15 @@ MAX_RESTART_DELAY_S = 60.0
 class SessionHost:
     """Runs sessions made by `open_session`, one at a time, for as long as the host is entered.
 
+    `open_session` returns a new, not yet entered DuplexSession, or is a coroutine function that
+    does (to open and start sound devices first); either may raise, which counts as a failure.
     `autostart` starts the first session at once (else a `start` command does); a session that
     raises or reports an error is restarted after `restart_delay_s`, doubling per consecutive
     failure up to a minute (0 = never restart); `once` ends the host after its first session.
     """
 
-    def __init__(self, *, open_session: Callable[[], DuplexSession], autostart: bool = True,
-                 restart_delay_s: float = 2.0, once: bool = False) -> None:
+    def __init__(self, *, open_session: Callable[[], DuplexSession | Awaitable[DuplexSession]],
+                 autostart: bool = True, restart_delay_s: float = 2.0, once: bool = False) -> None:
         self.bus = EventBus()
         self._open_session = open_session
         self._restart_delay_s = restart_delay_s
@@ -140,8 +143,10 @@ class SessionHost:
         """Run one session to its end, forwarding its events; False if it failed."""
         failed = False
         try:
-            async with self._open_session() as session:
-                events = session.events(maxsize=0)  # before the first await: nothing is missed
+            made = self._open_session()
+            session = await made if inspect.isawaitable(made) else made
+            events = session.events(maxsize=0)  # subscribed before the start: nothing is missed
+            async with session:
                 self._session = session
                 self.sessions_started += 1
                 async for event in events:

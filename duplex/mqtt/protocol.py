@@ -210,9 +210,11 @@ class Outage:
     by_type: Counter[str] = field(default_factory=Counter)
     last_t: float = 0.0
     failed_attempts: int = 0
+    overflowed: int = 0  # dropped by the bus queue before they could be counted by type
 
-    def add(self, event: Event) -> None:
-        self.missed += 1
+    def add(self, event: Event, overflowed: int = 0) -> None:
+        self.missed += 1 + overflowed
+        self.overflowed += overflowed
         self.by_type[event.type.value] += 1
         self.last_t = event.t
 
@@ -221,7 +223,7 @@ class Outage:
         return _dumps({
             "t": round(self.last_t or state.t, 4), "type": "bridge", "what": "reconnected",
             "down_s": round(now - self.since, 3), "missed": self.missed, "missed_by_type": dict(self.by_type),
-            "failed_attempts": self.failed_attempts, "state": state.state,
+            "overflowed": self.overflowed, "failed_attempts": self.failed_attempts, "state": state.state,
         })
 
 

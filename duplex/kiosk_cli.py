@@ -1,0 +1,173 @@
+"""`duplex-kiosk`: sessions supervised for days, mirrored on MQTT, logged as JSON lines on stdout.
+
+The unattended counterpart of `duplex-chat`: no terminal UI, a session restarted after errors,
+every event (and every bridge log record) one JSON object per line on stdout for journald or a
+log shipper, and a clean `offline` on SIGTERM. A bad config or input ends with one line naming
+the culprit and exit status 2, before anything connects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from duplex.cli import guarded
+from duplex.config import Config
+from duplex.errors import AudioFileError
+from duplex.events import Subscription
+
+if TYPE_CHECKING:
+    from duplex.session import DuplexSession
+
+SessionFactory = Callable[[], "DuplexSession | Awaitable[DuplexSession]"]
+
+
+def kiosk_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duplex-kiosk",
+                                description="Unattended sessions with an MQTT bridge and JSON logs on stdout.")
+    p.add_argument("--config", type=Path, help="YAML config file (see examples/kiosk/kiosk.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
+    p.add_argument("--input", type=Path,
+                   help="a WAV as the microphone instead of the sound card (each session replays it)")
+    p.add_argument("--output", type=Path, help="with --input: WAV of what the speaker plays (rewritten per session)")
+    p.add_argument("--realtime", action="store_true", help="with --input: pace sessions at wall-clock speed")
+    p.add_argument("--once", action="store_true", help="exit when the first session ends (status 1 if it failed)")
+    p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    return p
+
+
+def kiosk_main(argv: Sequence[str] | None = None) -> int:
+    args = kiosk_parser().parse_args(argv)
+    return guarded("duplex-kiosk", _kiosk, args)
+
+
+def main() -> None:
+    sys.exit(kiosk_main())
+
+
+def _kiosk(args: argparse.Namespace) -> int:
+    from duplex.config import dump_yaml, load_config
+
+    cfg = load_config(args.config, sets=args.set)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    open_session = _session_factory(cfg, args)
+    _json_logging()
+    return asyncio.run(_serve(cfg, open_session, once=args.once))
+
+
+def _session_factory(cfg: Config, args: argparse.Namespace) -> SessionFactory:
+    """Check the devices now (a bad path or device fails before anything starts); open them per session."""
+    if args.input is None:
+        return _live_factory(cfg)
+    from audio_io.wav import probe
+    from duplex.session import DuplexSession
+
+    probe(args.input)
+    if args.output is not None and (args.output.is_dir() or not args.output.parent.exists()):
+        raise AudioFileError(args.output, "cannot write the output WAV here")
+    return lambda: DuplexSession(config=cfg, input=args.input, output=args.output, realtime=args.realtime)
+
+
+def _live_factory(cfg: Config) -> SessionFactory:
+    """Sessions on the sound card: the same device set-up as `duplex-chat` live, repeated per session."""
+    from audio_io.devices import find_device
+
+    live = cfg.live
+    find_device(live.input_device, "input")  # one line naming the device (or what to install), exit 2
+    find_device(live.output_device, "output")
+
+    async def open_live() -> DuplexSession:
+        from audio_io.aec import make_aec
+        from audio_io.live_input import LiveInput
+        from audio_io.live_output import LiveOutput
+        from duplex.backbones import load_model
+        from duplex.clock import WallClock
+        from duplex.live_cli import GUARD_WITHOUT_AEC_S
+        from duplex.session import DuplexSession
+
+        model = await asyncio.to_thread(load_model, cfg)  # before the microphone runs
+        aec = make_aec(live.aec)
+        guard = live.guard_s if live.guard_s is not None else (0.0 if aec.name != "none" else GUARD_WITHOUT_AEC_S)
+        common = {"rate": live.sample_rate, "block_ms": live.block_ms, "latency": live.latency}
+        opened: list[LiveInput | LiveOutput] = []
+        try:
+            speaker = LiveOutput(find_device(live.output_device, "output"), jitter_s=live.jitter_ms / 1000, **common)
+            opened.append(speaker)
+            mic = LiveInput(find_device(live.input_device, "input"), output=speaker, aec=aec, guard_s=guard,
+                            stall_s=live.stall_s, **common)
+            opened.append(mic)
+            speaker.start()
+            await mic.start()
+        except BaseException:
+            for device in opened:
+                device.close()
+            raise
+        clock = WallClock()  # session t = 0 at the microphone's first block
+        speaker.now = clock.now
+        return DuplexSession(config=cfg, input=mic, output=speaker, model=model, live=True, clock=clock)
+
+    return open_live
+
+
+async def _serve(cfg: Config, open_session: SessionFactory, *, once: bool) -> int:
+    from duplex.mqtt.host import SessionHost
+
+    host = SessionHost(open_session=open_session, autostart=cfg.mqtt.autostart or once,
+                       restart_delay_s=cfg.mqtt.restart_delay_s, once=once)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        if cfg.mqtt.enabled:
+            from duplex.mqtt.bridge import MqttBridge  # ConfigError if aiomqtt is missing
+
+            await stack.enter_async_context(MqttBridge(config=cfg.mqtt, host=host, base_dir=cfg.base_dir))
+        events = host.bus.subscribe(maxsize=10_000)
+        async with asyncio.TaskGroup() as tasks:
+            printer = tasks.create_task(_print_events(events), name="duplex.kiosk.log")
+            async with host:
+                waits = [tasks.create_task(stop.wait(), name="duplex.kiosk.signal")]
+                if once:
+                    waits.append(tasks.create_task(host.finished(), name="duplex.kiosk.once"))
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in waits:
+                    task.cancel()
+            events.close()
+            await printer
+    return 1 if once and host.failures else 0
+
+
+async def _print_events(events: Subscription) -> None:
+    async for event in events:
+        print(event.to_json(), flush=True)
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"type": "log", "time": round(time.time(), 3), "level": record.levelname.lower(),
+                           "logger": record.name, "message": record.getMessage()}, separators=(",", ":"))
+
+
+def _json_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_JsonLines())
+    root = logging.getLogger("duplex")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("duplex.mqtt.client").setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    main()
