@@ -101,6 +101,7 @@ class MqttConfig:
 
 # Defined beside the covo backbone (it needs `opt` above); imported here to join the tree.
 from duplex.backbones.covo.config import CovoConfig  # noqa: E402
+from duplex.backbones.tiny_fd.config import TinyFdConfig  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class Config:
     live: LiveConfig = section(LiveConfig, "sound devices and terminal UI")
     mqtt: MqttConfig = section(MqttConfig, "MQTT bridge for kiosks")
     covo: CovoConfig = section(CovoConfig, "Covo-Audio backbone")
+    tiny_fd: TinyFdConfig = section(TinyFdConfig, "tiny-fd, the built-in full-duplex model")
     base_dir: str = field(default=".", metadata={"doc": "", "hidden": True})
 
     def resolve(self, relative: str) -> Path:

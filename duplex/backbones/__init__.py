@@ -24,6 +24,10 @@ def load_model(cfg: Config) -> Model:
         from duplex.backbones.policy import load_policy
 
         return load_policy(cfg.policy, base)
+    if cfg.backbone == "tiny-fd":
+        from duplex.backbones.tiny_fd.loader import load_tiny_fd
+
+        return load_tiny_fd(cfg)
     if cfg.backbone == "covo":
         from duplex.backbones.covo import load_covo
 

@@ -1,0 +1,70 @@
+"""tiny-fd's checkpoint folder: config.json, model.safetensors (weights), units.safetensors (vocoder).
+
+The vocoder data is the repertoire's 40 ms frames as int16; a unit id indexes a frame, as in the
+frame-bank vocoder. A missing or damaged file ends with one line naming it (CheckpointError).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duplex.errors import CheckpointError
+
+FILES = ("config.json", "model.safetensors", "units.safetensors")
+
+
+def save(folder: Path, model: Any, frames: np.ndarray, meta: dict[str, Any]) -> None:
+    from safetensors.numpy import save_file
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(folder / "model.safetensors.partial"))
+    pcm = np.clip(np.round(frames * 32767), -32768, 32767).astype(np.int16)
+    save_file({"frames": pcm}, str(folder / "units.safetensors.partial"))
+    (folder / "config.json.partial").write_text(json.dumps(meta, indent=1) + "\n")
+    for name in FILES:
+        (folder / f"{name}.partial").replace(folder / name)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(path, "missing (train one: python -m duplex.backbones.tiny_fd.train)") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, f"corrupt ({exc.__class__.__name__})") from exc
+    if not isinstance(meta, dict) or "net" not in meta or "replies" not in meta:
+        raise CheckpointError(path, "corrupt (not a tiny-fd config)")
+    return meta
+
+
+def read_frames(folder: Path, n_units: int) -> np.ndarray:
+    from safetensors.numpy import load_file
+
+    path = folder / "units.safetensors"
+    if not path.exists():
+        raise CheckpointError(path, "missing")
+    try:
+        pcm = load_file(str(path))["frames"]
+    except Exception as exc:  # safetensors raises several kinds on a damaged file
+        raise CheckpointError(path, f"corrupt ({exc.__class__.__name__})") from exc
+    if pcm.ndim != 2 or pcm.shape[0] != n_units:
+        raise CheckpointError(path, f"corrupt (frames {pcm.shape}, expected {n_units} units)")
+    return pcm.astype(np.float32) / 32767.0
+
+
+def load_weights(folder: Path, model: Any) -> None:
+    from safetensors.torch import load_model
+
+    path = folder / "model.safetensors"
+    if not path.exists():
+        raise CheckpointError(path, "missing")
+    try:
+        load_model(model, str(path))
+    except Exception as exc:  # header errors, truncation, shape or key mismatches
+        raise CheckpointError(path, f"corrupt ({exc.__class__.__name__})") from exc

@@ -1,0 +1,18 @@
+"""The `tiny_fd:` config section: which checkpoint, how much context, how many threads.
+
+Kept free of torch (like the covo section) so `--print-config` and config errors stay instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from duplex.config import opt
+
+
+@dataclass(frozen=True)
+class TinyFdConfig:
+    checkpoint: str = opt("", "checkpoint folder (relative to the config file); '' = the shipped checkpoints/tiny-fd")
+    context_steps: int = opt(48, "KV-cache budget in 160 ms steps; past it the context is refilled", lo=8, hi=4096)
+    window_steps: int = opt(16, "steps of recent history kept when the context is refilled", lo=1, hi=4096)
+    threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)

@@ -1,0 +1,53 @@
+"""Build the tiny-fd Model (backbone + frame-bank vocoder) from a checkpoint folder.
+
+`tiny_fd.checkpoint: ''` means the checkpoint shipped in the repository (checkpoints/tiny-fd), so
+the built-in model works from any working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from duplex.backbones.base import Model
+from duplex.backbones.tiny_fd.checkpoint import load_weights, read_config, read_frames
+from duplex.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from duplex.config import Config
+
+SHIPPED = Path(__file__).resolve().parents[3] / "checkpoints" / "tiny-fd"
+
+
+def checkpoint_dir(cfg: Config) -> Path:
+    return cfg.resolve(cfg.tiny_fd.checkpoint) if cfg.tiny_fd.checkpoint else SHIPPED
+
+
+def load_tiny_fd(cfg: Config) -> Model:
+    return load_folder(checkpoint_dir(cfg), context_steps=cfg.tiny_fd.context_steps,
+                       window_steps=cfg.tiny_fd.window_steps, threads=cfg.tiny_fd.threads)
+
+
+def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16, threads: int = 1) -> Model:
+    if not folder.is_dir():
+        raise CheckpointError(folder, "no such checkpoint folder")
+    meta = read_config(folder)
+    import torch
+
+    from duplex.backbones.framebank import FrameBank, FrameBankVocoder
+    from duplex.backbones.tiny_fd.model import NetConfig, TinyFd
+    from duplex.backbones.tiny_fd.runtime import TinyFdBackbone
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        net_cfg = NetConfig(**meta["net"])
+    except TypeError as exc:
+        raise CheckpointError(folder / "config.json", f"corrupt ({exc})") from exc
+    net = TinyFd(net_cfg)
+    load_weights(folder, net)
+    frames = read_frames(folder, net_cfg.n_units)
+    bank = FrameBank(capacity=net_cfg.n_units)
+    bank.add(frames.reshape(-1))
+    backbone = TinyFdBackbone(net, meta["replies"], bank, context_steps=context_steps, window_steps=window_steps)
+    return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"tiny-fd/{folder.name}")

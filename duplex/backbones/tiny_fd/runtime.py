@@ -1,0 +1,113 @@
+"""tiny-fd at inference: one 160 ms chunk in, four tokens out, KV cache carried across steps.
+
+Per step: the chunk and the reference (the audio of the units this model emitted last step, which
+the speaker is playing now) become one user embedding; the tokens of the previous step that the
+cache has not seen yet and that embedding are fed in one forward pass, and the step's first token
+is read from its logits under the grammar mask. Only a SHIFT needs a second pass (which reply to
+start); every other token of the step is forced by the grammar, so it is fed with the next step's
+forward instead of costing one of its own (iterative context filling with batched forced tokens).
+
+The context is bounded: when the cache would pass `context_steps`, it is rebuilt from the fixed
+prefix (BOS) and the last `window_steps` steps (their user embeddings and tokens are kept), so
+memory stays flat however long a session runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES
+from duplex.backbones.framebank import FrameBank
+from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.features import MelStream
+from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
+from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
+
+_CONTROL = {V.THINK: THINK, V.SHIFT: SHIFT, V.BREAK: BREAK, V.EOT: EOT}
+
+
+class TinyFdBackbone:
+    def __init__(self, net: TinyFd, replies: list[tuple[int, int]], bank: FrameBank, *,
+                 context_steps: int = 48, window_steps: int = 16) -> None:
+        self.net = net.eval()
+        self.replies = [(int(a), int(b)) for a, b in replies]
+        self.bank = bank
+        self.budget = 1 + SLOTS * context_steps  # positions
+        self.window = max(1, min(window_steps, context_steps - 2))
+        self.mic_mel = MelStream(net.mel)
+        self.ref_mel = MelStream(net.mel)
+        self.history: deque[tuple[torch.Tensor, list[int]]] = deque(maxlen=self.window)
+        self.refills = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.floor = V.Floor(self.replies)
+        self.mic_mel.reset()
+        self.ref_mel.reset()
+        self.enc_states: list[torch.Tensor] | None = None
+        self.cache = None
+        self.length = 0  # positions in the cache
+        self.pending: list[int] = []  # forced tokens not yet fed
+        self.history.clear()
+        self.last_units: list[int] = []
+
+    def heard(self, units: int) -> None:
+        """Nothing to cut: units are played as they are emitted, so at most the one step in flight
+        was unheard, and that is what training showed the model too (it stops at BREAK)."""
+
+    @property
+    def cache_positions(self) -> int:
+        return self.length
+
+    @torch.inference_mode()
+    def step(self, chunk: np.ndarray) -> Sequence[Token]:
+        mic = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)).reshape(1, STEP_SAMPLES)
+        ref = np.zeros(STEP_SAMPLES, dtype=np.float32)
+        for j, unit in enumerate(self.last_units[:4]):
+            ref[j * UNIT_SAMPLES: (j + 1) * UNIT_SAMPLES] = self.bank.frame(unit)
+        feats = torch.cat([self.mic_mel(mic), self.ref_mel(torch.from_numpy(ref)[None])], dim=1)
+        user, self.enc_states = self.net.encoder(feats, self.enc_states)  # (1, 1, H)
+        if self.cache is None or self.length + len(self.pending) + 2 > self.budget:
+            logits = self._refill(user)
+        else:
+            embeds = user if not self.pending else torch.cat(
+                [self.net.embed_tokens(torch.tensor([self.pending])), user], dim=1)
+            logits = self._forward(embeds)
+        allowed = self.floor.allowed_first()
+        first = allowed[int(torch.argmax(logits[allowed]))]
+        fed = 0
+        start = None
+        if first == V.SHIFT:
+            starts = self.floor.starts()
+            logits = self._forward(self.net.embed_tokens(torch.tensor([[V.SHIFT]])))
+            start = starts[int(torch.argmax(logits[starts]))]
+            fed = 1
+        tokens = self.floor.complete(first, start)
+        self.pending = tokens[fed:]
+        self.history.append((user[0, 0], tokens))
+        self.last_units = [t - V.UNIT0 for t in tokens if t >= V.UNIT0]
+        return [_CONTROL[t] if t < V.UNIT0 else audio(t - V.UNIT0) for t in tokens]
+
+    def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        out = self.net.llm(inputs_embeds=embeds, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        self.cache = out.past_key_values
+        self.length += embeds.shape[1]
+        return out.logits[0, -1]
+
+    def _refill(self, user: torch.Tensor) -> torch.Tensor:
+        """A fresh cache: the fixed prefix, the recent window, then this step's user embedding."""
+        parts = [self.net.embed_tokens(torch.tensor([[V.BOS]]))]
+        for emb, tokens in self.history:
+            parts += [emb[None, None], self.net.embed_tokens(torch.tensor([tokens]))]
+        parts.append(user)
+        from transformers import DynamicCache
+
+        self.cache = DynamicCache()
+        self.length = 0
+        self.pending = []
+        self.refills += 1
+        return self._forward(torch.cat(parts, dim=1))
