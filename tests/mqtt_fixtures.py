@@ -67,6 +67,7 @@ class Broker:
 
     folder: Path
     users: dict[str, str] = field(default_factory=dict)
+    acl: str = ""  # the text of a mosquitto acl_file ('' = no ACL)
     persistence: bool = False
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
@@ -88,6 +89,9 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {self.folder / 'passwd'}"]
         else:
             lines += ["allow_anonymous true"]
+        if self.acl:
+            (self.folder / "acl").write_text(self.acl)
+            lines += [f"acl_file {self.folder / 'acl'}"]
         conf = self.folder / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf

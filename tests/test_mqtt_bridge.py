@@ -162,3 +162,42 @@ async def test_the_password_can_live_in_a_file(auth_broker: Broker, tmp_path: Pa
               else auth_broker.config())
     async with MqttBridge(config=config, host=offline_host(question), base_dir=tmp_path) as bridge:
         await asyncio.wait_for(_until(lambda: bridge.online), 20)
+
+
+KIOSK_ACL = """\
+user kiosk-test
+topic write duplex/kiosk-test/status
+topic write duplex/kiosk-test/state
+topic write duplex/kiosk-test/event
+topic write duplex/kiosk-test/metrics
+topic write duplex/kiosk-test/cmd/result
+topic read duplex/kiosk-test/cmd
+
+user operator
+topic read duplex/+/status
+topic read duplex/+/state
+topic read duplex/+/event
+topic read duplex/+/metrics
+topic read duplex/+/cmd/result
+topic write duplex/+/cmd
+"""
+
+
+async def test_the_bridge_needs_no_more_than_the_documented_acl(tmp_path: Path, question: Path) -> None:
+    mqtt_fixtures.need_broker()
+    docs = (mqtt_fixtures.ROOT / "docs" / "kiosk.md").read_text()
+    assert KIOSK_ACL.replace("kiosk-test", "lobby-1") in docs.replace("\n  ", "\n")  # the ACL the docs show
+    strict = Broker(tmp_path / "broker", users={"operator": "op-pw", "kiosk-test": "kiosk-pw"}, acl=KIOSK_ACL)
+    strict.start()
+    try:
+        host = offline_host(question)
+        config = strict.config(username="kiosk-test", password="kiosk-pw")
+        async with (Watcher(strict, f"{BASE}/#") as watcher, MqttBridge(config=config, host=host), host,
+                    commander(strict, BASE) as send):
+            await watcher.wait_for(STATUS, lambda v: v == "online")
+            assert await send({"cmd": "start", "id": "acl"}) == {"id": "acl", "ok": True, "cmd": "start"}
+            await watcher.wait_for(STATE, lambda s: s["session"] == "ended")
+            await watcher.wait_for(METRICS)
+            assert [e["type"] for e in (s.json() for s in watcher.on(EVENT))][:2] == ["session", "state"]
+    finally:
+        strict.kill()
