@@ -174,3 +174,14 @@ def test_missing_checkpoint_folder(tmp_path: Path) -> None:
 
     with pytest.raises(CheckpointError, match="nope"):
         load_model(cfg)
+
+
+def test_decision_thresholds() -> None:
+    backbone = TinyFdBackbone(tiny_net(), REPLIES, tiny_bank(), break_threshold=0.7, shift_threshold=0.5)
+    logits = torch.full((80,), -10.0)
+    logits[V.BREAK], logits[V.THINK], logits[V.CONT] = 1.0, 0.5, -1.0  # p(BREAK) ~ 0.57: only a hold
+    assert backbone._decide(logits, [V.CONT, V.THINK, V.BREAK]) == V.THINK
+    logits[V.BREAK] = 3.0  # p(BREAK) ~ 0.9
+    assert backbone._decide(logits, [V.CONT, V.THINK, V.BREAK]) == V.BREAK
+    logits[V.SHIFT], logits[V.THINK] = 0.2, 0.0
+    assert backbone._decide(logits, [V.THINK, V.SHIFT]) == V.SHIFT

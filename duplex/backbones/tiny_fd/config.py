@@ -15,4 +15,8 @@ class TinyFdConfig:
     checkpoint: str = opt("", "checkpoint folder (relative to the config file); '' = the shipped checkpoints/tiny-fd")
     context_steps: int = opt(48, "KV-cache budget in 160 ms steps; past it the context is refilled", lo=8, hi=4096)
     window_steps: int = opt(16, "steps of recent history kept when the context is refilled", lo=1, hi=4096)
+    shift_threshold: float = opt(0.5, "probability of SHIFT needed to take the turn (higher: fewer takeovers, later)",
+                                 lo=0.01, hi=0.99)
+    break_threshold: float = opt(0.5, "probability of BREAK needed to stop for good (below it the reply only holds)",
+                                 lo=0.01, hi=0.99)
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)

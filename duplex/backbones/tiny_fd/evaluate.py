@@ -159,22 +159,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=4242)
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--suite", type=Path, default=None, help="where to write the scenario files (default: a temp dir)")
+    p.add_argument("--split", choices=("heldout", "val"), default="heldout",
+                   help="heldout: unseen voices and sentences; val: training ones in new variants (for tuning)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="tiny_fd config override, e.g. break_threshold=0.7")
     p.add_argument("--report", type=Path, default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
     started = time.perf_counter()
     suite = args.suite or Path(tempfile.mkdtemp(prefix="tiny-fd-heldout-"))
     suite.mkdir(parents=True, exist_ok=True)
-    pool = Pool(args.cache, heldout=True, seed=args.seed, variants=1)
+    pool = Pool(args.cache, heldout=args.split == "heldout", seed=args.seed, variants=1)
     facts = write_suite(suite, pool, args.per_kind, args.seed)
-    config = {"backbone": "tiny-fd"}
+    tiny: dict[str, Any] = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
     if args.checkpoint:
-        config["tiny_fd"] = {"checkpoint": str(args.checkpoint.resolve())}
+        tiny["checkpoint"] = str(args.checkpoint.resolve())
+    config = {"backbone": "tiny-fd", "tiny_fd": tiny}
     (suite / "tiny-fd.yaml").write_text(yaml.safe_dump(config))
     cache = ModelCache()
     files = sorted(suite.glob("*-[0-9][0-9].yaml"))
     results = [run_scenario_file(f, config=suite / "tiny-fd.yaml", cache=cache) for f in files]
     figures = judge(results, facts)
-    report = {"figures": figures, "passes": verdict(figures), "suite": str(suite), "seed": args.seed,
+    report = {"figures": figures, "passes": verdict(figures), "split": args.split, "config": config,
+              "suite": str(suite), "seed": args.seed,
               "per_kind": args.per_kind, "wall_s": round(time.perf_counter() - started, 1)}
     text = json.dumps(report, indent=1)
     if args.report:

@@ -24,11 +24,13 @@ def checkpoint_dir(cfg: Config) -> Path:
 
 
 def load_tiny_fd(cfg: Config) -> Model:
-    return load_folder(checkpoint_dir(cfg), context_steps=cfg.tiny_fd.context_steps,
-                       window_steps=cfg.tiny_fd.window_steps, threads=cfg.tiny_fd.threads)
+    t = cfg.tiny_fd
+    return load_folder(checkpoint_dir(cfg), context_steps=t.context_steps, window_steps=t.window_steps,
+                       threads=t.threads, shift_threshold=t.shift_threshold, break_threshold=t.break_threshold)
 
 
-def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16, threads: int = 1) -> Model:
+def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16, threads: int = 1,
+                shift_threshold: float = 0.5, break_threshold: float = 0.5) -> Model:
     if not folder.is_dir():
         raise CheckpointError(folder, "no such checkpoint folder")
     meta = read_config(folder)
@@ -49,5 +51,6 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     frames = read_frames(folder, net_cfg.n_units)
     bank = FrameBank(capacity=net_cfg.n_units)
     bank.add(frames.reshape(-1))
-    backbone = TinyFdBackbone(net, meta["replies"], bank, context_steps=context_steps, window_steps=window_steps)
+    backbone = TinyFdBackbone(net, meta["replies"], bank, context_steps=context_steps, window_steps=window_steps,
+                              shift_threshold=shift_threshold, break_threshold=break_threshold)
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"tiny-fd/{folder.name}")

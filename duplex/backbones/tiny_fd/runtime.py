@@ -32,7 +32,8 @@ _CONTROL = {V.THINK: THINK, V.SHIFT: SHIFT, V.BREAK: BREAK, V.EOT: EOT}
 
 class TinyFdBackbone:
     def __init__(self, net: TinyFd, replies: list[tuple[int, int]], bank: FrameBank, *,
-                 context_steps: int = 48, window_steps: int = 16) -> None:
+                 context_steps: int = 48, window_steps: int = 16, shift_threshold: float = 0.5,
+                 break_threshold: float = 0.5) -> None:
         self.net = net.eval()
         self.replies = [(int(a), int(b)) for a, b in replies]
         self.bank = bank
@@ -42,6 +43,7 @@ class TinyFdBackbone:
         self.ref_mel = MelStream(net.mel)
         self.history: deque[tuple[torch.Tensor, list[int]]] = deque(maxlen=self.window)
         self.refills = 0
+        self.thresholds = {V.SHIFT: shift_threshold, V.BREAK: break_threshold}
         self.reset()
 
     def reset(self) -> None:
@@ -77,8 +79,7 @@ class TinyFdBackbone:
             embeds = user if not self.pending else torch.cat(
                 [self.net.embed_tokens(torch.tensor([self.pending])), user], dim=1)
             logits = self._forward(embeds)
-        allowed = self.floor.allowed_first()
-        first = allowed[int(torch.argmax(logits[allowed]))]
+        first = self._decide(logits, self.floor.allowed_first())
         fed = 0
         start = None
         if first == V.SHIFT:
@@ -91,6 +92,16 @@ class TinyFdBackbone:
         self.history.append((user[0, 0], tokens))
         self.last_units = [t - V.UNIT0 for t in tokens if t >= V.UNIT0]
         return [_CONTROL[t] if t < V.UNIT0 else audio(t - V.UNIT0) for t in tokens]
+
+    def _decide(self, logits: torch.Tensor, allowed: list[int]) -> int:
+        """Argmax over the legal tokens, except that SHIFT and BREAK need their own probability."""
+        probs = torch.softmax(logits[allowed], dim=0)
+        order = torch.argsort(probs, descending=True).tolist()
+        for i in order:
+            token = allowed[i]
+            if token not in self.thresholds or float(probs[i]) >= self.thresholds[token]:
+                return token
+        return allowed[order[0]]
 
     def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
         out = self.net.llm(inputs_embeds=embeds, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
