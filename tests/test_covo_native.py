@@ -151,3 +151,10 @@ def test_control_ids_map_to_control_tokens_and_speech_ids_to_units(tiny: Path) -
     unit = vocab.token(vocab.text_size + 7)
     assert unit.kind is Kind.AUDIO and unit.unit == 7
     assert vocab.speech_units == 64
+
+
+@pytest.mark.slow
+def test_a_compiled_step_gives_the_same_tokens_as_the_eager_one(tiny: Path) -> None:
+    eager, compiled = native(tiny), native(tiny, optimise="compile")  # compiling takes minutes on a small CPU
+    for chunk in chunks(12, seed=5):
+        assert list(compiled.step(chunk)) == list(eager.step(chunk))

@@ -43,7 +43,7 @@ class DecoderBase:
         self.embed_tokens = llm.model.embed_tokens
         self.hist = torch.zeros(capacity, self.hidden, device=device, dtype=dtype)
         self.length = 0
-        self.trace: list[torch.Tensor] | None = None  # tests: logits of every sampled position
+        self.trace: list[torch.Tensor] | None = None  # tests: logits of every sampled position (set before use)
 
     def embed(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
         t = ids if isinstance(ids, torch.Tensor) else torch.tensor(list(ids), dtype=torch.long, device=self.device)
@@ -60,10 +60,20 @@ class DecoderBase:
         self.truncate(prefix)
         self.prefill(tail)
 
+    def prepare(self, with_frame: bool, n: int) -> None:
+        """Get the decode for this input shape ready (graph capture, compilation) before the first step."""
+        raise NotImplementedError
+
+    def generate(self, pending: torch.Tensor, frame: torch.Tensor | None, n: int) -> torch.Tensor:
+        """Feed `pending` (and `frame`), sample `n` tokens, feed all but the last; -> (n,) ids on the device."""
+        raise NotImplementedError
+
     def prefill(self, embeds: torch.Tensor) -> None:
+        """Feed (T, hidden) embeddings at the next positions, sampling nothing."""
         raise NotImplementedError
 
     def truncate(self, length: int) -> None:
+        """Forget every position from `length` on."""
         raise NotImplementedError
 
     def _record(self, logits: torch.Tensor) -> None:
@@ -103,7 +113,6 @@ class StaticDecoder(DecoderBase):
         self.length = saved
 
     def generate(self, pending: torch.Tensor, frame: torch.Tensor | None, n: int) -> torch.Tensor:
-        """Feed `pending` (and `frame`), sample `n` tokens, feed all but the last; -> (n,) ids."""
         fed = 1 + (frame is not None) + n - 1
         if fed > self.room():
             raise RuntimeError(f"KV cache full: {self.length} + {fed} > {self.capacity}")
