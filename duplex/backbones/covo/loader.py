@@ -15,6 +15,7 @@ target dtype, so a 7B checkpoint never exists twice in memory.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class Checkpoint:
 
 def load_checkpoint(folder: Path, *, device: torch.device, dtype: torch.dtype) -> Checkpoint:
     """Read and check everything in `folder`; return the model on `device` in `dtype`."""
+    folder = Path(os.path.normpath(folder))  # messages name "checkpoints/x", not "examples/../checkpoints/x"
     if not folder.is_dir():
         raise CheckpointError(folder, "no such checkpoint folder (checkpoints/README.md says how to fetch one)")
     config = read_config(folder / "config.json")
