@@ -116,11 +116,16 @@ class ChatContext:
 
     @torch.no_grad()
     def finish(self) -> None:
-        """Close the reply: all of it if it ended by itself, else up to the units handed out."""
+        """Close the reply: all of it if it ended by itself and was handed out, else up to the units handed out."""
         reply = self.reply
-        if reply is not None:
-            self._close(reply, len(reply.tokens) if reply.done and not reply.ready else
-                        reply.unit_at[self.units_out() - 1] + 1 if self.units_out() else 0)
+        if reply is None:
+            return
+        if reply.done and not reply.ready:
+            keep = len(reply.tokens)
+        else:
+            out = self.units_out()
+            keep = reply.unit_at[out - 1] + 1 if out else 0
+        self._close(reply, keep)
 
     def take_text(self) -> str:
         """Transcript text that is ready (the reply's text, once its speech was played or cut)."""
@@ -131,14 +136,14 @@ class ChatContext:
     # ---- internals ------------------------------------------------------------------------------
 
     def _burst(self, reply: Reply) -> None:
-        n = min(self.burst, reply.budget - len(reply.tokens))
-        if n <= 0 or self.decoder.room() < n:
+        """Decode `burst` tokens (always the same shape: one captured graph); keep those within budget."""
+        if self.decoder.room() < self.burst:
             reply.done = True
             return
-        ids = self.decoder.generate(self._pending, None, n)
+        ids = self.decoder.generate(self._pending, None, self.burst)
         self._pending = ids[-1:]
         for tok in ids.tolist():
-            if tok == self.eos:
+            if tok == self.eos or len(reply.tokens) >= reply.budget:
                 reply.done = True
                 break
             index = len(reply.tokens)

@@ -69,10 +69,10 @@ class CovoTurnBackbone(PolicyBackbone):
         self.utterance = Utterance()
         self._overlap = Utterance()
         self.chat.start_reply(utterance)
+        reply = self.chat.reply  # (a reply of under three units is closed again by _next_units)
         self.history.append(TurnRecord(units=0, heard=0))
         self.floor = Floor.REPLY
         tokens = (SHIFT, *self._next_units(TOKENS_PER_STEP - 1))
-        reply = self.chat.reply
         if reply is not None and reply.first_unit_s is not None:
             self.last_shift_to_unit_ms = (reply.first_unit_s - reply.started_s) * 1000.0
         return tokens
