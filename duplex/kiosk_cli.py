@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from duplex.cli import guarded
 from duplex.config import Config
@@ -99,7 +99,7 @@ def _live_factory(cfg: Config) -> SessionFactory:
         model = await asyncio.to_thread(load_model, cfg)  # before the microphone runs
         aec = make_aec(live.aec)
         guard = live.guard_s if live.guard_s is not None else (0.0 if aec.name != "none" else GUARD_WITHOUT_AEC_S)
-        common = {"rate": live.sample_rate, "block_ms": live.block_ms, "latency": live.latency}
+        common: dict[str, Any] = {"rate": live.sample_rate, "block_ms": live.block_ms, "latency": live.latency}
         opened: list[LiveInput | LiveOutput] = []
         try:
             speaker = LiveOutput(find_device(live.output_device, "output"), jitter_s=live.jitter_ms / 1000, **common)
@@ -138,7 +138,7 @@ async def _serve(cfg: Config, open_session: SessionFactory, *, once: bool) -> in
         async with asyncio.TaskGroup() as tasks:
             printer = tasks.create_task(_print_events(events), name="duplex.kiosk.log")
             async with host:
-                waits = [tasks.create_task(stop.wait(), name="duplex.kiosk.signal")]
+                waits: list[asyncio.Task[Any]] = [tasks.create_task(stop.wait(), name="duplex.kiosk.signal")]
                 if once:
                     waits.append(tasks.create_task(host.finished(), name="duplex.kiosk.once"))
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

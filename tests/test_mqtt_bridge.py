@@ -201,3 +201,31 @@ async def test_the_bridge_needs_no_more_than_the_documented_acl(tmp_path: Path, 
             assert [e["type"] for e in (s.json() for s in watcher.on(EVENT))][:2] == ["session", "state"]
     finally:
         strict.kill()
+
+
+async def test_tls_with_a_private_ca(tmp_path: Path, question: Path) -> None:
+    mqtt_fixtures.need_broker()
+    secure = Broker(tmp_path / "broker", users={"kiosk-test": "kiosk-pw"}, tls=True)
+    secure.start()
+    try:
+        async with MqttBridge(config=secure.config(tls=True, ca_file="broker/ca.crt"), host=offline_host(question),
+                              base_dir=tmp_path) as bridge:
+            status = await run_cli(*secure.cli("mosquitto_sub", "-t", STATUS, "-C", "1", "-W", "20"))
+            assert status == "online" and bridge.online
+            reply = await run_cli(*secure.cli("mosquitto_rr", "-t", f"{BASE}/cmd", "-e", f"{BASE}/cmd/result",
+                                              "-m", '{"cmd":"ping","id":"tls"}', "-W", "20"))
+            assert json.loads(reply) == {"id": "tls", "ok": True, "cmd": "ping"}
+        untrusted = secure.config(tls=True)  # the system CAs do not know the test CA: refused, retried
+        async with MqttBridge(config=untrusted, host=offline_host(question)) as bridge:
+            await asyncio.wait_for(_until(lambda: "certificate verify failed" in bridge.last_error), 20)
+            assert not bridge.online
+    finally:
+        secure.kill()
+
+
+def test_a_missing_ca_file_is_a_config_error(tmp_path: Path, question: Path) -> None:
+    from duplex.config import MqttConfig
+    from duplex.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mqtt.tls: cannot load the CA or client certificate"):
+        MqttBridge(config=MqttConfig(tls=True, ca_file="nope.crt"), host=offline_host(question), base_dir=tmp_path)

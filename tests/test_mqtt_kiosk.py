@@ -33,7 +33,8 @@ async def until(condition: Callable[[], object], timeout: float = 20.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_a_failed_session_is_restarted_with_a_growing_delay(question: Path, tmp_path: Path) -> None:
+async def test_a_failed_session_is_restarted_with_a_growing_delay(question: Path, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     attempts: list[float] = []
 
     def flaky() -> DuplexSession:
@@ -43,12 +44,14 @@ async def test_a_failed_session_is_restarted_with_a_growing_delay(question: Path
 
     host = SessionHost(open_session=flaky, restart_delay_s=0.1)
     events = host.bus.subscribe()
-    async with host:
-        await until(lambda: host.sessions_started == 1 and host.session is None)
+    with caplog.at_level("WARNING", logger="duplex.kiosk"):
+        async with host:
+            await until(lambda: host.sessions_started == 1 and host.session is None)
     errors = [e.data["message"] for e in events.pending() if e.type is EventType.ERROR]
     assert errors == [f"AudioFileError: {tmp_path / 'unplugged.wav'}: no such file"] * 2
-    gaps = np.diff(attempts)
-    assert 0.1 <= gaps[0] < gaps[1] and gaps[1] >= 0.2  # 0.1 s, then 0.2 s
+    delays = [float(m.rsplit("restarting in ", 1)[1].split()[0]) for m in caplog.messages if "restarting in" in m]
+    assert delays == [0.1, 0.2]  # doubling per consecutive failure
+    assert all(gap >= delay for gap, delay in zip(np.diff(attempts), delays, strict=True))
     assert host.failures == 0 and host.last_error.startswith("AudioFileError")  # reset by the clean session
 
 

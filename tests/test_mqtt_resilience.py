@@ -254,8 +254,13 @@ async def test_ten_thousand_malformed_commands_in_a_burst(broker: Broker, questi
     # the session did not notice: same events (bar wall-clock times) and the very same audio
     events = history.pending()
     assert not [e for e in events if e.type is EventType.COMMAND]
+    overruns = [e for e in events if e.type is EventType.OVERRUN]  # compute time on a loaded machine, not behaviour
+    print(f"steps over budget during the flood: {len(overruns)}")
     reference = await reference_run(question, tmp_path / "reference.wav")
-    assert [{k: v for k, v in d.items() if k != "t"} for d in comparable(events)] == [
-        {k: v for k, v in d.items() if k != "t"} for d in comparable(reference)]
+
+    def behaviour(events: list[Event]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in d.items() if k != "t"} for d in comparable(events)]
+
+    assert behaviour(events) == behaviour(reference)
     assert np.array_equal(sf.read(tmp_path / "out.wav", dtype="int16")[0],
                           sf.read(tmp_path / "reference.wav", dtype="int16")[0])

@@ -27,7 +27,7 @@ from duplex.tokens import EOT, SHIFT, THINK, Token, audio
 from tests.speech import silence, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMING_KEYS = {"step_ms_p50", "step_ms_p99", "realtime_factor"}
+TIMING_KEYS = {"step_ms_p50", "step_ms_p99", "realtime_factor", "overruns"}
 
 
 @pytest.fixture
@@ -37,7 +37,8 @@ def question(speech: Callable[..., Path], tmp_path: Path) -> Path:
 
 
 def comparable(events: Sequence[Event]) -> list[dict[str, object]]:
-    return [{k: v for k, v in e.to_dict().items() if k not in TIMING_KEYS} for e in events]
+    return [{k: v for k, v in e.to_dict().items() if k not in TIMING_KEYS} for e in events
+            if e.type.value != "overrun"]  # a step late on a loaded machine is not a change of behaviour
 
 
 def kinds(events: Sequence[Event], type: EventType) -> list[dict[str, object]]:

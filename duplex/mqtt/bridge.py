@@ -147,7 +147,7 @@ class MqttBridge:
             cfg.host, cfg.port, username=cfg.username or None, password=self._password,
             identifier=cfg.client_id or f"duplex-{cfg.device_id}", keepalive=cfg.keepalive_s,
             will=aiomqtt.Will(self.topics.status, OFFLINE, qos=1, retain=True),
-            queue_type=lambda maxsize: gate,  # type: ignore[arg-type,misc,return-value]
+            queue_type=lambda maxsize: gate,  # type: ignore[arg-type]  # aiomqtt calls queue_type(maxsize=...)
             tls_context=self._tls, timeout=10.0, logger=logging.getLogger("duplex.mqtt.client"),
         )
 
@@ -174,20 +174,20 @@ class MqttBridge:
             conn.lost.set()
 
     async def _announce(self, conn: _Connection) -> None:
-        """Status, state and (after an outage) the summary, before any live event."""
+        """Subscribe, then state and (after an outage) the summary, then `online`: ready for commands."""
         client, outage, now = conn.client, self._outage, time.monotonic()
-        await client.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        await client.subscribe(self.topics.cmd, qos=1)
         await client.publish(self.topics.state, self._state.to_bytes(), qos=1, retain=True)
         if self.counters.connects or outage.missed or outage.failed_attempts:
             await client.publish(self.topics.event, outage.summary(now, self._state), qos=1)
             self.counters.last_outage_s = round(now - outage.since, 3)
             log.info("back online after %.2f s; %d events summarised", now - outage.since, outage.missed)
-        await client.subscribe(self.topics.cmd, qos=1)
         self.counters.reconnects += 1 if self.counters.connects else 0
         self.counters.connects += 1
         self._outage = Outage(since=now)  # empty: collects what the next outage misses
         self._backoff.reset()
         self.link, self.last_error = Link.ONLINE, ""
+        await client.publish(self.topics.status, ONLINE, qos=1, retain=True)
         log.info("online at %s:%d under %s/", self.config.host, self.config.port, self.topics.base)
 
     def _failed(self, exc: aiomqtt.MqttError) -> None:

@@ -71,8 +71,8 @@ class SessionHost:
 
     @property
     def session(self) -> DuplexSession | None:
-        """The running session, if any."""
-        return self._session if self._session is not None and self._session.running else None
+        """The session being run, from its start until its last event is on `bus`; else None."""
+        return self._session
 
     async def finished(self) -> None:
         """With `once`: wait until the first session has ended."""
@@ -81,7 +81,7 @@ class SessionHost:
     # ---- commands -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.session is not None or self._wanted.is_set():
+        if self._session is not None or self._wanted.is_set():
             raise CommandError("a session is already running (send 'stop' first)", cmd=Cmd.START)
         self._wanted.set()
 
@@ -92,8 +92,8 @@ class SessionHost:
         if cmd is Cmd.START:
             self.start()
             return
-        session = self.session
-        if session is None:
+        session = self._session
+        if session is None or not session.running:
             raise CommandError(f"no session is running ('{cmd.value}' needs one; send 'start')", cmd=cmd)
         match cmd:
             case Cmd.STOP:
@@ -109,7 +109,7 @@ class SessionHost:
                 session.reset()
 
     def metrics(self) -> dict[str, Any]:
-        session = self.session
+        session = self._session
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "sessions_started": self.sessions_started,
