@@ -167,7 +167,7 @@ class Engine:
             self._publish(EventType.STEP, step=k, ms=round(compute_ms, 3), tokens=[str(t) for t in tokens])
         for token in tokens:
             self._route(token)
-        self._flush_pending_audio()
+        await self._decode_pending_audio()
         self._track_speaker(k, played)
         if self.phase is Phase.DRAINING and self.output.queue.queued == 0:
             self._feed(Input.PLAYBACK_DONE)
@@ -273,14 +273,19 @@ class Engine:
         queue = self.output.queue
         return max(0, queue.played + queue.queued - self._turn.start_played) // UNIT_SAMPLES
 
-    def _flush_pending_audio(self) -> None:
-        """Decode this step's units; once the turn has ended (EOT), drain the resampler's tail too."""
+    async def _decode_pending_audio(self) -> None:
+        """Decode this step's units on the worker thread (a neural vocoder is compute, and the loop
+        never waits on compute); once the turn has ended (EOT), drain the resampler's tail too."""
         vocoder = self.model.vocoder
         turn_over = self.phase is not Phase.SPEAKING
         if not self._pending_units and not (turn_over and self._resampler is not None):
             return
-        audio = vocoder.decode(self._pending_units) if self._pending_units else np.zeros(0, np.float32)
-        self._pending_units.clear()
+        units, self._pending_units = self._pending_units, []
+        if units:
+            loop = asyncio.get_running_loop()
+            audio = await loop.run_in_executor(self._executor, vocoder.decode, units)
+        else:
+            audio = np.zeros(0, np.float32)
         if vocoder.sample_rate != SAMPLE_RATE:
             if self._resampler is None:
                 self._resampler = soxr.ResampleStream(vocoder.sample_rate, SAMPLE_RATE, 1, dtype="float32")
