@@ -86,6 +86,16 @@ async def test_stop_is_final_and_commands_need_a_session(question: Path) -> None
         assert host.sessions_started == 1 and host.session is None  # not restarted
 
 
+async def test_leaving_the_host_stops_the_session_and_forwards_its_last_events(question: Path) -> None:
+    host = SessionHost(open_session=lambda: DuplexSession(input=mqtt_fixtures.EndlessInput(question), realtime=True))
+    events = host.bus.subscribe()
+    async with host:
+        await until(lambda: host.session is not None)
+    history = events.pending()
+    assert history[-1].type is EventType.SESSION and history[-1].data["what"] == "stopped"
+    assert history[-2].data == {"from": "LISTENING", "to": "IDLE"} and host.session is None
+
+
 def test_the_example_kiosk_config_is_valid_and_says_what_it_promises() -> None:
     cfg = load_config(EXAMPLE)
     assert cfg.mqtt.enabled and not cfg.live.tui and cfg.mqtt.autostart and cfg.mqtt.restart_delay_s > 0

@@ -13,6 +13,7 @@ back off), the event forwarder, the metrics ticker and the rate-limit notices.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
@@ -127,16 +128,18 @@ class MqttBridge:
         assert self._tasks is not None and self._events is not None and self._forwarder is not None
         self._events.close()  # the forwarder publishes what is queued, then ends
         try:
-            await asyncio.wait_for(asyncio.shield(self._forwarder), DRAIN_S)
-        except (TimeoutError, asyncio.CancelledError):
-            self._forwarder.cancel()
-        conn = self._conn
-        if conn is not None:  # a clean exit is not a death: say offline ourselves
-            await self._send(conn, self.topics.status, OFFLINE, qos=1, retain=True)
-        self.link = Link.CLOSED
-        for task in self._loops:
-            task.cancel()
-        await self._tasks.__aexit__(exc_type, exc, tb)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._forwarder), DRAIN_S)
+            conn = self._conn
+            if conn is not None:  # a clean exit is not a death: say offline ourselves
+                await asyncio.wait_for(self._send(conn, self.topics.status, OFFLINE, qos=1, retain=True), DRAIN_S)
+        except TimeoutError:
+            log.warning("the broker did not take 'offline' within %.0f s", DRAIN_S)
+        finally:
+            self.link = Link.CLOSED
+            for task in (self._forwarder, *self._loops):
+                task.cancel()
+            await self._tasks.__aexit__(exc_type, exc, tb)
 
     # ---- connection -----------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ class SessionHost:
         if autostart:
             self._wanted.set()
         self._finished = asyncio.Event()
+        self._between = asyncio.Event()  # set while no session is being run
+        self._between.set()
         self._session: DuplexSession | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -63,11 +65,15 @@ class SessionHost:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         assert self._tasks is not None and self._supervisor is not None
-        if self._session is not None and self._session.running:
-            self._session.stop()
-            await self._session.wait()
-        self._supervisor.cancel()
-        await self._tasks.__aexit__(exc_type, exc, tb)
+        try:
+            self._wanted.clear()  # no restart from here on
+            if self._session is not None:
+                if self._session.running:
+                    self._session.stop()  # ends at its next step
+                await self._between.wait()  # its last events are on the bus
+        finally:
+            self._supervisor.cancel()
+            await self._tasks.__aexit__(exc_type, exc, tb)
 
     @property
     def session(self) -> DuplexSession | None:
@@ -148,6 +154,7 @@ class SessionHost:
             events = session.events(maxsize=0)  # subscribed before the start: nothing is missed
             async with session:
                 self._session = session
+                self._between.clear()
                 self.sessions_started += 1
                 async for event in events:
                     self._forward(event)
@@ -161,6 +168,7 @@ class SessionHost:
             log.error("session failed: %s", self.last_error)
         finally:
             self._session = None
+            self._between.set()
         return not failed
 
     def _forward(self, event: Event) -> None:
