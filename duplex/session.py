@@ -273,7 +273,8 @@ class DuplexSession:
         """Have the model speak `audio` (16 kHz mono float32 samples, or an audio file) when it can.
 
         Only backbones that implement `SupportsSay` can; others raise NotSupportedError. The call
-        is reported at once as a `command` event: `{"command": "say", "seconds": ...}`.
+        is reported as a `command` event, `{"command": "say", "seconds": ...}` (called before the
+        first step, just after the session's start events).
         """
         engine = self._running_engine("say")
         backbone = engine.model.backbone
@@ -282,8 +283,12 @@ class DuplexSession:
                                     "(it only answers the user)")
         samples = _say_audio(audio)
         backbone.say(samples)
-        seconds = round(samples.size / SAMPLE_RATE, 3)
-        self._bus.publish(Event(engine.clock.now(), EventType.COMMAND, {"command": "say", "seconds": seconds}))
+        data = {"command": "say", "seconds": round(samples.size / SAMPLE_RATE, 3)}
+        if engine.lifecycle is Lifecycle.NEW:  # after the engine's start events: its task runs first
+            asyncio.get_running_loop().call_soon(lambda: self._bus.publish(Event(engine.clock.now(),
+                                                                                 EventType.COMMAND, data)))
+        else:
+            self._bus.publish(Event(engine.clock.now(), EventType.COMMAND, data))
 
     def _submit(self, command: Command) -> None:
         self._running_engine(command.name.lower()).submit(command)

@@ -193,7 +193,8 @@ async def test_say_speaks_the_given_audio_on_a_backbone_that_supports_it(tmp_pat
         subscription = session.events()
         session.say(tone)
         events = [event async for event in subscription]
-    assert {"command": "say", "seconds": 0.5} in kinds(events, EventType.COMMAND)
+    assert [e.type for e in events[:3]] == [EventType.SESSION, EventType.STATE, EventType.COMMAND]
+    assert events[2].data == {"command": "say", "seconds": 0.5}
     assert kinds(events, EventType.CONTROL) == [{"token": "SHIFT"}, {"token": "EOT"}]
     played = sf.read(tmp_path / "said.wav", dtype="float32")[0]
     start = int(np.flatnonzero(np.abs(played) > 1e-3)[0])
