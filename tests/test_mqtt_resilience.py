@@ -72,7 +72,6 @@ async def test_last_will_says_offline_when_the_kiosk_is_sigkilled(broker: Broker
         if kiosk.returncode is None:
             kiosk.kill()
         await kiosk.wait()
-    assert kiosk.returncode == -signal.SIGKILL
     # a newcomer reads the will, retained
     async with Watcher(broker, STATUS) as late:
         assert await late.wait_for(STATUS) == "offline" and late.on(STATUS)[0].retain
