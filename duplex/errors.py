@@ -5,7 +5,9 @@
      ├── AudioFileError     a missing, unreadable, empty or corrupt audio file
      ├── DeviceError        a sound device that cannot be found or opened
      ├── CheckpointError    a missing or damaged model checkpoint file
-     └── ScenarioError      a scenario file that cannot be run as written
+     ├── ScenarioError      a scenario file that cannot be run as written
+     └── SessionError       an embedding-API call the session cannot honour now
+          └── NotSupportedError   the backbone cannot do what was asked (e.g. say())
 
 Each carries the culprit (a path, a key, a device name) in its message; low-level errors are
 chained with `raise ... from`.
@@ -42,3 +44,11 @@ class CheckpointError(DuplexError):
 
 class ScenarioError(DuplexError):
     pass
+
+
+class SessionError(DuplexError):
+    """A call the session cannot honour now: not entered yet, or already ended."""
+
+
+class NotSupportedError(SessionError):
+    """The session's backbone cannot do what was asked (e.g. `say()` on a backbone that only answers)."""

@@ -33,7 +33,7 @@ from duplex.backbones import Model, load_model
 from duplex.clock import Clock, VirtualClock, WallClock
 from duplex.config import Config
 from duplex.engine import Command, Engine, InputDevice, Lifecycle, OutputDevice
-from duplex.errors import DuplexError
+from duplex.errors import NotSupportedError, SessionError
 from duplex.eventlog import EventLog
 from duplex.events import Event, EventBus, EventType, Subscription
 from states import Phase
@@ -44,14 +44,6 @@ AudioSource = InputDevice | str | os.PathLike[str]
 AudioSink = OutputDevice | str | os.PathLike[str] | None
 
 _names = itertools.count(1)
-
-
-class SessionError(DuplexError):
-    """A call the session cannot honour now: not entered yet, or already ended."""
-
-
-class NotSupportedError(SessionError):
-    """The session's backbone cannot do what was asked (e.g. `say()` on a backbone that only answers)."""
 
 
 @runtime_checkable

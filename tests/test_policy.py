@@ -81,3 +81,20 @@ def test_quiet_noise_never_starts_a_turn() -> None:
     rng = np.random.default_rng(3)
     noise = (rng.standard_normal(16000 * 10) * 10 ** (-55 / 20)).astype(np.float32)
     assert {k for s in run(model, noise) for k in s} == {Kind.THINK}
+
+
+def test_say_takes_a_free_floor_and_waits_while_the_user_speaks(speech) -> None:
+    model = load_policy(PolicyConfig(), Path("."))
+    announcement = load_mono16k(speech("Your order is ready."))
+    user = load_mono16k(speech("I would like a coffee please."))
+    model.backbone.say(announcement)
+    first = [t.kind for t in model.backbone.step(user[:STEP_SAMPLES])]
+    assert first == [Kind.THINK] * 4  # the user is talking: the announcement waits
+    rest = np.concatenate([user[STEP_SAMPLES:], np.zeros(16000 * 10, np.float32)])
+    tokens = [t for c in chunks(rest) for t in model.backbone.step(c)]
+    kinds = [t.kind for t in tokens]
+    shifts = [i for i, k in enumerate(kinds) if k is Kind.SHIFT]
+    assert len(shifts) == 2  # first the answer to the user, then the announcement
+    assert kinds.index(Kind.EOT) < shifts[1]  # not before the answer is over
+    units = [t.unit for t in tokens[shifts[1] :] if t.kind is Kind.AUDIO]
+    assert np.allclose(model.vocoder.decode(units)[: announcement.size], announcement)

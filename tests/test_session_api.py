@@ -24,6 +24,7 @@ from duplex.events import Event, EventType
 from duplex.offline import run_session
 from duplex.session import DuplexSession, NotSupportedError, SessionError
 from duplex.tokens import EOT, SHIFT, THINK, Token, audio
+from tests.fakes import scripted_model
 from tests.speech import silence, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,8 +145,8 @@ async def test_two_sessions_side_by_side_share_nothing(question: Path, speech: C
 
 
 async def test_say_is_refused_clearly_by_a_backbone_that_only_answers(question: Path) -> None:
-    async with DuplexSession(input=question) as session:
-        with pytest.raises(NotSupportedError, match=r"say\(\): backbone 'policy/echo/webrtc' cannot speak on request"):
+    async with DuplexSession(input=question, model=scripted_model([])) as session:
+        with pytest.raises(NotSupportedError, match=r"say\(\): backbone 'scripted' cannot speak on request"):
             session.say(np.zeros(1600, dtype=np.float32))
 
 

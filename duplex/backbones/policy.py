@@ -104,6 +104,7 @@ class PolicyBackbone:
         self.bank = bank
         self.history: list[TurnRecord] = []
         self._recent_output: deque[float] = deque(maxlen=3)  # model output RMS, last steps
+        self._requests: deque[np.ndarray] = deque()  # say() audio waiting for a free floor
         self.reset()
 
     def reset(self) -> None:
@@ -120,8 +121,17 @@ class PolicyBackbone:
         if self.history:
             self.history[-1].heard = min(units, self.history[-1].units)
 
+    def say(self, audio: np.ndarray) -> None:
+        """Speak `audio` unprompted at the next step where nobody holds the floor (SupportsSay).
+
+        Called from the event loop while `step` may run on the worker thread: a deque append only.
+        """
+        self._requests.append(np.asarray(audio, dtype=np.float32)[: self.responder.max_samples])
+
     def step(self, chunk: np.ndarray) -> Sequence[Token]:
         speech = self._is_user_speech(chunk)
+        if self.floor is Floor.LISTEN and self._requests and not speech and not self.utterance.chunks:
+            return self._take_turn(self._requests.popleft())
         if self.floor is Floor.LISTEN:
             return self._listen(chunk, speech)
         return self._overlapped(chunk, speech)
@@ -156,8 +166,9 @@ class PolicyBackbone:
         self._recent_output.append(0.0)
         return (THINK,) * TOKENS_PER_STEP
 
-    def _take_turn(self) -> Sequence[Token]:
-        reply = self.responder.reply(self.utterance.audio())
+    def _take_turn(self, reply: np.ndarray | None = None) -> Sequence[Token]:
+        if reply is None:
+            reply = self.responder.reply(self.utterance.audio())
         self.utterance = Utterance()
         self._overlap = Utterance()
         self._reply = self.bank.add(reply) if reply.size else []

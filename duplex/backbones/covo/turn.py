@@ -26,6 +26,7 @@ from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.framebank import FrameBank
 from duplex.backbones.policy import Floor, PolicyBackbone, Responder, TurnRecord, Utterance
 from duplex.config import PolicyConfig
+from duplex.errors import NotSupportedError
 from duplex.tokens import SHIFT, Kind, Token, audio
 
 
@@ -61,6 +62,10 @@ class CovoTurnBackbone(PolicyBackbone):
         if self.floor is not Floor.LISTEN:  # cut from outside (operator, device): stop replying
             self.floor = Floor.LISTEN
             self._overlap = Utterance()
+
+    def say(self, audio: np.ndarray) -> None:
+        """Covo speaks its own speech units: it cannot play given audio (refused, not ignored)."""
+        raise NotSupportedError("say(): the covo backbone speaks its own units and cannot play given audio")
 
     # ---- PolicyBackbone hooks ------------------------------------------------------------------
 
