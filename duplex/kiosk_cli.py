@@ -88,34 +88,14 @@ def _live_factory(cfg: Config) -> SessionFactory:
     find_device(live.output_device, "output")
 
     async def open_live() -> DuplexSession:
-        from audio_io.aec import make_aec
-        from audio_io.live_input import LiveInput
-        from audio_io.live_output import LiveOutput
         from duplex.backbones import load_model
-        from duplex.clock import WallClock
-        from duplex.live_cli import GUARD_WITHOUT_AEC_S
+        from duplex.live_devices import open_live_devices
         from duplex.session import DuplexSession
 
         model = await asyncio.to_thread(load_model, cfg)  # before the microphone runs
-        aec = make_aec(live.aec)
-        guard = live.guard_s if live.guard_s is not None else (0.0 if aec.name != "none" else GUARD_WITHOUT_AEC_S)
-        common: dict[str, Any] = {"rate": live.sample_rate, "block_ms": live.block_ms, "latency": live.latency}
-        opened: list[LiveInput | LiveOutput] = []
-        try:
-            speaker = LiveOutput(find_device(live.output_device, "output"), jitter_s=live.jitter_ms / 1000, **common)
-            opened.append(speaker)
-            mic = LiveInput(find_device(live.input_device, "input"), output=speaker, aec=aec, guard_s=guard,
-                            stall_s=live.stall_s, **common)
-            opened.append(mic)
-            speaker.start()
-            await mic.start()
-        except BaseException:
-            for device in opened:
-                device.close()
-            raise
-        clock = WallClock()  # session t = 0 at the microphone's first block
-        speaker.now = clock.now
-        return DuplexSession(config=cfg, input=mic, output=speaker, model=model, live=True, clock=clock)
+        devices = await open_live_devices(live)
+        return DuplexSession(config=cfg, input=devices.mic, output=devices.speaker, model=model, live=True,
+                             clock=devices.clock)
 
     return open_live
 

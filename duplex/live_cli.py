@@ -25,9 +25,6 @@ if TYPE_CHECKING:  # the rest loads when a live session starts, so `--help` stay
     from duplex.eventlog import EventLog
     from duplex.tui import SessionMetrics
 
-GUARD_WITHOUT_AEC_S = 0.5
-
-
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
     """The live-session flags of `duplex-chat` (they override the `live.*` config keys)."""
     g = p.add_argument_group("live session (no --input)")
@@ -78,46 +75,29 @@ class LiveSession:
         self.engine: Engine | None = None
 
     async def run(self) -> int:
-        from audio_io.aec import make_aec
-        from audio_io.devices import find_device
-        from audio_io.live_input import LiveInput
-        from audio_io.live_output import LiveOutput
         from audio_io.record import Recorder
         from duplex.backbones import load_model
-        from duplex.clock import WallClock
         from duplex.engine import Engine
         from duplex.eventlog import EventLog
+        from duplex.live_devices import open_live_devices
         from duplex.tui import SessionMetrics, summary_lines
 
         model = load_model(self.cfg)  # config and checkpoint errors before any device is touched
-        mic_info = find_device(self.live.input_device, "input")
-        spk_info = find_device(self.live.output_device, "output")
-        aec = make_aec(self.live.aec)
-        guard = self.live.guard_s
-        if guard is None:
-            guard = 0.0 if aec.name != "none" else GUARD_WITHOUT_AEC_S
         recorder = Recorder(self.record) if self.record else None
         log_path = self.events or (self.record / "events.jsonl" if self.record else None)
         log = EventLog(log_path) if log_path else None
-        common = {"rate": self.live.sample_rate, "block_ms": self.live.block_ms, "latency": self.live.latency}
-        speaker = mic = None
+        devices = None
         try:
-            speaker = LiveOutput(spk_info, jitter_s=self.live.jitter_ms / 1000, **common)
-            mic = LiveInput(mic_info, output=speaker, aec=aec, guard_s=guard, stall_s=self.live.stall_s,
-                            tap=recorder, **common)
-            speaker.start()
-            await mic.start()
-            clock = WallClock()  # session t = 0 at the microphone's first block
-            speaker.now = clock.now
-            engine = Engine(model=model, input=mic, output=speaker, bus=self.bus, clock=clock,
-                            config=self.cfg.engine, offline=False)
+            devices = await open_live_devices(self.live, tap=recorder)
+            engine = Engine(model=model, input=devices.mic, output=devices.speaker, bus=self.bus,
+                            clock=devices.clock, config=self.cfg.engine, offline=False)
             self.engine = engine
-            metrics = SessionMetrics(mic=mic, speaker=speaker, engine=engine, aec=aec.name, guard_s=guard)
+            metrics = SessionMetrics(mic=devices.mic, speaker=devices.speaker, engine=engine, aec=devices.aec,
+                                     guard_s=devices.guard_s)
             await self._converse(engine, metrics, log)
         finally:
-            for device in (mic, speaker):
-                if device is not None:
-                    device.close()
+            if devices is not None:
+                devices.close()
             if recorder:
                 recorder.close()
             if log:
