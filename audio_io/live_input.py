@@ -27,6 +27,8 @@ from audio_io.ring import SampleRing
 from audio_io.vad import WebRtcVad
 from duplex.errors import DeviceError
 
+SPEECH_GAP_S = 0.48  # silence shorter than this inside the user's speech keeps it one run (for the UI's figures)
+
 
 class Tap(Protocol):
     """Receives each chunk as the engine gets it (the recorder)."""
@@ -185,8 +187,9 @@ class LiveInput:
 
     def _note_speech(self, chunk: np.ndarray, t_end: float) -> None:
         speech = self._vad.speech_prob(chunk) >= 0.5 and self.level > 10 ** (-45 / 20)
-        if speech and not self.speech:
-            self.speech_started = t_end - STEP_SECONDS
+        start = t_end - STEP_SECONDS
+        if speech and not self.speech and (self.speech_ended < 0 or start - self.speech_ended > SPEECH_GAP_S):
+            self.speech_started = start  # a new run: short gaps (commas, breaths) do not restart it
         if not speech and self.speech:
             self.speech_ended = t_end - STEP_SECONDS
         self.speech = speech
