@@ -84,3 +84,7 @@ def _is_slow(path: Path, load) -> bool:  # noqa: ANN001
 
 def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(guarded("duplex-test", _main, parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
