@@ -185,3 +185,35 @@ def test_decision_thresholds() -> None:
     assert backbone._decide(logits, [V.CONT, V.THINK, V.BREAK]) == V.BREAK
     logits[V.SHIFT], logits[V.THINK] = 0.2, 0.0
     assert backbone._decide(logits, [V.THINK, V.SHIFT]) == V.SHIFT
+
+
+def test_dialogue_targets_follow_the_grammar() -> None:
+    from types import SimpleNamespace
+
+    from duplex.backbones.tiny_fd.dialogue import Synth
+
+    rng = np.random.default_rng(0)
+
+    def clips(seconds: float, n: int) -> list[np.ndarray]:
+        return [(rng.standard_normal(int(seconds * 16_000)) * 0.1).astype(np.float32) for _ in range(n)]
+
+    pool = SimpleNamespace(voices=[{"final": clips(1.6, 3), "fragment": clips(0.8, 3), "barge": clips(1.4, 2),
+                                    "backchannel": clips(0.4, 2)}])
+    bank = tiny_bank()
+    frames = np.stack([bank.frame(u) for u in range(75)])
+    synth = Synth(pool, frames, REPLIES)  # type: ignore[arg-type]
+    shifts = breaks = 0
+    for seed in range(20):
+        d = synth.dialogue(60, np.random.default_rng(seed))
+        assert d.mic.size == d.ref.size == 60 * 2560 and d.tokens.shape == (60, 4)
+        floor = V.Floor(REPLIES)
+        for k in range(60):
+            first = int(d.tokens[k, 0])
+            assert int(d.decision[k]) == floor.decision()
+            choice = V.CONT if first >= V.UNIT0 else first
+            assert choice in floor.allowed_first()
+            assert floor.complete(choice, int(d.tokens[k, 1]) if first == V.SHIFT else None) == list(d.tokens[k])
+            shifts += first == V.SHIFT
+            breaks += first == V.BREAK
+        assert np.abs(d.ref).max() > 0 or V.SHIFT not in d.tokens[:, 0]
+    assert shifts >= 20 and breaks >= 1

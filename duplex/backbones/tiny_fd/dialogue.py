@@ -54,6 +54,8 @@ class Timing:
     hold_lag: float = 0.06  # user speech over the reply before holding
     break_lag: float = 0.64  # overlapping barge-in speech before BREAK
     resume_lag: float = 0.24  # silence after an overlap before the reply resumes
+    trail_lag: float = 1.2  # a turn that trails off on a comma: silence before SHIFT (past any mid-turn pause)
+    trail_p: float = 0.15  # share of turns that trail off so
 
 
 class Synth:
@@ -79,7 +81,10 @@ class Synth:
             t = start
             for _ in range(int(rng.choice([0, 0, 1, 1, 2]))):
                 t = place(t, _pick(rng, voice["fragment"]), "fragment") + int(rng.uniform(0.3, 1.0) * SR)
-            place(t, _pick(rng, voice["final"]), "final")
+            if rng.random() < self.t.trail_p:  # trails off: no final sentence, the silence decides
+                place(t, _pick(rng, voice["fragment"]), "trail")
+            else:
+                place(t, _pick(rng, voice["final"]), "final")
 
         first = rng.uniform(3.0, 9.0) if rng.random() < 0.1 else rng.uniform(0.1, 1.5)
         turn(int(first * SR))
@@ -96,8 +101,9 @@ class Synth:
             if kind == V.LISTEN_DECISION:
                 started = [c for c in clips if c.start < d]
                 last = max(started, key=lambda c: c.start) if started else None
-                if (last is not None and last.role in ("final", "barge") and not last.answered
-                        and d - last.end >= self.t.shift_lag * sr):
+                lag = self.t.trail_lag if last is not None and last.role == "trail" else self.t.shift_lag
+                if (last is not None and last.role in ("final", "barge", "trail") and not last.answered
+                        and d - last.end >= lag * sr):
                     last.answered = True
                     first_tok = V.SHIFT
                     reply = self.replies[int(rng.integers(len(self.replies)))]

@@ -96,6 +96,7 @@ def judge(results: list, facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     barges = barge_stops = 0
     stop_lat: list[float] = []
     disturb = {"backchannel": [0, 0], "noise": [0, 0], "echo": [0, 0]}
+    held = {"noise": 0, "echo": 0}  # model audio in more than one piece: a hold, or a turn nobody asked for
     for res in results:
         tl, fact = res.timeline, facts[res.name]
         if tl is None:
@@ -125,6 +126,7 @@ def judge(results: list, facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if fact["kind"] in ("noise", "echo"):
             disturb[fact["kind"]][0] += 1
             disturb[fact["kind"]][1] += bool(tl.breaks)
+            held[fact["kind"]] += len(tl.model_spans) > 1
     med = statistics.median
     return {
         "turn_taking_rate": round(taken / max(turns, 1), 3), "turns": turns,
@@ -135,6 +137,7 @@ def judge(results: list, facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "stop_latency_median_s": round(med(stop_lat), 3) if stop_lat else None,
         **{f"{k}_stop_rate": round(v[1] / max(v[0], 1), 3) for k, v in disturb.items()},
         **{f"{k}_cases": v[0] for k, v in disturb.items()},
+        **{f"{k}_gap_rate": round(v / max(disturb[k][0], 1), 3) for k, v in held.items()},
         "scenarios_passed": sum(r.passed for r in results), "scenarios": len(results),
     }
 

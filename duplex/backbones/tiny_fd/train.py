@@ -94,15 +94,21 @@ def train(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     frames, replies = bank(repertoire(args.cache))
     pool = Pool(args.cache, seed=args.seed, variants=1 if args.smoke else 2, max_voices=2 if args.smoke else None)
-    synth = Synth(pool, frames, replies, Timing())
+    timing = Timing(trail_p=args.trail_p)
+    synth = Synth(pool, frames, replies, timing)
     net = (NetConfig(n_units=len(frames), hidden=64, layers=1, heads=2, kv_heads=1, ffn=128, enc_width=32)
            if args.smoke else NetConfig(n_units=len(frames), hidden=args.hidden, layers=args.layers))
+    if args.init:  # a second stage: continue from a checkpoint (its network shape wins)
+        net = NetConfig(**checkpoint.read_config(args.init)["net"])
     model = TinyFd(net)
+    if args.init:
+        checkpoint.load_weights(args.init, model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"params": params, "pool_s": round(time.perf_counter() - started, 1)}), flush=True)
-    meta = {"net": net.to_dict(), "replies": replies, "reply_texts": REPLIES, "timing": asdict(Timing()),
-            "train": {"seed": args.seed, "batch": args.batch, "crop_steps": args.crop, "threads": args.threads}}
+    meta = {"net": net.to_dict(), "replies": replies, "reply_texts": REPLIES, "timing": asdict(timing),
+            "train": {"seed": args.seed, "batch": args.batch, "crop_steps": args.crop, "threads": args.threads,
+                      "lr": args.lr, "init": str(args.init) if args.init else None}}
     deadline = started + args.minutes * 60
     last_save = time.perf_counter()
     step, ema, acc = 0, None, None
@@ -158,6 +164,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch threads (1 is fastest on a shared 2-core machine: no spinning worker threads)")
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoint saves")
     p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--trail-p", type=float, default=0.15,
+                   help="share of user turns that trail off on a comma (SHIFT after 1.2 s of silence)")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (a second stage)")
     p.add_argument("--smoke", action="store_true", help="toy network, small pool: proves the pipeline in seconds")
     args = p.parse_args(argv)
     if args.smoke:
