@@ -129,7 +129,7 @@ def smoke_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny-fd")
     cache = Path(__file__).resolve().parent.parent / ".pytest_cache" / "tiny-fd-speech"
-    main(["--smoke", "--steps", "40", "--out", str(out), "--cache", str(cache), "--log-every", "1000"])
+    main(["--smoke", "--steps", "200", "--out", str(out), "--cache", str(cache), "--log-every", "1000"])
     return out
 
 
@@ -137,7 +137,7 @@ def test_smoke_training_writes_a_loadable_checkpoint(smoke_checkpoint: Path) -> 
     from duplex.backbones.tiny_fd.loader import load_folder
 
     meta = json.loads((smoke_checkpoint / "config.json").read_text())
-    assert meta["train"]["steps"] == 40
+    assert meta["train"]["steps"] == 200
     assert np.isfinite(meta["train"]["final_loss"])
     model = load_folder(smoke_checkpoint, context_steps=12, window_steps=4)
     for _ in range(30):

@@ -171,6 +171,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.batch, args.crop = min(args.batch, 2), min(args.crop, 24)
+        args.steps, args.minutes = min(args.steps, 300), min(args.minutes, 5.0)
     return args
 
 
