@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test test-slow lint bench venv clean
+.PHONY: demo test test-deps test-slow lint venv torch clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,18 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-demo: venv
-	$(BIN)/pip install -q -e .
+# torch: the CPU wheel first, so that nothing pulls a multi-GB CUDA build (GPU users install their own).
+torch: venv
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
+
+demo: torch
+	$(BIN)/pip install -q -e ".[model]"
 	mkdir -p $(OUT)
 	$(BIN)/duplex-chat --input examples/audio/conversation.wav --output $(OUT)/reply.wav --events $(OUT)/events.jsonl
 	@echo "wrote $(OUT)/reply.wav (what the speaker played) and $(OUT)/events.jsonl"
 
-# torch: the CPU wheel first, so that nothing pulls a multi-GB CUDA build (GPU users install their own).
-test-deps: venv
+test-deps: torch
 	bash scripts/install-system-deps.sh
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[all,model,test]"
 
 test: test-deps

@@ -106,7 +106,7 @@ from duplex.backbones.tiny_fd.config import TinyFdConfig  # noqa: E402
 
 @dataclass(frozen=True)
 class Config:
-    backbone: str = opt("policy", "model: policy (VAD turn policy), tiny-fd, covo", choices=("policy", "tiny-fd", "covo"))
+    backbone: str = opt("tiny-fd", "model: tiny-fd (built-in full-duplex model), policy (VAD turn policy), covo", choices=("policy", "tiny-fd", "covo"))
     policy: PolicyConfig = section(PolicyConfig, "VAD turn policy backbone")
     engine: EngineConfig = section(EngineConfig, "step loop")
     live: LiveConfig = section(LiveConfig, "sound devices and terminal UI")

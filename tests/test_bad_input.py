@@ -101,7 +101,7 @@ def test_malformed_yaml_and_missing_config(tmp_path: Path) -> None:
 
 
 def test_missing_reply_wav_names_it(tmp_path: Path, good_wav: Path) -> None:
-    proc = chat("--set", "policy.responder=wav", "--set", "policy.reply_wav=gone.wav",
+    proc = chat("--set", "backbone=policy", "--set", "policy.responder=wav", "--set", "policy.reply_wav=gone.wav",
                 "--input", good_wav, "--output", tmp_path / "o.wav")
     assert_one_line_error(proc, "gone.wav")
 

@@ -83,7 +83,7 @@ def check_turn_and_stop(probe: Path, question: Path, stop: Path) -> tuple[float,
 
 def test_headset_answers_a_question_and_falls_silent_when_cut_off(pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
     probe, question, stop, out = converse(pulse, speech, tmp_path, duration=11.0, cut_after_s=1.2, sets=[
-        "policy.responder=wav", f"policy.reply_wav={reply_wav(speech, tmp_path, 8.0)}",
+        "backbone=policy", "policy.responder=wav", f"policy.reply_wav={reply_wav(speech, tmp_path, 8.0)}",
         "policy.backchannel_max_s=0",  # every overlap is a barge-in: the flush path, time-to-silence
         f"live.block_ms={BLOCK_MS}", "live.aec=none", "live.guard_s=0"])  # a headset: no echo to cancel
     check_turn_and_stop(probe, question, stop)
@@ -101,7 +101,7 @@ def test_speakers_own_voice_at_minus_10_db_never_interrupts_it_but_the_user_does
         pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
     pulse.echo(-10.0)  # a laptop on speakers: the model's voice reaches the mic 10 dB down
     probe, question, stop, _ = converse(pulse, speech, tmp_path, duration=17.0, cut_after_s=9.0, sets=[
-        "policy.responder=wav", f"policy.reply_wav={reply_wav(speech, tmp_path, 14.0)}",
+        "backbone=policy", "policy.responder=wav", f"policy.reply_wav={reply_wav(speech, tmp_path, 14.0)}",
         "policy.max_reply_s=20", "live.aec=webrtc"])
     events = read_events(tmp_path)
     breaks = [e for e in events if e.get("token") == "BREAK"]
@@ -109,4 +109,16 @@ def test_speakers_own_voice_at_minus_10_db_never_interrupts_it_but_the_user_does
     assert len(breaks) == 1, f"expected only the user's barge-in, got {breaks}"
     assert len(starts) >= 1 and all(s["t"] > breaks[0]["t"] for s in starts[1:]), \
         f"the reply stopped and restarted before the user cut in (paused on its own echo): {starts}"
+    check_turn_and_stop(probe, question, stop)
+
+
+def test_default_model_on_speakers_answers_and_stops_when_cut_off(pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The default backbone (tiny-fd, replies of about 4 s), live, with its own voice leaking in at -10 dB."""
+    pulse.echo(-10.0)
+    probe, question, stop, _ = converse(pulse, speech, tmp_path, duration=12.0, cut_after_s=1.0,
+                                        sets=["live.aec=webrtc"])
+    events = read_events(tmp_path)
+    assert events[0]["backbone"].startswith("tiny-fd")
+    breaks = [e for e in events if e.get("token") == "BREAK"]
+    assert len(breaks) == 1, f"expected only the user's barge-in, got {breaks}"
     check_turn_and_stop(probe, question, stop)

@@ -86,7 +86,7 @@ async def test_sigterm_ends_the_kiosk_cleanly_and_says_offline(broker: Broker, q
         await watcher.wait_for(STATUS, lambda v: v == "offline")
     lines = kiosk_log(tmp_path)
     events = [line for line in lines if line["type"] != "log"]
-    assert events[0] == {"t": 0.0, "type": "session", "what": "started", "backbone": "policy/echo/webrtc"}
+    assert {k: v for k, v in events[0].items() if k != "backbone"} == {"t": 0.0, "type": "session", "what": "started"}
     assert {"type": "control", "token": "SHIFT"}.items() <= next(e for e in events if e["type"] == "control").items()
     assert any(line["type"] == "log" and "online at" in line["message"] for line in lines)
 

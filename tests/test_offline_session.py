@@ -55,12 +55,21 @@ def test_reply_is_audible_within_a_second_and_not_before(answered) -> None:
     assert answered["q_end"] < spans[0][0] <= answered["q_end"] + 1.0
 
 
-def test_reply_is_the_users_question_played_back(answered) -> None:
-    question, _ = sf.read(answered["question"], dtype="float32")
-    spans = audible_spans(answered["out"])
+def test_policy_echo_reply_is_the_users_question_played_back(speech, tmp_path) -> None:
+    q = speech(QUESTION)
+    wav = write_wav(tmp_path / "q.wav", q, silence(5.0))
+    proc = chat("--set", "backbone=policy", "--input", wav, "--output", tmp_path / "out.wav", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    question, _ = sf.read(q, dtype="float32")
+    spans = audible_spans(sf.read(tmp_path / "out.wav", dtype="float32")[0])
     reply = sum(end - start for start, end in spans)
     spoken = sum(end - start for start, end in audible_spans(question))
     assert reply == pytest.approx(spoken, rel=0.15)
+
+
+def test_default_model_reply_is_long_enough_to_interrupt(answered) -> None:
+    spans = audible_spans(answered["out"], merge_gap_s=0.2)
+    assert spans[-1][1] - spans[0][0] >= 3.0
 
 
 def test_output_is_sample_aligned_and_covers_the_input(answered) -> None:
@@ -74,7 +83,7 @@ def test_events_follow_the_contract(answered) -> None:
     events = answered["events"]
     assert all({"t", "type"} <= e.keys() for e in events)
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
-    assert events[0] == {"t": 0.0, "type": "session", "what": "started", "backbone": "policy/echo/webrtc"}
+    assert events[0] == {"t": 0.0, "type": "session", "what": "started", "backbone": "tiny-fd/tiny-fd"}
     assert {"type": "control", "token": "SHIFT"}.items() <= next(e for e in events if e["type"] == "control").items()
     assert events[-1]["type"] == "session" and events[-1]["what"] == "stopped"
     assert events[-2]["to"] == "IDLE"

@@ -19,6 +19,23 @@ __all__ = ["TOKENS_PER_STEP", "Backbone", "Model", "Vocoder", "load_model"]
 
 
 def load_model(cfg: Config) -> Model:
+    """The backbone the config names; a missing model dependency is one line saying what to install."""
+    try:
+        return _load(cfg)
+    except ModuleNotFoundError as exc:
+        if exc.name not in _MODEL_DEPENDENCIES:
+            raise
+        raise ConfigError(
+            f"backbone = {cfg.backbone!r} needs {exc.name}: install the CPU build of torch first "
+            f"(pip install torch --index-url https://download.pytorch.org/whl/cpu), then pip install 'duplex[model]'; "
+            f"or run without a model: --set backbone=policy"
+        ) from exc
+
+
+_MODEL_DEPENDENCIES = {"torch", "transformers", "safetensors", "tokenizers"}
+
+
+def _load(cfg: Config) -> Model:
     base = Path(cfg.base_dir)
     if cfg.backbone == "policy":
         from duplex.backbones.policy import load_policy
