@@ -22,7 +22,13 @@ from duplex.offline import run_wav_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT / "examples" / "scenarios" / "clips"
-pytestmark = pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), reason="no shipped tiny-fd checkpoint")
+
+
+def test_the_default_checkpoint_is_shipped() -> None:
+    """tiny-fd is the default backbone: its checkpoint is part of the repository, at most 20 MB."""
+    files = [SHIPPED / name for name in ("config.json", "model.safetensors", "units.safetensors")]
+    assert all(f.is_file() for f in files), [str(f) for f in files if not f.is_file()]
+    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
 
 
 def test_checkpoint_is_small() -> None:
