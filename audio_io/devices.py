@@ -113,3 +113,12 @@ def find_device(spec: str, direction: Direction) -> DeviceInfo:
         raise DeviceError(f"{what} device {spec!r}: no {direction} device name contains it (see --list-devices)")
     names = ", ".join(f"{d.index}: {d.name}" for d in matches[:6])
     raise DeviceError(f"{what} device {spec!r} is ambiguous ({names}); give the index instead")
+
+
+def close_stream(stream: object) -> None:
+    """Abort and close a PortAudio stream; a failed device must not hide the session's result."""
+    try:
+        stream.abort()  # type: ignore[attr-defined]
+        stream.close()  # type: ignore[attr-defined]
+    except Exception:
+        pass

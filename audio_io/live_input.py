@@ -20,7 +20,7 @@ import numpy as np
 import soxr
 
 from audio_io.aec import FRAME, EchoCanceller, PassThrough
-from audio_io.devices import DeviceInfo, sounddevice
+from audio_io.devices import DeviceInfo, close_stream, sounddevice
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, STEP_SECONDS
 from audio_io.live_output import LiveOutput
 from audio_io.ring import SampleRing
@@ -106,11 +106,7 @@ class LiveInput:
 
     def close(self) -> None:
         self._closing = True
-        try:
-            self._stream.abort()
-            self._stream.close()
-        except Exception:  # closing a failed device must not hide the session's result
-            pass
+        close_stream(self._stream)
         self._queue.put_nowait(np.zeros(0, dtype=np.float32))  # wakes a pending read: the end
 
     def _finished(self) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from audio_io.blockrate import BlockResampler, block_frames
-from audio_io.devices import DeviceInfo, sounddevice
+from audio_io.devices import DeviceInfo, close_stream, sounddevice
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS
 from audio_io.ring import SampleRing
 from audio_io.speaker import SpeakerQueue
@@ -95,11 +95,7 @@ class LiveOutput:
 
     def close(self) -> None:
         self._closing = True
-        try:
-            self._stream.abort()
-            self._stream.close()
-        except Exception:  # closing a failed device must not hide the session's result
-            pass
+        close_stream(self._stream)
 
     def _finished(self) -> None:
         if not self._closing:
