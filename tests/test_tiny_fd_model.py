@@ -24,13 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT / "examples" / "scenarios" / "clips"
 
 
-def test_the_default_checkpoint_is_shipped() -> None:
-    """tiny-fd is the default backbone: its checkpoint is part of the repository, at most 20 MB."""
-    files = [SHIPPED / name for name in ("config.json", "model.safetensors", "units.safetensors")]
-    assert all(f.is_file() for f in files), [str(f) for f in files if not f.is_file()]
-    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
-
-
 def test_checkpoint_is_small() -> None:
     total = sum(p.stat().st_size for p in SHIPPED.iterdir() if p.is_file())
     assert total <= 20 * 1024 * 1024
@@ -110,3 +103,24 @@ def test_backbone_memory_stays_flat_for_a_long_session() -> None:
         model.backbone.step(audio[k * 2560: (k + 1) * 2560])
         assert model.backbone.cache_positions <= 1 + 5 * 16
     assert model.backbone.refills > 10
+
+
+def test_a_cut_from_outside_ends_the_reply_at_once() -> None:
+    """An operator's stop (engine: truncate_context -> heard) must not leave the model mid-reply."""
+    from duplex.backbones import load_model
+    from duplex.tokens import Kind
+
+    backbone = load_model(load_config(ROOT / "examples" / "tiny-fd.yaml")).backbone
+    question = load_mono16k(CLIPS / "weather.wav")
+    audio = np.concatenate([question, np.zeros(3 * 16_000, np.float32)])
+    audio = np.concatenate([audio, np.zeros(-audio.size % 2560, np.float32)])
+    for i in range(0, audio.size, 2560):
+        if backbone.step(audio[i : i + 2560])[0].kind is Kind.SHIFT:
+            break
+    else:
+        pytest.fail("the model never took the turn")
+    backbone.heard(3)
+    after = [t.kind for _ in range(12) for t in backbone.step(np.zeros(2560, np.float32))]
+    assert set(after) == {Kind.THINK}  # no more of the reply, and no new one into the silence
+    again = [t.kind for i in range(0, audio.size, 2560) for t in backbone.step(audio[i : i + 2560])]
+    assert Kind.SHIFT in again  # the user asks again: the model answers

@@ -56,10 +56,16 @@ class TinyFdBackbone:
         self.pending: list[int] = []  # forced tokens not yet fed
         self.history.clear()
         self.last_units: list[int] = []
+        self.rearm = False  # after a cut from outside: SHIFT waits until its probability has dropped once
 
     def heard(self, units: int) -> None:
-        """Nothing to cut: units are played as they are emitted, so at most the one step in flight
-        was unheard, and that is what training showed the model too (it stops at BREAK)."""
+        """A turn was cut. After the model's own BREAK there is nothing to undo: units are played as
+        they are emitted. A cut from outside (an operator's stop, a device error) leaves the model
+        mid-reply: stop the reply here, so it listens (and may take the turn) from the next step."""
+        if self.floor.speaking:
+            self.floor.speaking = False
+            self.last_units = []  # nothing of the reply is playing: no echo reference
+            self.rearm = True  # and no new turn until the user has spoken again
 
     @property
     def cache_positions(self) -> int:
@@ -79,7 +85,7 @@ class TinyFdBackbone:
             embeds = user if not self.pending else torch.cat(
                 [self.net.embed_tokens(torch.tensor([self.pending])), user], dim=1)
             logits = self._forward(embeds)
-        first = self._decide(logits, self.floor.allowed_first())
+        first = self._decide(logits, self._allowed(logits))
         fed = 0
         start = None
         if first == V.SHIFT:
@@ -92,6 +98,17 @@ class TinyFdBackbone:
         self.history.append((user[0, 0], tokens))
         self.last_units = [t - V.UNIT0 for t in tokens if t >= V.UNIT0]
         return [_CONTROL[t] if t < V.UNIT0 else audio(t - V.UNIT0) for t in tokens]
+
+    def _allowed(self, logits: torch.Tensor) -> list[int]:
+        """The grammar's choices, less SHIFT while re-arming: the model's end-of-turn signal must
+        first fall (the user speaks again) before a cut model may take a new turn."""
+        allowed = self.floor.allowed_first()
+        if self.rearm and V.SHIFT in allowed:
+            p_shift = float(torch.softmax(logits[allowed], dim=0)[allowed.index(V.SHIFT)])
+            if p_shift >= self.thresholds[V.SHIFT]:
+                return [t for t in allowed if t != V.SHIFT]
+            self.rearm = False
+        return allowed
 
     def _decide(self, logits: torch.Tensor, allowed: list[int]) -> int:
         """Argmax over the legal tokens, except that SHIFT and BREAK need their own probability."""
