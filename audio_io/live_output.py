@@ -72,10 +72,9 @@ class LiveOutput:
 
     def _open(self, latency: str | float) -> Any:
         sd = sounddevice()
-        channels = 1 if self.device.max_output_channels >= 1 else 2
         try:
             stream = sd.OutputStream(samplerate=self.rate, blocksize=self.block, device=self.device.index,
-                                     channels=channels, dtype="float32", latency=latency,
+                                     channels=1, dtype="float32", latency=latency,
                                      callback=self._callback, finished_callback=self._finished)
         except (sd.PortAudioError, ValueError) as exc:
             raise DeviceError(f"speaker {self.device.index} '{self.device.name}' cannot be opened at "

@@ -38,7 +38,7 @@ def probe(path: Path) -> sf._SoundFileInfo:
 
 def load_mono16k(path: Path) -> np.ndarray:
     """The whole file as 16 kHz mono float32 (for clips, replies and tests)."""
-    info = probe(path)
+    probe(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
@@ -46,7 +46,6 @@ def load_mono16k(path: Path) -> np.ndarray:
     mono = to_mono(data)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
-    del info
     return mono
 
 

@@ -157,9 +157,13 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         parts = key.strip().split(".")
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from exc
         data = _merge(data, node)
-        source = source if path else "--set"
+    if sets:  # a bad value may come from the file or from a --set: name both
+        source = f"{source} + --set" if path is not None else "--set"
     cfg = build(Config, data, source=source)
     return dataclasses.replace(cfg, base_dir=base_dir)
 

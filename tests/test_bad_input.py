@@ -93,6 +93,11 @@ def test_wrong_type_and_bad_choice(tmp_path: Path, good_wav: Path) -> None:
     assert_one_line_error(chat("--set", "policy.vad=dnn", "--print-config"), "policy.vad", "webrtc")
 
 
+def test_malformed_set_value_and_a_set_without_a_value() -> None:
+    assert_one_line_error(chat("--set", "policy.vad=[", "--print-config"), "--set 'policy.vad=['", "YAML")
+    assert_one_line_error(chat("--set", "policy.vad", "--print-config"), "--set 'policy.vad'", "key=value")
+
+
 def test_malformed_yaml_and_missing_config(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("policy: [unclosed\n")
