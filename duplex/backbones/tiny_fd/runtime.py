@@ -20,13 +20,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES
+from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES, rms
 from duplex.backbones.framebank import FrameBank
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.backbones.tiny_fd.features import MelStream
 from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
 
+REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 _CONTROL = {V.THINK: THINK, V.SHIFT: SHIFT, V.BREAK: BREAK, V.EOT: EOT}
 
 
@@ -56,7 +57,7 @@ class TinyFdBackbone:
         self.pending: list[int] = []  # forced tokens not yet fed
         self.history.clear()
         self.last_units: list[int] = []
-        self.rearm = False  # after a cut from outside: SHIFT waits until its probability has dropped once
+        self.rearm = False  # after a cut from outside: no SHIFT until the user makes a sound
 
     def heard(self, units: int) -> None:
         """A turn was cut. After the model's own BREAK there is nothing to undo: units are played as
@@ -85,7 +86,7 @@ class TinyFdBackbone:
             embeds = user if not self.pending else torch.cat(
                 [self.net.embed_tokens(torch.tensor([self.pending])), user], dim=1)
             logits = self._forward(embeds)
-        first = self._decide(logits, self._allowed(logits))
+        first = self._decide(logits, self._allowed(chunk))
         fed = 0
         start = None
         if first == V.SHIFT:
@@ -99,15 +100,14 @@ class TinyFdBackbone:
         self.last_units = [t - V.UNIT0 for t in tokens if t >= V.UNIT0]
         return [_CONTROL[t] if t < V.UNIT0 else audio(t - V.UNIT0) for t in tokens]
 
-    def _allowed(self, logits: torch.Tensor) -> list[int]:
-        """The grammar's choices, less SHIFT while re-arming: the model's end-of-turn signal must
-        first fall (the user speaks again) before a cut model may take a new turn."""
+    def _allowed(self, chunk: np.ndarray) -> list[int]:
+        """The grammar's choices, less SHIFT after a cut from outside until the user makes a sound:
+        an operator's stop must not be followed by a new reply into the silence."""
         allowed = self.floor.allowed_first()
-        if self.rearm and V.SHIFT in allowed:
-            p_shift = float(torch.softmax(logits[allowed], dim=0)[allowed.index(V.SHIFT)])
-            if p_shift >= self.thresholds[V.SHIFT]:
-                return [t for t in allowed if t != V.SHIFT]
+        if self.rearm and rms(chunk) > REARM_LEVEL:
             self.rearm = False
+        if self.rearm:
+            return [t for t in allowed if t != V.SHIFT]
         return allowed
 
     def _decide(self, logits: torch.Tensor, allowed: list[int]) -> int:
