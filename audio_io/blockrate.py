@@ -44,18 +44,19 @@ class BlockResampler:
         kaiser = np.i0(beta * np.sqrt(np.clip(1.0 - (dist / (half + 1)) ** 2, 0.0, 1.0))) / np.i0(beta)
         weight = 2 * cutoff * np.sinc(2 * cutoff * dist) * kaiser
         weight /= weight.sum(axis=1, keepdims=True)  # unity gain at DC for every phase
-        self._index = index + taps  # into the history buffer: `taps` old samples, then the block
+        self.delay_in = half  # samples of input delay the window adds
+        # Into the history buffer (`taps` old samples, then the block), shifted back by the delay.
+        self._index = index + taps - self.delay_in
         self._weight = weight.astype(np.float32)
         self._history = np.zeros(taps + n_in, dtype=np.float32)
         self._gathered = np.zeros((n_out, taps), dtype=np.float32)
-        self.delay_in = half  # samples of input delay the window adds
 
     def process(self, block: np.ndarray, out: np.ndarray) -> None:
         """Resample one block of `n_in` samples into `out` (`n_out` samples); no allocation."""
         h = self._history
         h[: self.taps] = h[self.n_in :]
         h[self.taps :] = block
-        np.take(h, self._index - self.delay_in, out=self._gathered, mode="clip")
+        np.take(h, self._index, out=self._gathered, mode="clip")
         np.einsum("ij,ij->i", self._gathered, self._weight, out=out)
 
     def reset(self) -> None:

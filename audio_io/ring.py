@@ -52,8 +52,10 @@ class SampleRing:
         out = np.zeros(max(0, end - start), dtype=np.float32)
         lo = max(start, self.written - self._buf.size, 0)
         hi = min(end, self.written)
-        if hi > lo:
+        if hi > lo:  # the ring wraps at most once inside the range: two slice copies
             cap = self._buf.size
-            idx = np.arange(lo, hi) % cap
-            out[lo - start : hi - start] = self._buf[idx]
+            a = lo % cap
+            first = min(hi - lo, cap - a)
+            out[lo - start : lo - start + first] = self._buf[a : a + first]
+            out[lo - start + first : hi - start] = self._buf[: hi - lo - first]
         return out

@@ -26,6 +26,8 @@ class SpeakerQueue:
         self._ring = np.zeros(capacity, dtype=np.float32)
         self._head = 0  # index of the next sample to play
         self._size = 0
+        self._fade = np.linspace(1.0, 0.0, FADE_SAMPLES + 1, dtype=np.float32)[1:]
+        self._tail = np.zeros(FADE_SAMPLES, dtype=np.float32)  # flush works here: no allocation under the lock
         self._lock = threading.Lock()  # held for a few microseconds: copies only
         self.played = 0  # model samples handed to the device so far (padding excluded)
         self.dropped = 0  # samples removed by flushes, never played
@@ -67,12 +69,15 @@ class SpeakerQueue:
         self.pull_into(out)
         return out
 
-    def flush(self, fade: int = FADE_SAMPLES) -> int:
+    def flush(self) -> int:
         """Drop everything queued except a short fade-out; return the number of samples dropped."""
         with self._lock:
-            keep = min(fade, self._size)
-            tail = self._ring.take(np.arange(self._head, self._head + keep) % self._ring.size)
-            tail *= np.linspace(1.0, 0.0, keep + 1, dtype=np.float32)[1:]
+            keep = min(FADE_SAMPLES, self._size)
+            tail = self._tail[:keep]
+            first = min(keep, self._ring.size - self._head)  # the queued head, in up to two pieces
+            tail[:first] = self._ring[self._head : self._head + first]
+            tail[first:] = self._ring[: keep - first]
+            tail *= self._fade[:keep]
             dropped = self._size - keep
             self._size = 0
             self._write(tail)
