@@ -128,11 +128,14 @@ class LiveOutput:
             self._measure_silence(mono, peak, n)
 
     def _ready(self, t: float) -> bool:
-        """Jitter buffer: a turn's first audio waits `jitter_s` before it plays."""
+        """Jitter buffer: a turn's first audio waits `jitter_s` before it plays; audio that returns
+        sooner than that after the speaker ran dry (an underrun mid-turn) plays at once."""
         if self.queue.queued == 0:
             self._hold_since = None
             return False
         if self._hold_since is None:
+            if 0.0 <= t - self._dry_at < self.jitter_s:
+                return True
             self._hold_since = t
         return t - self._hold_since >= self.jitter_s - 1e-3
 
@@ -141,8 +144,8 @@ class LiveOutput:
             self._playing = True
             self._hold_since = None
             self.audible_since = t
-            if 0.0 <= t - self._dry_at < STEP_SECONDS:
-                self.underruns += 1
+            if 0.0 <= t - self._dry_at < max(self.jitter_s, STEP_SECONDS):
+                self.underruns += 1  # the turn went on after the speaker had run dry
             self.queue.mark(t, True)
         if self._playing and n < self.n16:
             self._playing = False

@@ -148,6 +148,16 @@ def test_jitter_buffer_holds_a_turn_start_then_plays_continuously(fake_sd: Simpl
     assert out.underruns == 0
 
 
+def test_audio_that_returns_mid_turn_plays_at_once_and_counts_an_underrun(fake_sd: SimpleNamespace) -> None:
+    out, clock = speaker(jitter_s=0.06)
+    out.queue.push(np.full(STEP_SAMPLES, 0.1, dtype=np.float32))
+    play(out, clock, 12)  # 60 ms hold + 160 ms of audio, then the speaker runs dry
+    out.queue.push(np.full(STEP_SAMPLES, 0.1, dtype=np.float32))  # the next step arrives 20 ms late
+    late = play(out, clock, 2)
+    assert late[100:].all()  # no second 60 ms hold in the middle of a turn
+    assert out.underruns == 1
+
+
 def test_block_resampler_is_exact_in_blocks_and_allocates_nothing() -> None:
     for rate in (48_000, 44_100, 22_050, 8_000):
         n_in, n_out = block_frames(SAMPLE_RATE, rate, 20)
