@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -172,3 +173,26 @@ def test_mqtt_config_keys_are_validated_like_every_other_key() -> None:
         load_config(overrides={"mqtt": {"port": 70000}})
     with pytest.raises(ConfigError, match=r"unknown key 'mqtt.max_payload' \(did you mean 'mqtt.max_payload_bytes'"):
         load_config(overrides={"mqtt": {"max_payload": 10}})
+
+
+async def test_stop_during_a_restart_delay_cancels_the_restart() -> None:
+    """A failed session waits before it is restarted; 'stop' in that wait means no restart."""
+    from duplex.mqtt.host import SessionHost
+    from duplex.mqtt.protocol import Cmd
+
+    opened = 0
+
+    def failing_session():  # type: ignore[no-untyped-def]
+        nonlocal opened
+        opened += 1
+        raise RuntimeError("the microphone is gone")
+
+    async with SessionHost(open_session=failing_session, autostart=True, restart_delay_s=0.3) as host:
+        for _ in range(100):
+            if host.failures:
+                break
+            await asyncio.sleep(0.01)
+        assert host.failures == 1
+        host.command(Cmd.STOP)  # answered, not refused with "no session is running"
+        await asyncio.sleep(0.8)
+    assert opened == 1

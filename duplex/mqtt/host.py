@@ -99,6 +99,9 @@ class SessionHost:
             self.start()
             return
         session = self._session
+        if cmd is Cmd.STOP and session is None and self._wanted.is_set():
+            self._wanted.clear()  # a failed session is waiting out its restart delay: cancel the restart
+            return
         if session is None or not session.running:
             raise CommandError(f"no session is running ('{cmd.value}' needs one; send 'start')", cmd=cmd)
         match cmd:
