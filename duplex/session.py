@@ -123,14 +123,21 @@ class DuplexSession:
     async def __aenter__(self) -> Self:
         if self._state is not SessionState.NEW:
             raise SessionError(f"session {self.name!r} runs once; make a new DuplexSession")
-        model = self._model or await asyncio.to_thread(load_model, self.config)
-        self._open_devices()
-        engine = Engine(model=model, input=self._devices[0], output=self._devices[1],  # type: ignore[arg-type]
-                        bus=self._bus, clock=self._clock or (WallClock() if self._realtime else VirtualClock()),
-                        config=self.config.engine, offline=not self._live)
-        self._engine = engine
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
+        try:
+            model = self._model or await asyncio.to_thread(load_model, self.config)
+            self._open_devices()
+            engine = Engine(model=model, input=self._devices[0], output=self._devices[1],  # type: ignore[arg-type]
+                            bus=self._bus, clock=self._clock or (WallClock() if self._realtime else VirtualClock()),
+                            config=self.config.engine, offline=not self._live)
+            self._engine = engine
+            self._tasks = asyncio.TaskGroup()
+            await self._tasks.__aenter__()
+        except BaseException:  # the session owns the devices it was given, started or not: close them
+            for given in (self._input_spec, self._output_spec):
+                if given is not None and not isinstance(given, (str, os.PathLike)) and given not in self._devices:
+                    self._devices.append(given)
+            self._close()
+            raise
         if self._log is not None:
             self._tasks.create_task(self._log.follow(self._bus.subscribe()), name=f"duplex.{self.name}.eventlog")
         # Created last, with no await after it: the engine's first step (and its first event)

@@ -254,3 +254,23 @@ def test_examples_embed_runs_as_documented(question: Path, tmp_path: Path) -> No
     missing = subprocess.run([sys.executable, str(ROOT / "examples" / "embed.py"), str(tmp_path / "nope.wav")],
                              capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert missing.returncode == 2 and missing.stderr.strip().endswith("nope.wav: no such file")
+
+
+async def test_devices_given_to_a_session_are_closed_when_its_model_fails_to_load(tmp_path: Path) -> None:
+    from duplex.config import load_config
+    from duplex.errors import AudioFileError
+
+    closed: list[str] = []
+
+    class Device:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    cfg = load_config(sets=["backbone=policy", "policy.responder=wav", f"policy.reply_wav={tmp_path / 'gone.wav'}"])
+    with pytest.raises(AudioFileError, match="gone.wav"):
+        async with DuplexSession(config=cfg, input=Device("mic"), output=Device("speaker")):  # type: ignore[arg-type]
+            pass
+    assert sorted(closed) == ["mic", "speaker"]
