@@ -166,6 +166,33 @@ def test_checkpoint_errors_name_the_file(smoke_checkpoint: Path, tmp_path: Path,
     assert victim in message and "\n" not in message
 
 
+@pytest.mark.parametrize("what", ["replies", "frames"])
+def test_inconsistent_checkpoints_are_refused_naming_the_file(smoke_checkpoint: Path, tmp_path: Path,
+                                                                what: str) -> None:
+    """Well-formed files that do not fit together: a reply beyond the units, frames of the wrong length."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    from duplex.backbones.tiny_fd.loader import load_folder
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "units.safetensors"):
+        (folder / name).write_bytes((smoke_checkpoint / name).read_bytes())
+    if what == "replies":
+        meta = json.loads((folder / "config.json").read_text())
+        meta["replies"][0] = [meta["net"]["n_units"] - 1, 10]
+        (folder / "config.json").write_text(json.dumps(meta))
+        victim = "config.json"
+    else:
+        frames = load_file(str(folder / "units.safetensors"))["frames"]
+        save_file({"frames": frames[:, :320].copy()}, str(folder / "units.safetensors"))
+        victim = "units.safetensors"
+    with pytest.raises(CheckpointError, match=victim):
+        load_folder(folder)
+
+
 def test_missing_checkpoint_folder(tmp_path: Path) -> None:
     from duplex.config import load_config
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from audio_io.format import UNIT_SAMPLES
 from duplex.errors import CheckpointError
 
 FILES = ("config.json", "model.safetensors", "units.safetensors")
@@ -40,6 +41,12 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise CheckpointError(path, f"corrupt ({exc.__class__.__name__})") from exc
     if not isinstance(meta, dict) or "net" not in meta or "replies" not in meta:
         raise CheckpointError(path, "corrupt (not a tiny-fd config)")
+    n_units = meta["net"].get("n_units", 0) if isinstance(meta["net"], dict) else 0
+    replies = meta["replies"]
+    if not (isinstance(replies, list) and replies and all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r)
+            and r[0] >= 0 and r[1] > 0 and r[0] + r[1] <= n_units for r in replies)):
+        raise CheckpointError(path, f"corrupt (replies must be [first unit, length] pairs within {n_units} units)")
     return meta
 
 
@@ -53,8 +60,8 @@ def read_frames(folder: Path, n_units: int) -> np.ndarray:
         pcm = load_file(str(path))["frames"]
     except Exception as exc:  # safetensors raises several kinds on a damaged file
         raise CheckpointError(path, f"corrupt ({exc.__class__.__name__})") from exc
-    if pcm.ndim != 2 or pcm.shape[0] != n_units:
-        raise CheckpointError(path, f"corrupt (frames {pcm.shape}, expected {n_units} units)")
+    if pcm.shape != (n_units, UNIT_SAMPLES):
+        raise CheckpointError(path, f"corrupt (frames {pcm.shape}, expected ({n_units}, {UNIT_SAMPLES}))")
     return pcm.astype(np.float32) / 32767.0
 
 
