@@ -16,7 +16,7 @@ import soxr
 
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, to_mono
 from audio_io.speaker import SpeakerQueue
-from duplex.errors import AudioFileError
+from duplex.errors import AudioFileError, one_line
 
 
 def probe(path: Path) -> sf._SoundFileInfo:
@@ -28,7 +28,7 @@ def probe(path: Path) -> sf._SoundFileInfo:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioFileError(path, f"not a readable audio file ({_short(exc)})") from exc
+        raise AudioFileError(path, f"not a readable audio file ({one_line(exc)})") from exc
     except PermissionError as exc:
         raise AudioFileError(path, "permission denied") from exc
     if info.frames <= 0:
@@ -42,7 +42,7 @@ def load_mono16k(path: Path) -> np.ndarray:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioFileError(path, f"corrupt audio data ({_short(exc)})") from exc
+        raise AudioFileError(path, f"corrupt audio data ({one_line(exc)})") from exc
     mono = to_mono(data)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
@@ -82,7 +82,7 @@ class WavInput:
         try:
             block = self._file.read(self.BLOCK, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioFileError(self.path, f"corrupt audio data ({_short(exc)})") from exc
+            raise AudioFileError(self.path, f"corrupt audio data ({one_line(exc)})") from exc
         last = len(block) < self.BLOCK
         mono = to_mono(block)
         if self._resampler is not None:
@@ -112,7 +112,7 @@ class WavOutput:
         try:
             self._file = sf.SoundFile(str(self.path), "w", SAMPLE_RATE, 1, subtype="PCM_16")
         except (sf.LibsndfileError, RuntimeError, PermissionError) as exc:
-            raise AudioFileError(self.path, f"cannot write ({_short(exc)})") from exc
+            raise AudioFileError(self.path, f"cannot write ({one_line(exc)})") from exc
         self._block = np.zeros(STEP_SAMPLES, dtype=np.float32)
         self._steps = 0
 
@@ -151,9 +151,6 @@ class NullOutput:
     def close(self) -> None:
         pass
 
-
-def _short(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 class MemoryOutput(NullOutput):

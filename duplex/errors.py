@@ -16,6 +16,12 @@ chained with `raise ... from`.
 from __future__ import annotations
 
 
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """A low-level error's message on one line (for the culprit's one-line error), at most `limit` chars."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class DuplexError(Exception):
     """Root of every error the runtime reports to a user."""
 

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from duplex.backbones.covo.arch import MODEL_TYPE, CovoAudioModel
-from duplex.errors import CheckpointError
+from duplex.backbones.files import read_json_object
+from duplex.errors import CheckpointError, one_line
 
 INDEX = "model.safetensors.index.json"
 _DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
@@ -53,7 +54,7 @@ def load_checkpoint(folder: Path, *, device: torch.device, dtype: torch.dtype) -
         try:
             model = CovoAudioModel(config)
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(folder / "config.json", f"cannot build the model: {_one_line(exc)}") from exc
+            raise CheckpointError(folder / "config.json", f"cannot build the model: {one_line(exc)}") from exc
     expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
     for path, header in headers.items():
         for name, (_, shape) in header.items():
@@ -76,14 +77,7 @@ def load_checkpoint(folder: Path, *, device: torch.device, dtype: torch.dtype) -
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(path, "missing (a covo_audio checkpoint needs config.json)") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(path, f"not readable JSON ({_one_line(exc)})") from exc
-    if not isinstance(config, dict):
-        raise CheckpointError(path, "expected a JSON object")
+    config = read_json_object(path, "a covo_audio checkpoint needs config.json")
     if config.get("model_type") != MODEL_TYPE:
         raise CheckpointError(path, f"model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
     for key in ("llm_config", "encoder_config"):
@@ -101,7 +95,7 @@ def load_tokenizer(folder: Path) -> tuple[Any, Path]:
     try:
         return Tokenizer.from_file(str(path)), path
     except Exception as exc:  # tokenizers raises a bare Exception on bad files
-        raise CheckpointError(path, f"not a tokenizers file ({_one_line(exc)})") from exc
+        raise CheckpointError(path, f"not a tokenizers file ({one_line(exc)})") from exc
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -110,7 +104,7 @@ def weight_files(folder: Path) -> list[Path]:
         try:
             weight_map = json.loads(index.read_text())["weight_map"]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(index, f"not a safetensors index ({_one_line(exc)})") from exc
+            raise CheckpointError(index, f"not a safetensors index ({one_line(exc)})") from exc
         files = [folder / name for name in sorted(set(weight_map.values()))]
         for f in files:
             if not f.exists():
@@ -135,7 +129,7 @@ def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
                 raise CheckpointError(path, f"truncated: header declares {n} bytes, file has {size}")
             raw = json.loads(f.read(n))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(path, f"not a safetensors file ({_one_line(exc)})") from exc
+        raise CheckpointError(path, f"not a safetensors file ({one_line(exc)})") from exc
     out: dict[str, tuple[str, tuple[int, ...]]] = {}
     end = 0
     for name, info in raw.items():
@@ -167,7 +161,7 @@ def _assign(model: torch.nn.Module, path: Path, names: list[str], device: torch.
                 t = f.get_tensor(name)
                 state[name] = t.to(dtype) if t.is_floating_point() else t
     except (SafetensorError, OSError, RuntimeError) as exc:
-        raise CheckpointError(path, f"cannot read tensors ({_one_line(exc)})") from exc
+        raise CheckpointError(path, f"cannot read tensors ({one_line(exc)})") from exc
     model.load_state_dict(state, strict=False, assign=True)
 
 
@@ -178,8 +172,3 @@ def _rebuild_buffers(model: CovoAudioModel, device: torch.device) -> None:
     left = [n for n, b in model.named_buffers() if b.is_meta]
     if left:
         raise RuntimeError(f"buffers left on the meta device: {left}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from audio_io.format import SAMPLE_RATE, UNIT_SAMPLES, rms
-from duplex.errors import CheckpointError, ConfigError
+from duplex.errors import CheckpointError, ConfigError, one_line
 
 log = logging.getLogger(__name__)
 UNIT_SECONDS = UNIT_SAMPLES / SAMPLE_RATE  # 40 ms
@@ -109,7 +109,7 @@ def load_token2wav(repo: Path, *, checkpoint: Path, config: Path | None, prompt_
     try:
         model, cfg = module.init_model(args, decode_device=device)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(checkpoint, f"token2wav could not load it ({' '.join(str(exc).split())[:160]})") from exc
+        raise CheckpointError(checkpoint, f"token2wav could not load it ({one_line(exc)})") from exc
     rate = int(_sample_rate(cfg))
     return Token2WavVocoder(module, model, cfg, prompt_dir=prompt_dir, sample_rate=rate, context_units=context_units)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from audio_io.format import UNIT_SAMPLES
+from duplex.backbones.files import read_json_object
 from duplex.errors import CheckpointError
 
 FILES = ("config.json", "model.safetensors", "units.safetensors")
@@ -33,13 +34,8 @@ def save(folder: Path, model: Any, frames: np.ndarray, meta: dict[str, Any]) -> 
 
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(path, "missing (train one: python -m duplex.backbones.tiny_fd.train)") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(path, f"corrupt ({exc.__class__.__name__})") from exc
-    if not isinstance(meta, dict) or "net" not in meta or "replies" not in meta:
+    meta = read_json_object(path, "train one: duplex-train-tiny")
+    if "net" not in meta or "replies" not in meta:
         raise CheckpointError(path, "corrupt (not a tiny-fd config)")
     n_units = meta["net"].get("n_units", 0) if isinstance(meta["net"], dict) else 0
     replies = meta["replies"]
