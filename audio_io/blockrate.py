@@ -58,6 +58,3 @@ class BlockResampler:
         h[self.taps :] = block
         np.take(h, self._index, out=self._gathered, mode="clip")
         np.einsum("ij,ij->i", self._gathered, self._weight, out=out)
-
-    def reset(self) -> None:
-        self._history[:] = 0.0

@@ -50,9 +50,8 @@ class LiveInput:
         self.stall_s = stall_s
         self.max_backlog = max_backlog
         self.tap = tap
-        self.overflows = self.dropped_chunks = self.guarded_chunks = self.callbacks = 0
+        self.overflows = self.dropped_chunks = 0
         self.level = 0.0  # peak of the last chunk the engine got (after echo cancellation)
-        self.raw_level = 0.0  # peak of the last chunk before echo cancellation
         self.speech = False  # the last chunk sounded like speech (for the UI's turn latency)
         self.speech_started = -1.0  # session time the latest speech run began
         self.speech_ended = -1.0  # session time the latest finished speech run ended
@@ -120,7 +119,6 @@ class LiveInput:
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status.input_overflow:
             self.overflows += 1
-        self.callbacks += 1
         self._ring.write(indata[:, 0])
         if self.output is not None:
             mic16 = self._ring.written * SAMPLE_RATE // self.rate
@@ -168,12 +166,10 @@ class LiveInput:
         t_end = (self._chunks_out + 1) * STEP_SECONDS
         self._chunks_out += 1
         chunk = self._clean.copy()
-        self.raw_level = float(np.abs(self._raw).max())
         self.level = float(np.abs(chunk).max())
         self._note_speech(chunk, t_end)
         if self._guarded(t_end):
             chunk[:] = 0.0
-            self.guarded_chunks += 1
         if self.tap is not None:
             self.tap.chunk(self._raw, chunk, self._played)
         if self._queue.qsize() >= self.max_backlog:

@@ -49,7 +49,7 @@ class LiveOutput:
         self.reference = SampleRing(SAMPLE_RATE * 8)
         self.now = now  # session clock (seconds), readable from any thread
         self.error: str | None = None
-        self.callbacks = self.xruns = self.underruns = 0
+        self.xruns = self.underruns = 0
         self.level = 0.0  # peak of the last block (0..1)
         self.latency_s = 0.0  # device buffering after the callback (PortAudio's estimate)
         self.audible_since: float | None = None  # session time the current audible run began
@@ -105,7 +105,6 @@ class LiveOutput:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status.output_underflow:
             self.xruns += 1
-        self.callbacks += 1
         t = self.now()
         mono = time.monotonic()
         queue = self.queue

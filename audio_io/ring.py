@@ -19,10 +19,6 @@ class SampleRing:
         self.read_pos = 0  # absolute position of the next sample to read (consumer only)
         self.lost = 0  # samples overwritten before the consumer read them
 
-    @property
-    def capacity(self) -> int:
-        return self._buf.size
-
     def write(self, samples: np.ndarray) -> None:
         """Producer: append `samples` (overwriting the oldest if the ring is full)."""
         cap = self._buf.size

@@ -134,9 +134,6 @@ class StaticDecoder(DecoderBase):
     def truncate(self, length: int) -> None:
         self.length = min(self.length, length)  # stale positions are masked until rewritten
 
-    def cache_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.k, self.v, self.hist))
-
     # ---- the step -------------------------------------------------------------------------
 
     def _step(self, with_frame: bool, n: int) -> Accelerated:

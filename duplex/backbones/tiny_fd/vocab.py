@@ -11,14 +11,13 @@ decisions that matter: when to talk and when to stop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 BOS, THINK, SHIFT, BREAK, EOT = 0, 1, 2, 3, 4
 # An output-only id: "keep speaking". Its logit is the score of emitting the reply's next unit, so one
 # shared decision stands for all units; the unit itself is what goes into the context.
 CONT = 5
 UNIT0 = 6
-NAMES = {BOS: "BOS", THINK: "THINK", SHIFT: "SHIFT", BREAK: "BREAK", EOT: "EOT", CONT: "CONT"}
 
 # What the decision at a step's first token is about.
 LISTEN_DECISION = 0  # THINK | SHIFT
@@ -38,7 +37,6 @@ class Floor:
     speaking: bool = False
     cursor: int = 0  # next unit to play
     end: int = 0  # one past the reply's last unit
-    history: list[int] = field(default_factory=list)
 
     def decision(self) -> int:
         if not self.speaking:
