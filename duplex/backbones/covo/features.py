@@ -107,7 +107,8 @@ class StreamingEncoder:
         self.dtype = dtype
         self.mel = LogMel(model.encoder.config.num_mel_bins, device)
         self.window_steps = window_steps
-        self.audio = torch.zeros(window_steps * STEP_SAMPLES + N_FFT - HOP, device=device)  # ring: oldest first
+        self.audio = torch.zeros(window_steps * STEP_SAMPLES + N_FFT - HOP, device=device)  # oldest first
+        self._shifted = torch.empty(self.audio.numel() - STEP_SAMPLES, device=device)  # reused each step
         self._staging = torch.zeros(STEP_SAMPLES, pin_memory=device.type == "cuda")
 
     def reset(self) -> None:
@@ -116,7 +117,8 @@ class StreamingEncoder:
     def push(self, chunk: np.ndarray) -> None:
         """Append the newest 160 ms (host -> device, no sync)."""
         self._staging.copy_(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)))
-        self.audio[:-STEP_SAMPLES] = self.audio[STEP_SAMPLES:].clone()
+        self._shifted.copy_(self.audio[STEP_SAMPLES:])  # overlapping shift via a preallocated buffer
+        self.audio[:-STEP_SAMPLES].copy_(self._shifted)
         self.audio[-STEP_SAMPLES:].copy_(self._staging, non_blocking=True)
 
     def encode(self) -> torch.Tensor:

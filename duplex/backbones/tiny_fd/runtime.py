@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES, rms
-from duplex.backbones.framebank import FrameBank
+from audio_io.format import STEP_SAMPLES, rms
+from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.backbones.tiny_fd.features import MelStream
 from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
@@ -38,6 +38,7 @@ class TinyFdBackbone:
         self.net = net.eval()
         self.replies = [(int(a), int(b)) for a, b in replies]
         self.bank = bank
+        self.voice = FrameBankVocoder(bank)  # for the echo reference
         self.budget = 1 + SLOTS * context_steps  # positions
         self.window = max(1, min(window_steps, context_steps - 2))
         self.mic_mel = MelStream(net.mel)
@@ -75,9 +76,9 @@ class TinyFdBackbone:
     @torch.inference_mode()
     def step(self, chunk: np.ndarray) -> Sequence[Token]:
         mic = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)).reshape(1, STEP_SAMPLES)
-        ref = np.zeros(STEP_SAMPLES, dtype=np.float32)
-        for j, unit in enumerate(self.last_units[:4]):
-            ref[j * UNIT_SAMPLES: (j + 1) * UNIT_SAMPLES] = self.bank.frame(unit)
+        ref = np.zeros(STEP_SAMPLES, dtype=np.float32)  # what the model is playing during this chunk
+        played = self.voice.decode(self.last_units[:4])
+        ref[: played.size] = played
         feats = torch.cat([self.mic_mel(mic), self.ref_mel(torch.from_numpy(ref)[None])], dim=1)
         user, self.enc_states = self.net.encoder(feats, self.enc_states)  # (1, 1, H)
         if self.cache is None or self.length + len(self.pending) + 2 > self.budget:
