@@ -1,7 +1,8 @@
 """`--record DIR`: keep a live session's audio so it can be replayed offline.
 
-Writes three 16 kHz WAVs, sample-aligned with the session clock: `mic.wav` (exactly what the
-engine heard, after echo cancellation: replay it with `duplex-chat --input DIR/mic.wav`),
+Writes three 16 kHz WAVs, sample-aligned with the session clock: `mic.wav` (what the microphone
+delivered to the engine, after echo cancellation: replay it with `duplex-chat --input DIR/mic.wav`;
+a muted microphone is still recorded, the engine then hears silence),
 `mic_raw.wav` (the microphone before echo cancellation: replay it to compare cancellers) and
 `speaker.wav` (what the speaker played, lined up with the microphone, i.e. the echo reference).
 Disk writes happen on a writer thread so a slow disk never stalls the event loop.
@@ -17,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_io.format import SAMPLE_RATE
+from audio_io.wav import sync_header
 from duplex.errors import AudioFileError
 
 NAMES = ("mic.wav", "mic_raw.wav", "speaker.wav")
@@ -40,9 +42,14 @@ class Recorder:
         self._queue.put((clean.copy(), raw.copy(), played.copy()))
 
     def _write_loop(self) -> None:
+        written = 0
         while (item := self._queue.get()) is not None:
             for f, audio in zip(self._files, item, strict=True):
                 f.write(np.clip(audio, -1.0, 1.0))
+            written += 1
+            if written % 6 == 0:  # about once a second: a killed session still leaves valid WAVs
+                for f in self._files:
+                    sync_header(f)
 
     def close(self) -> None:
         self._queue.put(None)

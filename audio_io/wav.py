@@ -97,6 +97,12 @@ class WavInput:
 _SFC_UPDATE_HEADER_NOW = 0x1060  # libsndfile: rewrite the header for the frames written so far
 
 
+def sync_header(file: sf.SoundFile) -> None:
+    """Push samples and a correct header to disk, so the file is a valid WAV right now."""
+    file.flush()
+    sf._snd.sf_command(file._file, _SFC_UPDATE_HEADER_NOW, sf._ffi.NULL, 0)
+
+
 class WavOutput:
     """A WAV file as the speaker: each `advance` plays one step from the queue into the file."""
 
@@ -126,9 +132,7 @@ class WavOutput:
         return self._block
 
     def sync(self) -> None:
-        """Push samples and a correct header to disk, so the file is a valid WAV right now."""
-        self._file.flush()
-        sf._snd.sf_command(self._file._file, _SFC_UPDATE_HEADER_NOW, sf._ffi.NULL, 0)
+        sync_header(self._file)
 
     def close(self) -> None:
         if not self._file.closed:
