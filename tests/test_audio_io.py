@@ -94,3 +94,23 @@ def test_audible_spans_merge_short_gaps() -> None:
     x[4160:6400] = 0.1  # a 60 ms gap
     assert audible_spans(x) == [(0.1, 0.2), (0.26, 0.4)]
     assert audible_spans(x, merge_gap_s=0.1) == [(0.1, 0.4)]
+
+
+def test_recorder_files_are_readable_while_recording_and_complete_after(tmp_path: Path) -> None:
+    import time
+
+    from audio_io.record import NAMES, Recorder
+
+    rec = Recorder(tmp_path / "rec")
+    chunk = np.full(STEP_SAMPLES, 0.25, np.float32)
+    for _ in range(7):
+        rec.chunk(chunk, chunk * 0.5, chunk * 0.1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sf.info(tmp_path / "rec" / "mic.wav").frames < 6 * STEP_SAMPLES:
+        time.sleep(0.02)
+    assert sf.info(tmp_path / "rec" / "mic.wav").frames >= 6 * STEP_SAMPLES  # a valid header mid-recording
+    rec.close()
+    for name, level in zip(NAMES, (0.125, 0.25, 0.025), strict=True):
+        audio, rate = sf.read(tmp_path / "rec" / name, dtype="float32")
+        assert rate == SAMPLE_RATE and audio.size == 7 * STEP_SAMPLES
+        assert np.allclose(audio, level, atol=1e-3), name
