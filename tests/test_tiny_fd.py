@@ -244,3 +244,11 @@ def test_dialogue_targets_follow_the_grammar() -> None:
             breaks += first == V.BREAK
         assert np.abs(d.ref).max() > 0 or V.SHIFT not in d.tokens[:, 0]
     assert shifts >= 20 and breaks >= 1
+
+
+def test_a_context_longer_than_the_model_knows_is_refused(smoke_checkpoint: Path) -> None:
+    from duplex.backbones.tiny_fd.loader import load_folder
+    from duplex.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tiny_fd.context_steps = 150 needs 751 positions"):
+        load_folder(smoke_checkpoint, context_steps=150)

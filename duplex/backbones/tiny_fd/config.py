@@ -13,8 +13,9 @@ from duplex.config import opt
 @dataclass(frozen=True)
 class TinyFdConfig:
     checkpoint: str = opt("", "checkpoint folder (relative to the config file); '' = the shipped checkpoints/tiny-fd")
-    context_steps: int = opt(48, "KV-cache budget in 160 ms steps; past it the context is refilled", lo=8, hi=4096)
-    window_steps: int = opt(16, "steps of recent history kept when the context is refilled", lo=1, hi=4096)
+    context_steps: int = opt(48, "KV-cache budget in 160 ms steps, then a refill (at most the model's positions)",
+                             lo=8, hi=102)
+    window_steps: int = opt(16, "steps of recent history kept when the context is refilled", lo=1, hi=100)
     shift_threshold: float = opt(0.5, "probability of SHIFT needed to take the turn (higher: fewer takeovers, later)",
                                  lo=0.01, hi=0.99)
     break_threshold: float = opt(0.5, "probability of BREAK needed to stop for good (below it the reply only holds)",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from duplex.backbones.base import Model
 from duplex.backbones.tiny_fd.checkpoint import load_weights, read_config, read_frames
-from duplex.errors import CheckpointError
+from duplex.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
     from duplex.config import Config
@@ -37,7 +37,7 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     import torch
 
     from duplex.backbones.framebank import FrameBank, FrameBankVocoder
-    from duplex.backbones.tiny_fd.model import NetConfig, TinyFd
+    from duplex.backbones.tiny_fd.model import SLOTS, NetConfig, TinyFd
     from duplex.backbones.tiny_fd.runtime import TinyFdBackbone
 
     if threads:
@@ -46,6 +46,9 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
         net_cfg = NetConfig(**meta["net"])
     except TypeError as exc:
         raise CheckpointError(folder / "config.json", f"corrupt ({exc})") from exc
+    if 1 + SLOTS * context_steps > net_cfg.max_positions:
+        raise ConfigError(f"tiny_fd.context_steps = {context_steps} needs {1 + SLOTS * context_steps} positions; "
+                          f"{folder / 'config.json'} allows {net_cfg.max_positions}")
     net = TinyFd(net_cfg)
     load_weights(folder, net)
     frames = read_frames(folder, net_cfg.n_units)
