@@ -26,6 +26,7 @@ from duplex.errors import AudioFileError
 from duplex.events import Subscription
 
 if TYPE_CHECKING:
+    from duplex.backbones import Model
     from duplex.session import DuplexSession
 
 SessionFactory = Callable[[], "DuplexSession | Awaitable[DuplexSession]"]
@@ -87,12 +88,17 @@ def _live_factory(cfg: Config) -> SessionFactory:
     find_device(live.input_device, "input")  # one line naming the device (or what to install), exit 2
     find_device(live.output_device, "output")
 
+    loaded: list[Model] = []  # loaded once; each session starts it afresh (START resets its context)
+
     async def open_live() -> DuplexSession:
         from duplex.backbones import load_model
         from duplex.live_devices import open_live_devices
         from duplex.session import DuplexSession
 
-        model = await asyncio.to_thread(load_model, cfg)  # before the microphone runs
+        if not loaded:
+            loaded.append(await asyncio.to_thread(load_model, cfg))  # before the microphone runs
+        model = loaded[0]
+        model.vocoder.reset()
         devices = await open_live_devices(live)
         return DuplexSession(config=cfg, input=devices.mic, output=devices.speaker, model=model, live=True,
                              clock=devices.clock)
