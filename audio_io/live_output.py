@@ -26,7 +26,7 @@ from audio_io.blockrate import BlockResampler, block_frames
 from audio_io.devices import DeviceInfo, close_stream, sounddevice
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS
 from audio_io.ring import SampleRing
-from audio_io.speaker import SpeakerQueue
+from audio_io.speaker import FADE_SAMPLES, SpeakerQueue
 from duplex.errors import DeviceError
 
 TTS_SLOTS = 256  # time-to-silence measurements kept
@@ -110,10 +110,10 @@ class LiveOutput:
         queue = self.queue
         if queue.flushes != self._seen_flushes:
             self._seen_flushes = queue.flushes
-            if self._playing or queue.queued:
+            if self._playing:
                 self._tts_from = self._tts_last = queue.flushed_at
-            if not self._playing:
-                self._hold_since = t - self.jitter_s  # the fade-out of a held turn: no more waiting
+            else:  # a turn still held back by the jitter buffer: its fade-out would be heard, not cut
+                queue.drop(FADE_SAMPLES)
         n = queue.pull_into(self._pulled) if self._playing or self._ready(t) else 0
         if n == 0:
             self._pulled[:] = 0.0

@@ -86,6 +86,15 @@ class SpeakerQueue:
             self.flushed_at = time.monotonic()
             return dropped
 
+    def drop(self, n: int) -> int:
+        """Drop up to `n` queued samples unplayed (no fade: nobody has heard them); return how many."""
+        with self._lock:
+            k = min(n, self._size)
+            self._head = (self._head + k) % self._ring.size
+            self._size -= k
+            self.dropped += k
+            return k
+
     def mark(self, t: float, audible: bool) -> None:
         """A callback device notes that the speaker became audible or silent at session time `t`."""
         with self._lock:

@@ -148,6 +148,16 @@ def test_jitter_buffer_holds_a_turn_start_then_plays_continuously(fake_sd: Simpl
     assert out.underruns == 0
 
 
+def test_a_turn_cut_while_still_held_back_is_never_heard(fake_sd: SimpleNamespace) -> None:
+    out, clock = speaker(jitter_s=0.06)
+    out.queue.push(np.full(STEP_SAMPLES, 0.1, dtype=np.float32))
+    play(out, clock, 1)  # 20 ms into the 60 ms hold
+    out.queue.flush()  # the user cut in before anything played
+    after = play(out, clock, 6)
+    assert not after.any() and out.queue.queued == 0
+    assert out.queue.take_marks() == [] and out.audible_since is None  # no speaker edges, no barge-in guard
+
+
 def test_audio_that_returns_mid_turn_plays_at_once_and_counts_an_underrun(fake_sd: SimpleNamespace) -> None:
     out, clock = speaker(jitter_s=0.06)
     out.queue.push(np.full(STEP_SAMPLES, 0.1, dtype=np.float32))
