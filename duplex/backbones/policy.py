@@ -91,7 +91,9 @@ class Responder:
 class PolicyBackbone:
     """Turn-taking from VAD; speech from a responder; tokens like a native duplex model."""
 
-    def __init__(self, cfg: PolicyConfig, *, vad: Vad, responder: Responder, bank: FrameBank) -> None:
+    def __init__(self, cfg: PolicyConfig, *, vad: Vad, responder: Responder | None = None,
+                 bank: FrameBank | None = None) -> None:
+        """Without a responder and a bank, a subclass supplies the speech (`_take_turn`, `_next_units`)."""
         self.cfg = cfg
         self.min_speech = max(1, steps(cfg.min_speech_s))
         self.min_silence = steps(cfg.min_silence_s)
@@ -126,6 +128,7 @@ class PolicyBackbone:
 
         Called from the event loop while `step` may run on the worker thread: a deque append only.
         """
+        assert self.responder is not None
         self._requests.append(np.asarray(audio, dtype=np.float32)[: self.responder.max_samples])
 
     def step(self, chunk: np.ndarray) -> Sequence[Token]:
@@ -168,9 +171,11 @@ class PolicyBackbone:
 
     def _take_turn(self, reply: np.ndarray | None = None) -> Sequence[Token]:
         if reply is None:
+            assert self.responder is not None
             reply = self.responder.reply(self.utterance.audio())
         self.utterance = Utterance()
         self._overlap = Utterance()
+        assert self.bank is not None
         self._reply = self.bank.add(reply) if reply.size else []
         self._cursor = 0
         self.history.append(TurnRecord(units=len(self._reply), heard=len(self._reply)))
@@ -197,6 +202,7 @@ class PolicyBackbone:
     def _next_units(self, n: int) -> list[Token]:
         units = self._reply[self._cursor : self._cursor + n]
         self._cursor += len(units)
+        assert self.bank is not None
         level = max((rms(self.bank.frame(u)) for u in units), default=0.0)
         self._recent_output.append(level)
         return [audio(u) for u in units]

@@ -14,17 +14,14 @@ token, in a step that has a free (THINK) slot: at the end of the reply, or while
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from audio_io.vad import Vad
 from duplex.backbones.base import TOKENS_PER_STEP
 from duplex.backbones.covo.chat import ChatContext
-from duplex.backbones.framebank import FrameBank
-from duplex.backbones.policy import Floor, PolicyBackbone, Responder, TurnRecord, Utterance
+from duplex.backbones.policy import Floor, PolicyBackbone, TurnRecord, Utterance
 from duplex.config import PolicyConfig
 from duplex.errors import NotSupportedError
 from duplex.tokens import SHIFT, Kind, Token, audio
@@ -37,8 +34,7 @@ class CovoTurnBackbone(PolicyBackbone):
         self.chat = chat
         self.level = level  # RMS of the vocoder's latest output, for the echo gate
         self.last_shift_to_unit_ms: float | None = None
-        unused = Responder(dataclasses.replace(cfg, responder="echo"), Path("."))
-        super().__init__(cfg, vad=vad, responder=unused, bank=FrameBank(capacity=1))
+        super().__init__(cfg, vad=vad)  # Covo speaks its own units: no responder, no frame bank
 
     def reset(self) -> None:
         super().reset()
