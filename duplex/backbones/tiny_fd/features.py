@@ -19,20 +19,12 @@ FRAMES_PER_STEP = 16
 
 
 def mel_filters(n_mels: int = N_MELS, n_fft: int = N_FFT, fmin: float = 60.0, fmax: float = 7600.0) -> np.ndarray:
-    """A (n_mels, n_fft // 2 + 1) triangular mel filterbank (HTK mel scale)."""
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + f / 700.0)
+    """A (n_mels, n_fft // 2 + 1) triangular mel filterbank (HTK mel scale), from transformers as covo's."""
+    from transformers.audio_utils import mel_filter_bank
 
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return 700.0 * (10 ** (m / 2595.0) - 1.0)
-
-    freqs = np.linspace(0, SAMPLE_RATE / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(np.array(fmin)), hz_to_mel(np.array(fmax)), n_mels + 2))
-    fb = np.zeros((n_mels, freqs.size), dtype=np.float32)
-    for i in range(n_mels):
-        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
-        fb[i] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0.0, None)
-    return fb
+    bank = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=fmin,
+                           max_frequency=fmax, sampling_rate=SAMPLE_RATE, norm=None, mel_scale="htk")
+    return bank.T.astype(np.float32)
 
 
 class LogMel(torch.nn.Module):
