@@ -70,6 +70,11 @@ class DecoderBase:
 
     def prefill(self, embeds: torch.Tensor) -> None:
         """Feed (T, hidden) embeddings at the next positions, sampling nothing."""
+        if embeds.shape[0] > self.room():
+            raise RuntimeError(f"KV cache full: {self.length} + {embeds.shape[0]} > {self.capacity}")
+        self._prefill(embeds)
+
+    def _prefill(self, embeds: torch.Tensor) -> None:
         raise NotImplementedError
 
     def truncate(self, length: int) -> None:
@@ -124,9 +129,7 @@ class StaticDecoder(DecoderBase):
         self.length += fed
         return ids
 
-    def prefill(self, embeds: torch.Tensor) -> None:
-        if embeds.shape[0] > self.room():
-            raise RuntimeError(f"KV cache full: {self.length} + {embeds.shape[0]} > {self.capacity}")
+    def _prefill(self, embeds: torch.Tensor) -> None:
         for chunk in embeds.split(PREFILL_CHUNK) if embeds.shape[0] else ():
             self._forward(chunk, torch.tensor(self.length, device=self.device), self.length + chunk.shape[0])
             self.length += chunk.shape[0]
@@ -220,7 +223,7 @@ class DynamicDecoder(DecoderBase):
                 logits = self._forward(self.embed_tokens(tok))
         return torch.cat(out)
 
-    def prefill(self, embeds: torch.Tensor) -> None:
+    def _prefill(self, embeds: torch.Tensor) -> None:
         for chunk in embeds.split(PREFILL_CHUNK) if embeds.shape[0] else ():
             self._forward(chunk)
 
