@@ -8,7 +8,7 @@ import numpy as np
 
 from audio_io.format import SAMPLE_RATE
 from audio_io.levels import audible_spans
-from duplex.scenario.metrics import BARGE_IN_GRACE_S, Timeline, compute_metrics
+from duplex.scenario.metrics import BARGE_IN_GRACE_S, Timeline, event_metrics
 from duplex.scenario.spec import Check, Expectation, Role
 
 
@@ -110,7 +110,6 @@ def _silent(exp: Expectation, tl: Timeline, index: int, within: float) -> Outcom
 
 def _aggregate(exp: Expectation, tl: Timeline) -> Outcome:
     limit = exp.params["max"]
-    m = compute_metrics(tl)
     if exp.check is Check.TURN_LATENCY:
         turns = [c for c in tl.clips if c.role is Role.TURN]
         worst, missed = 0.0, []
@@ -136,10 +135,32 @@ def _aggregate(exp: Expectation, tl: Timeline) -> Outcome:
                 exp, False, f"slowest stop {worst:.2f} s (limit {limit:.2f} s, over by {worst - limit:.2f} s)"
             )
         return Outcome(exp, True, f"{len(cuts)} barge-ins, slowest stop {worst:.2f} s")
+    if exp.check is Check.FALSE_STARTS:
+        starts = tl.false_starts()
+        if len(starts) > limit:
+            where = ", ".join(f"{s:.2f} s (clip {f.clips[0]})" for s, f in starts[:5])
+            return Outcome(exp, False, f"false_starts = {len(starts)} (limit {limit:g}, over by "
+                           f"{len(starts) - limit:g}): model onsets at {where}")
+        return Outcome(exp, True, f"false_starts = {len(starts)} over {len(tl.floors())} user turn(s)")
+    if exp.check is Check.RESUMES_OVER_BARGE_IN:
+        cuts = [c for c in tl.clips if c.role is Role.BARGE_IN and c.start != float("inf")]
+        found = [(c.index, s) for c in cuts for s in tl.resumes(c)]
+        if len(found) > limit:
+            where = ", ".join(f"{s:.2f} s (clip {i})" for i, s in found[:5])
+            return Outcome(exp, False, f"resumes_over_barge_in = {len(found)} (limit {limit:g}, over by "
+                           f"{len(found) - limit:g}): model came back at {where}")
+        return Outcome(exp, True, f"resumes_over_barge_in = {len(found)} over {len(cuts)} barge-in(s)")
+    if exp.check is Check.OVERLAP:
+        cuts = [c for c in tl.clips if c.role is Role.BARGE_IN and c.start != float("inf")]
+        worst = max(((tl.overlap(c), c.index) for c in cuts), default=(0.0, 0))
+        if worst[0] > limit:
+            return Outcome(exp, False, f"model audible {worst[0]:.2f} s over barge-in clip {worst[1]} "
+                           f"(limit {limit:.2f} s, over by {worst[0] - limit:.2f} s)")
+        return Outcome(exp, True, f"{len(cuts)} barge-ins, most overlap {worst[0]:.2f} s")
     key = {Check.FALSE_BARGE_INS: "false_barge_ins", Check.TAKEOVERS: "takeovers", Check.OVERRUNS: "overruns"}[
         exp.check
     ]
-    value = m[key]
+    value = event_metrics(tl)[key]
     if value > limit:
         return Outcome(exp, False, f"{key} = {value} (limit {limit:g}, over by {value - limit:g})")
     return Outcome(exp, True, f"{key} = {value}")

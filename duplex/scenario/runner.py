@@ -26,7 +26,7 @@ from duplex.errors import DuplexError
 from duplex.events import Event, EventBus, EventType
 from duplex.offline import run_session
 from duplex.scenario.expect import Outcome, evaluate
-from duplex.scenario.metrics import ClipTruth, Timeline, compute_metrics
+from duplex.scenario.metrics import INNER_PAUSE_S, ClipTruth, Timeline, compute_metrics
 from duplex.scenario.spec import Scenario, Trigger, load_scenario
 
 TRIGGERS: dict[Trigger, tuple[EventType, str, str]] = {
@@ -127,6 +127,7 @@ def judge(scenario: Scenario, clips: list[ScheduledClip], mic: ScriptedMicrophon
     failures: list[str] = []
     truths: list[ClipTruth] = []
     total = mic.total / SAMPLE_RATE
+    user = np.zeros(mic.total, dtype=np.float32)  # the clean user track (no noise, no echo), for fdb_*
     for spec, clip in zip(scenario.user, clips, strict=True):
         if clip.start is None:
             assert spec.after is not None
@@ -139,8 +140,11 @@ def judge(scenario: Scenario, clips: list[ScheduledClip], mic: ScriptedMicrophon
         if placed + clip.audio.size / SAMPLE_RATE > total + 1e-9:
             failures.append(f"clip {spec.index} runs past the session end ({placed + clip.audio.size / SAMPLE_RATE:.2f}"
                             f" s > {total:.2f} s)")
-        truths.append(ClipTruth(spec.index, spec.role, placed + spans[0][0], placed + spans[-1][1], placed))
-    timeline = Timeline.build(truths, model_audio, events, summary)
+        pauses = tuple((placed + a[1], placed + b[0]) for a, b in zip(spans, spans[1:], strict=False)
+                       if b[0] - a[1] >= INNER_PAUSE_S)
+        truths.append(ClipTruth(spec.index, spec.role, placed + spans[0][0], placed + spans[-1][1], placed, pauses))
+        user[clip.start : clip.start + clip.audio.size] += clip.audio[: max(0, user.size - clip.start)]
+    timeline = Timeline.build(truths, model_audio, events, summary, user_audio=user)
     outcomes = []
     for exp in scenario.expect:
         names_clip = [int(v) for k, v in exp.params.items() if k.endswith("_user")]

@@ -29,11 +29,19 @@ class Trigger(enum.Enum):
 
 
 class Role(enum.Enum):
-    """What a clip is, for the metrics: a turn to answer, a cut-in, or a backchannel."""
+    """What a clip is, for the metrics (docs/metrics.md).
+
+    turn: the user holds the floor from its first to its last audible sample, inner pauses
+    included, then expects a reply. monologue: like turn, and consecutive monologue clips are one
+    floor (the gaps between them belong to the user); the reply is due after the last one.
+    barge_in: a cut-in over the model's reply. backchannel / noise: the reply should go on.
+    """
 
     TURN = "turn"
     BARGE_IN = "barge_in"
     BACKCHANNEL = "backchannel"
+    MONOLOGUE = "monologue"
+    NOISE = "noise"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,9 @@ class Check(enum.Enum):
     FALSE_BARGE_INS = "false_barge_ins"  # {max: n}
     TAKEOVERS = "takeovers"  # {max: n}
     OVERRUNS = "overruns"  # {max: n}
+    FALSE_STARTS = "false_starts"  # {max: n}: audible model onsets while the user holds the floor
+    RESUMES_OVER_BARGE_IN = "resumes_over_barge_in"  # {max: n}: onsets inside a barge-in after the model went quiet
+    OVERLAP = "overlap"  # {max: s}: model audio over any one barge-in utterance
 
 
 # For each check: its parameters and whether each is required.
@@ -91,6 +102,9 @@ CHECK_PARAMS: dict[Check, dict[str, bool]] = {
     Check.FALSE_BARGE_INS: {"max": True},
     Check.TAKEOVERS: {"max": True},
     Check.OVERRUNS: {"max": True},
+    Check.FALSE_STARTS: {"max": True},
+    Check.RESUMES_OVER_BARGE_IN: {"max": True},
+    Check.OVERLAP: {"max": True},
 }
 CLIP_PARAMS = {"after_user_end", "after_user_start", "during_user"}
 
