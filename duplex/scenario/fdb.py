@@ -115,14 +115,25 @@ def speech_timestamps(probs: Sequence[float], n_samples: int, *, threshold: floa
     return [(s / SAMPLE_RATE, e / SAMPLE_RATE) for s, e in spans]
 
 
-def vad_segments(audio: np.ndarray, t0: float = 0.0, t1: float = float("inf")) -> list[Span]:
-    """Silero segments of audio[t0:t1] (cropped first, as the benchmark crops before ASR), session clock."""
-    lo = max(0, round(t0 * SAMPLE_RATE))
-    hi = audio.size if t1 == float("inf") else min(audio.size, round(t1 * SAMPLE_RATE))
-    if hi - lo < WINDOW:
-        return []
-    part = audio[lo:hi]
-    return [(t0 + s, t0 + e) for s, e in speech_timestamps(speech_probs(part), part.size)]
+class VadTrack:
+    """Silero's probabilities for a whole track, computed once; segments of any stretch of it.
+
+    A stretch is segmented on its own (as the benchmark crops before ASR), from the probabilities
+    of the windows inside it (the network's state carries over from before the crop: a negligible
+    difference that saves running it again per item).
+    """
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.n = audio.size
+        self.probs = speech_probs(audio) if audio.size >= WINDOW else np.zeros(0, dtype=np.float32)
+
+    def segments(self, t0: float = 0.0, t1: float = float("inf")) -> list[Span]:
+        lo = max(0, -(-round(t0 * SAMPLE_RATE) // WINDOW))
+        hi = self.probs.size if t1 == float("inf") else min(self.probs.size, round(t1 * SAMPLE_RATE) // WINDOW)
+        if hi <= lo:
+            return []
+        offset = lo * WINDOW / SAMPLE_RATE
+        return [(offset + s, offset + e) for s, e in speech_timestamps(self.probs[lo:hi], (hi - lo) * WINDOW)]
 
 
 def took_turn(words: Sequence[Span]) -> bool:
@@ -172,31 +183,31 @@ def _mean(xs: Sequence[float]) -> float | None:
 
 def fdb_items(tl: Timeline) -> dict[str, list[float]]:
     """Per-item values of every fdb_* metric (the eval tool pools them across conversations)."""
-    audio = tl.model_audio
+    model = VadTrack(tl.model_audio)
     items: dict[str, list[float]] = {k: [] for k in (
         "pause_tor", "turn_tor", "turn_latency_s", "interrupt_tor", "interrupt_latency_s",
         "backchannel_tor", "backchannel_freq", "stop_latency_s", "response_latency_s")}
     for f in tl.floors():
         if f.pauses:
-            items["pause_tor"].append(float(took_turn(vad_segments(audio, f.start, f.end))))
-        words = vad_segments(audio, f.start, tl.next_start(f, answering=True))
+            items["pause_tor"].append(float(took_turn(model.segments(f.start, f.end))))
+        words = model.segments(f.start, tl.next_start(f, answering=True))
         items["turn_tor"].append(float(took_turn(words)))
         if took_turn(words):
             items["turn_latency_s"].append(round(max(0.0, words[0][0] - f.end), 3))
         if tl.clip(f.clips[0]).role is Role.MONOLOGUE:
-            tor, count = backchannel_verdict(vad_segments(audio, f.start, f.end))
+            tor, count = backchannel_verdict(model.segments(f.start, f.end))
             items["backchannel_tor"].append(float(tor))
             items["backchannel_freq"].append(round(count / max(f.end - f.start, 1e-9), 4))
     cuts = [c for c in tl.clips if c.role is Role.BARGE_IN and c.start != float("inf")]
     if cuts:
-        user = merge(vad_segments(tl.user_audio), USER_MERGE_GAP_S) if tl.user_audio is not None else []
-        model = merge(vad_segments(audio), MODEL_MERGE_GAP_S)
+        user = merge(VadTrack(tl.user_audio).segments(), USER_MERGE_GAP_S) if tl.user_audio is not None else []
+        merged = merge(model.segments(), MODEL_MERGE_GAP_S)
         for c in cuts:
-            words = vad_segments(audio, c.end, tl.next_start(c, answering=True))
+            words = model.segments(c.end, tl.next_start(c, answering=True))
             items["interrupt_tor"].append(float(took_turn(words)))
             if took_turn(words):
                 items["interrupt_latency_s"].append(round(max(0.0, words[0][0] - c.end), 3))
-            stop, response = stop_and_response(user, model, (c.start, c.end))
+            stop, response = stop_and_response(user, merged, (c.start, c.end))
             if stop is not None:
                 items["stop_latency_s"].append(stop)
             if response is not None:

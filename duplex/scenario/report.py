@@ -19,10 +19,15 @@ def _median(xs: Sequence[float]) -> str:
     return f"{statistics.median(xs):.2f}" if xs else "-"
 
 
+def _value(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def print_table(results: Sequence[ScenarioResult], console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 120))
     table = Table(title="duplex scenarios", show_lines=False)
-    for col in ("scenario", "result", "turn latency s", "stop latency s", "barge-ins", "false", "takeovers", "rtf"):
+    for col in ("scenario", "result", "turn latency s", "stop latency s", "barge-ins", "false", "false starts",
+                "resumes", "overlap s", "fdb TOR turn/pause", "rtf"):
         table.add_column(col, justify="left" if col == "scenario" else "right")
     for r in results:
         m = r.metrics
@@ -33,7 +38,10 @@ def print_table(results: Sequence[ScenarioResult], console: Console | None = Non
             _median(m.get("stop_latency_s", [])),
             str(m.get("barge_ins", "-")),
             str(m.get("false_barge_ins", "-")),
-            str(m.get("takeovers", "-")),
+            str(m.get("false_starts", "-")),
+            str(m.get("resumes_over_barge_in", "-")),
+            _value(m.get("overlap_mean_s")),
+            f"{_value(m.get('fdb_turn_tor'))}/{_value(m.get('fdb_pause_tor'))}",
             str(m.get("realtime_factor", "-")),
         )
     console.print(table)

@@ -1,0 +1,170 @@
+"""Strict and fdb_* metrics on hand-made signals with known answers (docs/metrics.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_io.format import SAMPLE_RATE
+from audio_io.wav import load_mono16k
+from duplex.events import Event, EventType
+from duplex.scenario import fdb
+from duplex.scenario.expect import evaluate
+from duplex.scenario.metrics import ClipTruth, Timeline, compute_metrics, speech_segments, strict_metrics
+from duplex.scenario.spec import Check, Expectation, Role
+
+CLIPS = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
+
+
+def track(seconds: float, *bursts: tuple[float, float]) -> np.ndarray:
+    """Silence with a -20 dBFS tone in each (start, end) burst."""
+    audio = np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
+    for s, e in bursts:
+        lo, hi = round(s * SAMPLE_RATE), round(e * SAMPLE_RATE)
+        audio[lo:hi] = 0.1 * np.sin(2 * np.pi * 220 * np.arange(hi - lo) / SAMPLE_RATE)
+    return audio
+
+
+def clip(index: int, role: Role, start: float, end: float, *pauses: tuple[float, float]) -> ClipTruth:
+    return ClipTruth(index, role, start, end, start, tuple(pauses))
+
+
+def timeline(audio: np.ndarray, clips: list[ClipTruth], breaks: tuple[float, ...] = (),
+             user: np.ndarray | None = None) -> Timeline:
+    events = [Event(t, EventType.CONTROL, {"token": "BREAK"}) for t in breaks]
+    return Timeline.build(clips, audio, events, {}, user_audio=user)
+
+
+def test_onset_detector_bridges_closures_drops_clicks_and_keeps_short_stops() -> None:
+    audio = track(3.0, (0.2, 0.5), (0.56, 0.8), (1.0, 1.04), (1.5, 1.56), (1.8, 2.0), (2.12, 2.4))
+    # 60 ms gap bridged; a 40 ms click dropped; a 60 ms burst counts; a 120 ms gap is a new onset.
+    assert speech_segments(audio) == pytest.approx([(0.2, 0.8), (1.5, 1.56), (1.8, 2.0), (2.12, 2.4)])
+
+
+def test_a_short_start_in_a_turn_pause_is_a_false_start_and_the_turn_latency_counts_from_its_end() -> None:
+    turn = clip(1, Role.TURN, 0.5, 4.0, (1.5, 2.3))
+    tl = timeline(track(8.0, (1.8, 1.9), (4.4, 6.0)), [turn])
+    m = strict_metrics(tl)
+    assert m["false_starts"] == 1 and m["false_start_at_s"] == [1.8]
+    assert m["floors_with_pauses"] == 1 and m["floors_with_false_start"] == 1
+    assert m["turn_latency_median_s"] == pytest.approx(0.4)
+    outcome = evaluate(Expectation(Check.FALSE_STARTS, {"max": 0}, 7), tl)
+    assert not outcome.passed
+    assert outcome.message == "false_starts = 1 (limit 0, over by 1): model onsets at 1.80 s (clip 1)"
+
+
+def test_monologue_gaps_belong_to_the_user_and_the_reply_is_due_after_the_last_sentence() -> None:
+    clips = [clip(1, Role.MONOLOGUE, 0.5, 2.0), clip(2, Role.MONOLOGUE, 2.45, 4.0), clip(3, Role.MONOLOGUE, 4.45, 6.0)]
+    tl = timeline(track(10.0, (2.1, 2.3), (6.3, 8.0)), clips)
+    (floor,) = tl.floors()
+    assert (floor.start, floor.end, floor.clips) == (0.5, 6.0, (1, 2, 3))
+    assert floor.pauses == ((2.0, 2.45), (4.0, 4.45))
+    m = strict_metrics(tl)
+    assert m["false_starts"] == 1 and m["turns_answered"] == 1
+    assert m["turn_latency_median_s"] == pytest.approx(0.3)
+    # The same clips as separate turns: the gap is the model's to take; no false start.
+    turns = [clip(c.index, Role.TURN, c.start, c.end) for c in clips]
+    assert strict_metrics(timeline(track(10.0, (2.1, 2.3), (6.3, 8.0)), turns))["false_starts"] == 0
+
+
+def test_turn_latency_median_and_p90() -> None:
+    clips = [clip(1, Role.TURN, 0.5, 1.0), clip(2, Role.TURN, 4.0, 4.5), clip(3, Role.TURN, 8.0, 8.5)]
+    tl = timeline(track(12.0, (1.2, 3.0), (4.9, 7.0), (9.5, 11.0)), clips)
+    m = strict_metrics(tl)
+    assert m["turn_latency_median_s"] == pytest.approx(0.4)
+    assert m["turn_latency_p90_s"] == pytest.approx(0.88)  # 0.4 + 0.8 * (1.0 - 0.4)
+    # A model still speaking when the user ends answers at once (the start was a false start).
+    talking = timeline(track(4.0, (0.8, 3.0)), [clip(1, Role.TURN, 0.5, 1.0)])
+    assert strict_metrics(talking)["turn_latency_median_s"] == 0.0
+
+
+def test_resume_and_overlap_inside_a_barge_in() -> None:
+    cut = clip(2, Role.BARGE_IN, 2.5, 5.5)
+    tl = timeline(track(8.0, (0.5, 2.8), (3.8, 4.3)), [clip(1, Role.TURN, 0.0, 0.3), cut])
+    m = strict_metrics(tl)
+    assert m["resumes_over_barge_in"] == 1 and m["resume_at_s"] == [3.8]
+    assert m["overlap_s"] == [pytest.approx(0.8)]
+    assert not evaluate(Expectation(Check.RESUMES_OVER_BARGE_IN, {"max": 0}, 3), tl).passed
+    over = evaluate(Expectation(Check.OVERLAP, {"max": 0.3}, 4), tl)
+    assert not over.passed and "over by 0.50 s" in over.message
+    clean = timeline(track(8.0, (0.5, 2.8), (6.0, 7.0)), [clip(1, Role.TURN, 0.0, 0.3), cut])
+    assert strict_metrics(clean)["resumes_over_barge_in"] == 0
+    assert evaluate(Expectation(Check.RESUMES_OVER_BARGE_IN, {"max": 0}, 3), clean).passed
+
+
+def test_continuation_over_backchannels_and_noises() -> None:
+    reply = (1.0, 6.0)
+    bcs = [clip(2, Role.BACKCHANNEL, 2.0, 2.4), clip(3, Role.NOISE, 4.0, 4.3)]
+    first = clip(1, Role.TURN, 0.0, 0.8)
+    assert strict_metrics(timeline(track(8.0, reply), [first, *bcs]))["continued_over_backchannel"] == 2
+    stopped = strict_metrics(timeline(track(8.0, (1.0, 2.2), (4.0, 6.0)), [first, *bcs]))
+    assert (stopped["continued_over_backchannel"], stopped["backchannels_over_reply"]) == (1, 2)
+    broke = strict_metrics(timeline(track(8.0, reply), [first, *bcs], breaks=(2.3,)))
+    assert broke["continued_over_backchannel"] == 1
+
+
+def test_took_turn_follows_the_benchmark_thresholds() -> None:
+    assert not fdb.took_turn([])
+    assert not fdb.took_turn([(1.0, 1.5)])  # < 1 s, 1 word
+    assert not fdb.took_turn([(1.0, 1.2), (1.3, 1.5), (1.6, 1.9)])  # < 1 s, 3 words
+    assert fdb.took_turn([(1.0, 1.1), (1.2, 1.3), (1.4, 1.5), (1.6, 1.7)])  # 4 words
+    assert fdb.took_turn([(1.0, 2.0)])  # 1 s
+    assert fdb.backchannel_verdict([(1.0, 1.4), (3.0, 3.5)]) == (False, 2)
+    assert fdb.backchannel_verdict([(1.0, 2.2), (3.0, 3.5)]) == (False, 2)  # the last verdict wins
+    assert fdb.backchannel_verdict([(1.0, 1.4), (3.0, 6.5)]) == (True, 1)  # > 3 s takes the turn
+
+
+def test_silero_segmentation_hysteresis_min_speech_and_padding() -> None:
+    w = fdb.WINDOW / SAMPLE_RATE
+    probs = [0.0] * 10 + [0.9] * 20 + [0.4] * 2 + [0.9] * 10 + [0.1] * 10 + [0.9] * 5 + [0.0] * 10
+    spans = fdb.speech_timestamps(probs, len(probs) * fdb.WINDOW)
+    # 0.4 is above threshold - 0.15: no end; the 5-window (160 ms) burst is under 250 ms: dropped.
+    assert len(spans) == 1 and spans[0] == pytest.approx((10 * w - 0.03, 42 * w + 0.03))
+    assert fdb.merge([(0.0, 1.0), (1.5, 2.0), (2.6, 3.0)], 0.5) == [(0.0, 2.0), (2.6, 3.0)]
+
+
+def test_v15_stop_and_response_latency() -> None:
+    user, model = [(2.5, 5.5)], [(0.5, 2.8), (6.0, 8.0)]
+    assert fdb.stop_and_response(user, model, (2.5, 5.5)) == (pytest.approx(0.3), pytest.approx(0.5))
+    assert fdb.stop_and_response(user, [(6.0, 8.0)], (2.5, 5.5)) == (None, pytest.approx(0.5))
+
+
+def speech_track(seconds: float, *pieces: tuple[str, float]) -> np.ndarray:
+    audio = np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
+    for name, at in pieces:
+        clip_audio = load_mono16k(CLIPS / f"{name}.wav")
+        lo = round(at * SAMPLE_RATE)
+        audio[lo : lo + clip_audio.size] += clip_audio
+    return audio
+
+
+def test_a_resume_inside_a_barge_in_is_caught_strictly_and_hidden_by_the_benchmark_rules() -> None:
+    pytest.importorskip("silero_vad")
+    weather = load_mono16k(CLIPS / "weather.wav")
+    # The reply ("What is the weather...") is cut 0.4 s into the barge-in, then the model comes back
+    # with a 0.6 s "mm-hmm" while the user is still talking, then answers after the user ends.
+    cut_at = 2.1
+    model = speech_track(12.0, ("mmhmm", 3.6), ("weather", 7.6))
+    model[round(0.3 * SAMPLE_RATE) : round(0.3 * SAMPLE_RATE) + weather.size] = weather  # to 2.52 s
+    user = speech_track(12.0, ("stop", cut_at))
+    cut = ClipTruth(2, Role.BARGE_IN, cut_at + 0.05, cut_at + 2.99, cut_at)
+    tl = timeline(model, [clip(1, Role.TURN, 0.0, 0.2), cut], breaks=(cut_at + 0.3,), user=user)
+    m = compute_metrics(tl)
+    assert m["resumes_over_barge_in"] == 1  # strict: the "mm-hmm" at 3.6 s
+    assert m["fdb_stop_latency_s"] == pytest.approx(0.4, abs=0.1)  # v1.5: only the first overlap
+    assert m["fdb_interrupt_tor"] == 1.0  # v1: the answer after the barge-in; the resume is not seen
+    assert m["stop_latency_s"] == [pytest.approx(0.35, abs=0.1)]  # the old 0.2 s-merged figure misses it too
+
+
+def test_an_aborted_start_in_a_pause_is_a_strict_false_start_but_no_fdb_takeover() -> None:
+    pytest.importorskip("silero_vad")
+    model = speech_track(10.0, ("mmhmm", 1.7), ("weather", 5.0))
+    user = speech_track(10.0, ("paused", 0.0))
+    paused = clip(1, Role.TURN, 0.05, 4.55, (1.0, 1.45), (2.5, 3.1))
+    tl = timeline(model, [paused], user=user)
+    m = compute_metrics(tl)
+    assert m["false_starts"] == 1
+    assert m["fdb_pause_tor"] == 0.0  # under 1 s and one "word": the benchmark sees no takeover
+    assert m["fdb_turn_tor"] == 1.0 and m["fdb_turn_latency_s"] == 0.0  # first word before the end: clamped
