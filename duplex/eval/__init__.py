@@ -1,0 +1,1 @@
+"""Held-out conversation evaluation: `python -m duplex.eval` (docs/metrics.md)."""

@@ -1,0 +1,92 @@
+"""`python -m duplex.eval`: build the held-out conversations, run a backbone, print one table.
+
+    python -m duplex.eval                                   # tiny-fd (default config), festival voices
+    python -m duplex.eval --config examples/policy.yaml --json bench/results/conversation_policy.json
+
+Each conversation runs through the scenario runner's session path (`run_scenario`), so the
+figures are the ones `duplex-test` reports. See docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from duplex.errors import DuplexError
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    from duplex.eval.heldout import SHAPES
+    from duplex.eval.tts import FAMILIES
+
+    p = argparse.ArgumentParser(prog="python -m duplex.eval", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, default=None, help="backbone config (default: the built-in default)")
+    p.add_argument("--family", default="festival", choices=FAMILIES,
+                   help="TTS family of the user's voices (festival is left out of tiny-fd's training)")
+    p.add_argument("--seed", type=int, default=1, help="draws voices, sentences, pauses and delays")
+    p.add_argument("--per-shape", type=int, default=2, help="conversations per task shape")
+    p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
+    p.add_argument("--work", type=Path, default=Path(".cache/duplex-eval"), help="clip cache and conversations")
+    p.add_argument("--json", type=Path, default=None, help="write the summary and every conversation here")
+    p.add_argument("--label", default=None, help="column title (default: the config's name)")
+    args = p.parse_args(argv)
+    unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
+    if unknown:
+        p.error(f"--shapes: unknown {', '.join(unknown)} (one of {', '.join(SHAPES)})")
+    if args.per_shape < 1:
+        p.error("--per-shape must be >= 1")
+    if args.config is not None and not args.config.is_file():
+        p.error(f"--config: no such file: {args.config}")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from duplex.eval.heldout import Builder
+    from duplex.eval.summary import print_table, summarise
+    from duplex.eval.tts import Tts, check_family
+    from duplex.scenario.runner import ModelCache, run_scenario
+
+    check_family(args.family)
+    label = args.label or (args.config.stem if args.config else "default (tiny-fd)")
+    work = args.work / f"{args.family}-seed{args.seed}"
+    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"))
+    conversations = builder.build(args.per_shape, tuple(args.shapes.split(",")))
+    cache = ModelCache()
+    runs, records = [], []
+    started = time.perf_counter()
+    for conv in conversations:
+        result = run_scenario(conv.scenario, config=args.config, cache=cache)
+        metrics = dict(result.metrics)
+        runs.append((conv.shape, metrics))
+        records.append({"name": conv.scenario.name, "shape": conv.shape, "failures": result.failures,
+                        "metrics": metrics})
+        print(f"{conv.scenario.name}: {'pass' if result.passed else 'FAIL'} "
+              f"(false starts {metrics.get('false_starts')}, resumes {metrics.get('resumes_over_barge_in')})",
+              file=sys.stderr)
+    summary = summarise(runs)
+    by_shape = {shape: summarise([r for r in runs if r[0] == shape]) for shape in dict.fromkeys(s for s, _ in runs)}
+    print_table(label, summary)
+    return {"label": label, "config": str(args.config) if args.config else None, "family": args.family,
+            "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
+            "summary": summary, "by_shape": by_shape, "conversations": records}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    try:
+        report = run(args)
+    except DuplexError as exc:
+        print(f"duplex.eval: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, default=float) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

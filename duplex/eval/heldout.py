@@ -1,0 +1,188 @@
+"""The held-out conversations: Full-Duplex-Bench's four task shapes plus the hard cases.
+
+Shapes (docs/metrics.md): `pause_handling` (one mid-sentence pause, 0.5-1.0 s, after a
+comma-ended fragment), `smooth_turn_taking` (a plain question), `user_interruption` (a question,
+then a barge-in 0.5-1.5 s into the reply), `backchannel` (backchannels and a cough over the reply,
+with the speaker's own echo at -20 dB), `hesitant_barge_in` ("wait" / "no" / "stop" / "hold on"
+pieces 0.2-0.6 s apart before the main utterance), `long_pause` (two 0.3-1.5 s pauses after
+fragments that end like a sentence) and `monologue` (three statements with 0.45 s gaps, the
+benchmark's backchannel task). The sentences are this module's own, used nowhere else in the
+project; every draw comes from the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_io.format import SAMPLE_RATE
+from duplex.eval.tts import Speaker, Tts, cough, silence
+from duplex.scenario.spec import After, Check, ClipSpec, EchoSpec, Expectation, Role, Scenario, Trigger
+
+SHAPES = ("pause_handling", "smooth_turn_taking", "user_interruption", "backchannel",
+          "hesitant_barge_in", "long_pause", "monologue")
+
+QUESTIONS = [
+    "Which bus goes to the old harbour from the cathedral?",
+    "How long should I boil an egg if I want the yolk soft?",
+    "Can you find me a quiet hotel near the botanical gardens?",
+    "What is a good name for a grey kitten with white paws?",
+    "Do you know when the swimming pool closes on Thursdays?",
+    "How do I say thank you very much in Portuguese?",
+    "Could you explain why leaves turn red in the autumn?",
+    "Where would you go for a weekend of hiking in the spring?",
+]
+COMMA_FRAGMENTS = [  # (before the pause, after it): the first part ends on a comma, held pitch
+    ("If the weather stays like this,", "should we move the picnic indoors?"),
+    ("When my cousin arrives on Friday,", "can you help me plan a dinner for six?"),
+    ("Before I forget about the tickets,", "what time does the concert start?"),
+    ("The blue jacket I bought last week,", "can I still return it without a receipt?"),
+]
+FINAL_FRAGMENTS = [  # three parts, each of which could end a turn on its own
+    ("I spoke to the landlord yesterday.", "He says the boiler is fine.", "But the flat is still cold at night."),
+    ("We visited the lighthouse on Monday.", "The stairs were very steep.", "What else is there to see nearby?"),
+    ("My neighbour grows tomatoes.", "She gave me a whole basket.", "What can I make with them?"),
+    ("The printer stopped working.", "I changed the cartridge already.", "What should I try next?"),
+]
+BARGE_INS = [
+    "That is not what I asked you about, I meant the night train.",
+    "Sorry, I was asking about the other one, the smaller one.",
+    "Let me change the question, what about next Tuesday instead?",
+    "I already know that part, tell me about the price.",
+]
+HESITATIONS = ["wait", "no", "stop", "hold on"]
+BACKCHANNELS = ["mm-hmm", "yeah", "right", "okay", "uh-huh", "I see"]
+MONOLOGUES = [
+    ("Last summer we drove along the coast.", "Every evening we stopped in a different village.",
+     "The best one had a tiny bakery by the church."),
+    ("I have started learning the cello.", "My teacher is patient but very strict.",
+     "We practise scales for half of every lesson."),
+    ("Our team moved to a new office in March.", "It has big windows and a roof terrace.",
+     "Unfortunately the coffee machine is always broken."),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    shape: str
+    scenario: Scenario
+
+
+class Builder:
+    """Conversations for one TTS family and seed, with their clips written under `work`."""
+
+    def __init__(self, family: str, seed: int, work: Path, tts: Tts) -> None:
+        self.family, self.seed, self.work, self.tts = family, seed, work, tts
+        self.rng = np.random.default_rng(seed)
+
+    def build(self, per_shape: int, shapes: tuple[str, ...] = SHAPES) -> list[Conversation]:
+        out = []
+        for k in range(per_shape):
+            for shape in shapes:
+                speaker = Speaker.draw(self.family, self.rng)
+                out.append(getattr(self, shape)(f"{shape}-{k + 1}", k, speaker))
+        return out
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    def say(self, text: str, speaker: Speaker) -> np.ndarray:
+        return self.tts.say(text, speaker)
+
+    def joined(self, parts: list[str], pauses: list[float], speaker: Speaker) -> np.ndarray:
+        audio = [self.say(parts[0], speaker)]
+        for text, pause in zip(parts[1:], pauses, strict=True):
+            audio += [silence(pause), self.say(text, speaker)]
+        return np.concatenate(audio)
+
+    def write(self, name: str, i: int, audio: np.ndarray) -> Path:
+        path = self.work / name / f"{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pad = silence(0.05)
+        sf.write(path, np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="FLOAT")
+        return path
+
+    def scenario(self, name: str, clips: list[tuple[np.ndarray, float | After, Role]], tail: float,
+                 expect: list[Check], echo: EchoSpec | None = None) -> Scenario:
+        specs, end = [], 0.0
+        for i, (audio, when, role) in enumerate(clips, start=1):
+            path = self.write(name, i, audio)
+            length = audio.size / SAMPLE_RATE + 0.1
+            if isinstance(when, After):
+                specs.append(ClipSpec(i, path, after=when, role=role))
+                end += when.delay + length + 4.0  # the reply it waits for, then the clip
+            else:
+                specs.append(ClipSpec(i, path, at=when, role=role))
+                end = max(end, when + length)
+        exps = tuple(Expectation(c, {"max": 0}, 0) for c in expect)
+        return Scenario(name=name, file=self.work / name / "conversation", duration=round(end + tail, 2),
+                        user=tuple(specs), expect=exps, echo=echo, seed=self.seed)
+
+    def question(self, k: int, speaker: Speaker, offset: int = 0) -> np.ndarray:
+        return self.say(QUESTIONS[(self.seed + k + offset) % len(QUESTIONS)], speaker)
+
+    # --- shapes -------------------------------------------------------------------------------
+
+    def pause_handling(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        a, b = COMMA_FRAGMENTS[(self.seed + k) % len(COMMA_FRAGMENTS)]
+        audio = self.joined([a, b], [float(self.rng.uniform(0.5, 1.0))], speaker)
+        return Conversation("pause_handling", self.scenario(name, [(audio, 0.5, Role.TURN)], 5.0,
+                                                            [Check.FALSE_STARTS]))
+
+    def smooth_turn_taking(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        clips = [(self.question(k, speaker), 0.5, Role.TURN)]
+        return Conversation("smooth_turn_taking", self.scenario(name, clips, 5.0, [Check.FALSE_STARTS]))
+
+    def user_interruption(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        cut = self.say(BARGE_INS[(self.seed + k) % len(BARGE_INS)], speaker)
+        after = After(Trigger.SPEAKING_STARTED, 1, round(float(self.rng.uniform(0.5, 1.5)), 2))
+        clips = [(self.question(k, speaker, 3), 0.5, Role.TURN), (cut, after, Role.BARGE_IN)]
+        return Conversation("user_interruption", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
+
+    def hesitant_barge_in(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        pieces = list(self.rng.choice(HESITATIONS, size=int(self.rng.integers(1, 3)), replace=False))
+        main = BARGE_INS[(self.seed + k + 1) % len(BARGE_INS)]
+        gaps = [float(self.rng.uniform(0.2, 0.6)) for _ in pieces]
+        audio = self.joined([*map(str, pieces), main], gaps, speaker)
+        after = After(Trigger.SPEAKING_STARTED, 1, round(float(self.rng.uniform(0.6, 1.5)), 2))
+        clips = [(self.question(k, speaker, 5), 0.5, Role.TURN), (audio, after, Role.BARGE_IN)]
+        return Conversation("hesitant_barge_in", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
+
+    def backchannel(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        picks = self.rng.choice(BACKCHANNELS, size=2, replace=False)
+        clips: list[tuple[np.ndarray, float | After, Role]] = [(self.question(k, speaker, 1), 0.5, Role.TURN)]
+        delays = sorted(float(d) for d in self.rng.uniform(0.6, 3.0, size=3))
+        pieces = [(self.say(str(picks[0]), speaker), Role.BACKCHANNEL), (self.say(str(picks[1]), speaker),
+                  Role.BACKCHANNEL), (cough(self.rng), Role.NOISE)]
+        order = self.rng.permutation(3)
+        for delay, j in zip(delays, order, strict=True):
+            audio, role = pieces[j]
+            clips.append((audio, After(Trigger.SPEAKING_STARTED, 1, round(delay, 2)), role))
+        scenario = self.scenario(name, clips, 3.0, [], echo=EchoSpec(gain_db=-20.0, delay_ms=60.0))
+        # The three pieces all wait for the same reply: the session needs the reply once, not thrice.
+        scenario = _shorten(scenario, clips)
+        return Conversation("backchannel", scenario)
+
+    def long_pause(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        parts = FINAL_FRAGMENTS[(self.seed + k) % len(FINAL_FRAGMENTS)]
+        audio = self.joined(list(parts), [float(self.rng.uniform(0.3, 1.5)) for _ in range(2)], speaker)
+        return Conversation("long_pause", self.scenario(name, [(audio, 0.5, Role.TURN)], 5.0, [Check.FALSE_STARTS]))
+
+    def monologue(self, name: str, k: int, speaker: Speaker) -> Conversation:
+        clips: list[tuple[np.ndarray, float | After, Role]] = []
+        at = 0.5
+        for text in MONOLOGUES[(self.seed + k) % len(MONOLOGUES)]:
+            audio = self.say(text, speaker)
+            clips.append((audio, round(at, 3), Role.MONOLOGUE))
+            at += audio.size / SAMPLE_RATE + 0.1 + 0.35  # 0.05 s pads each side: 0.45 s of silence
+        return Conversation("monologue", self.scenario(name, clips, 5.0, [Check.FALSE_STARTS]))
+
+
+def _shorten(scenario: Scenario, clips: list[tuple[np.ndarray, float | After, Role]]) -> Scenario:
+    import dataclasses
+
+    first = clips[0][0].size / SAMPLE_RATE + 0.6
+    last = max(c[1].delay + c[0].size / SAMPLE_RATE for c in clips[1:] if isinstance(c[1], After))
+    return dataclasses.replace(scenario, duration=round(first + 2.5 + last + 4.0, 2))
