@@ -28,7 +28,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--family", default="festival", choices=FAMILIES,
                    help="TTS family of the user's voices (festival is left out of tiny-fd's training)")
     p.add_argument("--seed", type=int, default=1, help="draws voices, sentences, pauses and delays")
-    p.add_argument("--per-shape", type=int, default=2, help="conversations per task shape")
+    p.add_argument("--per-shape", type=int, default=3, help="conversations per task shape")
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
     p.add_argument("--work", type=Path, default=Path(".cache/duplex-eval"), help="clip cache and conversations")
     p.add_argument("--json", type=Path, default=None, help="write the summary and every conversation here")

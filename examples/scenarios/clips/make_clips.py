@@ -1,7 +1,8 @@
 """Regenerate the scenario clips with espeak-ng (run from the repository root).
 
 The WAVs are committed so the suite runs without a TTS; this script documents how they were made:
-    python examples/scenarios/clips/make_clips.py
+    python examples/scenarios/clips/make_clips.py            # every clip
+    python examples/scenarios/clips/make_clips.py hesitant   # only the named ones
 """
 
 from __future__ import annotations
@@ -36,8 +37,25 @@ CLIPS = {
     "frag1": ("I was thinking,", "en-us", 160, 50),
     "frag2": ("maybe we could go,", "en-us", 160, 50),
     "frag3": ("to the seaside this weekend.", "en-us", 160, 50),
+    # Hesitant barge-in pieces, and fragments that each sound like the end of a turn.
+    "h_wait": ("wait", "en-gb", 175, 45),
+    "h_no": ("no", "en-gb", 175, 45),
+    "h_main": ("hold on, I meant the return ticket, not the single one.", "en-gb", 170, 45),
+    "long1": ("I called the bank this morning.", "en-us+m3", 160, 50),
+    "long2": ("They said my card is blocked.", "en-us+m3", 160, 50),
+    "long3": ("What should I do now?", "en-us+m3", 160, 50),
+    # Monologue sentences (separate clips, placed 0.45 s apart by monologue.yaml).
+    "mono1": ("We painted the kitchen yellow last weekend.", "en-gb-x-rp", 165, 50),
+    "mono2": ("It took much longer than we had planned.", "en-gb-x-rp", 165, 50),
+    "mono3": ("Now the whole flat smells of fresh paint.", "en-gb-x-rp", 165, 50),
 }
-PAUSED = ("paused", ["frag1", "frag2", "frag3"], [0.45, 0.6])
+# Clips joined from pieces with silences between them: (name, pieces, pauses in seconds).
+JOINED = [
+    ("paused", ["frag1", "frag2", "frag3"], [0.45, 0.6]),
+    ("hesitant", ["h_wait", "h_no", "h_main"], [0.4, 0.5]),
+    ("long_pause", ["long1", "long2", "long3"], [0.9, 1.3]),
+]
+PIECES = ("frag", "h_", "long")
 
 
 def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
@@ -51,25 +69,33 @@ def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     return audio / np.abs(audio).max() * 10 ** (-3 / 20)
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    """Write every clip, or only the named ones (so adding a clip leaves the others untouched)."""
     if shutil.which("espeak-ng") is None:
         sys.exit("make_clips.py needs espeak-ng (apt-get install espeak-ng)")
+    known = [n for n in CLIPS if not n.startswith(PIECES)] + [j[0] for j in JOINED]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        sys.exit(f"make_clips.py: unknown clip {', '.join(unknown)} (one of {', '.join(known)})")
+    wanted = set(names or known)
     pad = np.zeros(round(LEAD_S * SAMPLE_RATE), dtype=np.float32)
     made = {name: speak(*spec) for name, spec in CLIPS.items()}
     for name, audio in made.items():
-        if not name.startswith("frag"):
+        if name in wanted:
             sf.write(HERE / f"{name}.wav", np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="PCM_16")
-    name, parts, pauses = PAUSED
-    joined = [pad]
-    for i, part in enumerate(parts):
-        joined.append(made[part])
-        if i < len(pauses):
-            joined.append(np.zeros(round(pauses[i] * SAMPLE_RATE), dtype=np.float32))
-    joined.append(pad)
-    sf.write(HERE / f"{name}.wav", np.concatenate(joined), SAMPLE_RATE, subtype="PCM_16")
-    for wav in sorted(HERE.glob("*.wav")):
-        print(f"{wav.name}: {sf.info(wav).duration:.2f} s")
+    for name, parts, pauses in JOINED:
+        if name not in wanted:
+            continue
+        joined = [pad]
+        for i, part in enumerate(parts):
+            joined.append(made[part])
+            if i < len(pauses):
+                joined.append(np.zeros(round(pauses[i] * SAMPLE_RATE), dtype=np.float32))
+        joined.append(pad)
+        sf.write(HERE / f"{name}.wav", np.concatenate(joined), SAMPLE_RATE, subtype="PCM_16")
+    for name in sorted(wanted):
+        print(f"{name}.wav: {sf.info(HERE / f'{name}.wav').duration:.2f} s")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
