@@ -168,3 +168,61 @@ def test_an_aborted_start_in_a_pause_is_a_strict_false_start_but_no_fdb_takeover
     assert m["false_starts"] == 1
     assert m["fdb_pause_tor"] == 0.0  # under 1 s and one "word": the benchmark sees no takeover
     assert m["fdb_turn_tor"] == 1.0 and m["fdb_turn_latency_s"] == 0.0  # first word before the end: clamped
+
+
+def test_reports_carry_both_families_and_scenarios_can_expect_the_strict_ones(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "clips").mkdir()
+    for name in ("mono1", "mono2", "stop", "weather"):
+        (tmp_path / "clips" / f"{name}.wav").write_bytes((CLIPS / f"{name}.wav").read_bytes())
+    (tmp_path / "strict.yaml").write_text("""name: strict expectations
+duration: 12.0
+config: {backbone: policy}
+user:
+  - {audio: clips/mono1.wav, at: 0.5, role: monologue}
+  - {audio: clips/mono2.wav, at: 3.27, role: monologue}
+  - {audio: clips/stop.wav, role: barge_in, after: {event: speaking_started, nth: 1, delay: 0.5}}
+expect:
+  - false_starts: {max: 0}
+  - resumes_over_barge_in: {max: 0}
+  - overlap: {max: 5}
+""")
+    code = "from duplex.scenario.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "strict.yaml"), "--report",
+                           str(tmp_path / "r.json"), "--junit", str(tmp_path / "j.xml")],
+                          capture_output=True, text=True, cwd=root)
+    assert proc.returncode in (0, 1), proc.stderr
+    (scenario,) = json.loads((tmp_path / "r.json").read_text())["scenarios"]
+    checks = [e["check"] for e in scenario["expectations"]]
+    assert checks == ["false_starts {max: 0}", "resumes_over_barge_in {max: 0}", "overlap {max: 5}"]
+    m = scenario["metrics"]
+    assert m["floors"] == 1 and m["floors_with_pauses"] == 1  # two monologue clips: one floor, one gap
+    for key in ("false_starts", "resumes_over_barge_in", "overlap_s", "turn_latency_median_s",
+                "turn_latency_p90_s", "continued_over_backchannel", "fdb_turn_tor", "fdb_pause_tor",
+                "fdb_stop_latency_s", "fdb_interrupt_tor"):
+        assert key in m, key
+    props = {p.get("name") for p in ET.parse(tmp_path / "j.xml").getroot().iter("property")}
+    assert {"false_starts", "resumes_over_barge_in", "overlap_s", "fdb_turn_tor", "fdb_stop_latency_s"} <= props
+
+
+def test_a_strict_check_needs_its_bound_and_old_roles_stay_valid(tmp_path: Path) -> None:
+    from duplex.errors import ScenarioError
+    from duplex.scenario.spec import load_scenario
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "stop.wav").write_bytes((CLIPS / "stop.wav").read_bytes())
+    base = "duration: 8.0\nuser:\n  - {audio: clips/stop.wav, at: 0.5, role: %s}\nexpect:\n  - %s\n"
+    path = tmp_path / "s.yaml"
+    path.write_text(base % ("backchannel", "false_starts: {max: 0}"))
+    assert load_scenario(path).user[0].role is Role.BACKCHANNEL
+    path.write_text(base % ("noise", "resumes_over_barge_in: {}"))
+    with pytest.raises(ScenarioError, match=r"s.yaml:5: expect\[1\].resumes_over_barge_in: missing 'max'"):
+        load_scenario(path)
+    path.write_text(base % ("talker", "false_starts: {max: 0}"))
+    with pytest.raises(ScenarioError, match="unknown role 'talker' .*monologue, noise"):
+        load_scenario(path)

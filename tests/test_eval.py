@@ -1,0 +1,88 @@
+"""The held-out evaluation tool: conversation shapes, pooling, published rows, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from audio_io.levels import audible_spans
+from duplex.eval.heldout import SHAPES, Builder
+from duplex.eval.published import NOT_IN_REPO, ROWS, published
+from duplex.eval.summary import summarise
+from duplex.eval.tts import Tts
+from duplex.scenario.spec import Role, Trigger
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gaps(path: Path) -> list[float]:
+    audio, _ = sf.read(path, dtype="float32")
+    spans = audible_spans(audio)
+    return [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False) if b[0] - a[1] >= 0.2]
+
+
+@pytest.mark.skipif(subprocess.run(["which", "espeak-ng"], capture_output=True).returncode, reason="no espeak-ng")
+def test_every_shape_is_built_as_documented(tmp_path: Path) -> None:
+    convs = Builder("espeak", 3, tmp_path / "work", Tts(tmp_path / "tts")).build(1)
+    by = {c.shape: c.scenario for c in convs}
+    assert list(by) == list(SHAPES)
+    assert [c.role for c in by["user_interruption"].user] == [Role.TURN, Role.BARGE_IN]
+    assert by["user_interruption"].user[1].after.event is Trigger.SPEAKING_STARTED
+    assert all(0.5 <= d <= 1.0 + 0.03 for d in gaps(by["pause_handling"].user[0].audio))
+    long = gaps(by["long_pause"].user[0].audio)
+    assert len(long) >= 2 and all(0.3 <= d <= 1.5 + 0.03 for d in long)
+    hesitant = gaps(by["hesitant_barge_in"].user[1].audio)
+    assert hesitant and all(0.2 <= d <= 0.6 + 0.03 for d in hesitant)
+    mono = by["monologue"].user
+    assert [c.role for c in mono] == [Role.MONOLOGUE] * 3
+    for a, b in zip(mono, mono[1:], strict=False):  # 0.45 s of silence between sentences
+        length = sf.info(a.audio).duration
+        assert b.at - (a.at + length) + 0.1 == pytest.approx(0.45, abs=0.01)
+    bc = by["backchannel"]
+    assert sorted(c.role.value for c in bc.user[1:]) == ["backchannel", "backchannel", "noise"]
+    assert bc.echo is not None and bc.echo.gain_db == -20.0
+    again = Builder("espeak", 3, tmp_path / "work2", Tts(tmp_path / "tts")).build(1)
+    assert [c.scenario.duration for c in again] == [c.scenario.duration for c in convs]  # seeded
+
+
+def test_summary_pools_conversations() -> None:
+    runs = [
+        ("long_pause", {"floors": 1, "floors_with_pauses": 1, "paused_floors_with_false_start": 1,
+                        "floors_with_false_start": 1, "false_starts": 2, "turns_answered": 1,
+                        "strict_turn_latency_s": [0.2], "fdb_items": {"pause_tor": [0.0]}}),
+        ("hesitant_barge_in", {"floors": 1, "turns_answered": 1, "strict_turn_latency_s": [0.4, 1.0],
+                               "overlap_s": [0.2, 0.4], "barge_ins_with_resume": 1,
+                               "fdb_items": {"pause_tor": [], "stop_latency_s": [0.3]}}),
+        ("backchannel", {"floors": 1, "false_barge_ins": 1, "continued_over_backchannel": 1,
+                         "backchannels_over_reply": 2}),
+    ]
+    s = summarise(runs)
+    assert s["false_starts_paused"] == {"n": 1, "of": 1, "rate": 1.0}
+    assert s["false_starts_all"] == {"n": 1, "of": 3, "rate": 0.333}
+    assert s["turn_latency_median_s"] == 0.4 and s["turn_latency_p90_s"] == pytest.approx(0.88)
+    assert s["resumes_over_barge_in"] == {"n": 1, "of": 2, "rate": 0.5}
+    assert s["overlap_mean_s"] == pytest.approx(0.3)
+    assert s["continuation"]["rate"] == 0.5 and s["echo_false_barge_ins"] == 1
+    assert s["fdb_pause_tor"] == {"mean": 0.0, "n": 1} and s["fdb_stop_latency_s"] == {"mean": 0.3, "n": 1}
+
+
+def test_published_rows_are_the_readme_numbers_and_missing_cells_say_so() -> None:
+    assert set(ROWS) == {"Moshi", "Freeze-Omni", "dGSLM", "PersonaPlex", "Gemini Live 2.0", "GPT-Realtime"}
+    assert published("Moshi", "pause_tor") == 0.985 and published("GPT-Realtime", "turn_latency_s") == 1.470
+    assert published("PersonaPlex", "stop_latency_s") == NOT_IN_REPO
+    assert all(isinstance(r["code"], str) and len(r["code"]) >= 7 for r in ROWS.values())
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--family", "mbrola"], "invalid choice: 'mbrola'"),
+    (["--config", "nowhere.yaml"], "--config: no such file: nowhere.yaml"),
+    (["--shapes", "pause_handling,chatter"], "--shapes: unknown chatter"),
+    (["--per-shape", "0"], "--per-shape must be >= 1"),
+])
+def test_bad_arguments_are_one_line_errors_with_status_2(args: list[str], needle: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval", *args], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and needle in proc.stderr.strip().splitlines()[-1]
