@@ -67,7 +67,10 @@ def test_summary_pools_conversations() -> None:
     assert s["resumes_over_barge_in"] == {"n": 1, "of": 2, "rate": 0.5}
     assert s["overlap_mean_s"] == pytest.approx(0.3)
     assert s["continuation"]["rate"] == 0.5 and s["echo_false_barge_ins"] == 1
-    assert s["fdb_pause_tor"] == {"mean": 0.0, "n": 1} and s["fdb_stop_latency_s"] == {"mean": 0.3, "n": 1}
+    assert s["fdb_pause_tor"] == {"mean": 0.0, "n": 1}
+    assert s["fdb_stop_latency_s"] == {"mean": 0.3, "n": 1}  # no user_interruption shape: pooled over all
+    only = summarise([*runs, ("user_interruption", {"fdb_items": {"stop_latency_s": [0.1, 0.2]}})])
+    assert only["fdb_stop_latency_s"] == {"mean": 0.15, "n": 2}  # its own task shape only
 
 
 def test_published_rows_are_the_readme_numbers_and_missing_cells_say_so() -> None:

@@ -25,7 +25,7 @@ STRICT_ROWS = [
     ("false barge-ins, -20 dB echo (bc set)", "echo_false_barge_ins", None),
 ]
 FDB_ROWS = [
-    ("fdb pause handling TOR (synthetic) ↓", "fdb_pause_tor", "pause_tor"),
+    ("fdb pause handling TOR ↓ (pause sets)", "fdb_pause_tor", "pause_tor"),
     ("fdb smooth turn-taking TOR ↑", "fdb_turn_tor", "turn_tor"),
     ("fdb smooth turn-taking latency s ↓", "fdb_turn_latency_s", "turn_latency_s"),
     ("fdb user interruption TOR ↑", "fdb_interrupt_tor", "interrupt_tor"),
@@ -35,6 +35,18 @@ FDB_ROWS = [
     ("fdb v1.5 stop latency s ↓", "fdb_stop_latency_s", "stop_latency_s"),
     ("fdb v1.5 response latency s ↓", "fdb_response_latency_s", "response_latency_s"),
 ]
+
+
+# Each fdb_* figure is pooled over the conversations of its benchmark task shape when the run has
+# any (the eval tool); over every conversation otherwise (a duplex-test suite).
+FDB_TASKS = {
+    "pause": ("pause_handling", "long_pause"),
+    "turn": ("smooth_turn_taking",),
+    "interrupt": ("user_interruption",),
+    "stop": ("user_interruption",),
+    "response": ("user_interruption",),
+    "backchannel": ("monologue",),
+}
 
 
 def _ratio(num: int, den: int) -> dict[str, Any]:
@@ -65,10 +77,12 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "echo_false_barge_ins": total("false_barge_ins", ("backchannel",)),
     }
     items: dict[str, list[float]] = {}
-    for _, m in runs:
-        for key, values in (m.get("fdb_items") or {}).items():
-            items.setdefault(key, []).extend(values)
-    for key, values in items.items():
+    shapes = {s for s, _ in runs}
+    for key in {k for _, m in runs for k in (m.get("fdb_items") or {})}:
+        task = next((t for prefix, t in FDB_TASKS.items() if key.startswith(prefix)), ())
+        pool = [m for s, m in runs if s in task] if shapes & set(task) else [m for _, m in runs]
+        items[key] = [float(x) for m in pool for x in (m.get("fdb_items") or {}).get(key, [])]
+    for key, values in sorted(items.items()):
         out[f"fdb_{key}"] = {"mean": round(float(np.mean(values)), 3) if values else None, "n": len(values)}
     if any("fdb_unavailable" in m for _, m in runs):
         out["fdb_unavailable"] = next(m["fdb_unavailable"] for _, m in runs if "fdb_unavailable" in m)
