@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,23 @@ def test_silero_segmentation_hysteresis_min_speech_and_padding() -> None:
     # 0.4 is above threshold - 0.15: no end; the 5-window (160 ms) burst is under 250 ms: dropped.
     assert len(spans) == 1 and spans[0] == pytest.approx((10 * w - 0.03, 42 * w + 0.03))
     assert fdb.merge([(0.0, 1.0), (1.5, 2.0), (2.6, 3.0)], 0.5) == [(0.0, 2.0), (2.6, 3.0)]
+
+
+def test_segments_match_the_silero_package_on_speech() -> None:
+    pytest.importorskip("silero_vad")
+    torch = pytest.importorskip("torch")
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    audio = np.concatenate([np.zeros(8000, np.float32)] + [load_mono16k(CLIPS / f"{n}.wav") for n in
+                                                            ("weather", "stop", "paused", "mmhmm", "hesitant")])
+    with warnings.catch_warnings():  # the package's own importlib.resources.path deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = load_silero_vad(onnx=True)
+    ref = get_speech_timestamps(torch.from_numpy(audio), model, return_seconds=True, time_resolution=3)
+    mine = fdb.VadTrack(audio).segments()
+    assert len(mine) == len(ref) >= 5
+    for (s, e), r in zip(mine, ref, strict=True):
+        assert (s, e) == (pytest.approx(r["start"], abs=0.002), pytest.approx(r["end"], abs=0.002))
 
 
 def test_v15_stop_and_response_latency() -> None:

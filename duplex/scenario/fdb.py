@@ -133,7 +133,8 @@ class VadTrack:
         if hi <= lo:
             return []
         offset = lo * WINDOW / SAMPLE_RATE
-        return [(offset + s, offset + e) for s, e in speech_timestamps(self.probs[lo:hi], (hi - lo) * WINDOW)]
+        n = min((hi - lo) * WINDOW, self.n - lo * WINDOW)
+        return [(offset + s, offset + e) for s, e in speech_timestamps(self.probs[lo:hi], n)]
 
 
 def took_turn(words: Sequence[Span]) -> bool:
