@@ -70,9 +70,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarise(runs)
     by_shape = {shape: summarise([r for r in runs if r[0] == shape]) for shape in dict.fromkeys(s for s, _ in runs)}
     print_table(label, summary)
-    return {"label": label, "config": str(args.config) if args.config else None, "family": args.family,
+    return {"label": label, "commit": _commit(), "config": str(args.config) if args.config else None,
+            "family": args.family,
             "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
             "summary": summary, "by_shape": by_shape, "conversations": records}
+
+
+def _commit() -> str | None:
+    """The checkout's commit (with a `+dirty` mark), so a result names the code that made it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> None:
