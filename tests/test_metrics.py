@@ -99,11 +99,15 @@ def test_continuation_over_backchannels_and_noises() -> None:
     reply = (1.0, 6.0)
     bcs = [clip(2, Role.BACKCHANNEL, 2.0, 2.4), clip(3, Role.NOISE, 4.0, 4.3)]
     first = clip(1, Role.TURN, 0.0, 0.8)
-    assert strict_metrics(timeline(track(8.0, reply), [first, *bcs]))["continued_over_backchannel"] == 2
+    went_on = strict_metrics(timeline(track(8.0, reply), [first, *bcs]))
+    assert (went_on["continued_over_backchannel"], went_on["continued_over_noise"]) == (1, 1)
     stopped = strict_metrics(timeline(track(8.0, (1.0, 2.2), (4.0, 6.0)), [first, *bcs]))
-    assert (stopped["continued_over_backchannel"], stopped["backchannels_over_reply"]) == (1, 2)
-    broke = strict_metrics(timeline(track(8.0, reply), [first, *bcs], breaks=(2.3,)))
-    assert broke["continued_over_backchannel"] == 1
+    assert (stopped["continued_over_backchannel"], stopped["backchannels_over_reply"]) == (0, 1)
+    assert (stopped["continued_over_noise"], stopped["noises_over_reply"]) == (1, 1)
+    broke = strict_metrics(timeline(track(8.0, reply), [first, *bcs], breaks=(4.1,)))
+    assert (broke["continued_over_backchannel"], broke["continued_over_noise"]) == (1, 0)
+    quiet = strict_metrics(timeline(track(8.0, (1.0, 1.5)), [first, *bcs]))
+    assert quiet["backchannels_over_reply"] == quiet["noises_over_reply"] == 0  # nothing to go on with
 
 
 def test_took_turn_follows_the_benchmark_thresholds() -> None:

@@ -21,7 +21,8 @@ STRICT_ROWS = [
     ("false starts: all user turns", "false_starts_all", None),
     ("resumes over a barge-in", "resumes_over_barge_in", None),
     ("reply audible over a barge-in, mean s", "overlap_mean_s", None),
-    ("reply goes on over backchannels/coughs", "continuation", None),
+    ("reply goes on over backchannels", "continuation", None),
+    ("reply goes on over coughs", "continuation_noise", None),
     ("false barge-ins, -20 dB echo (bc set)", "echo_false_barge_ins", None),
 ]
 FDB_ROWS = [
@@ -74,6 +75,7 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "resumes_over_barge_in": _ratio(total("barge_ins_with_resume"), len(overlaps)),
         "overlap_mean_s": round(float(np.mean(overlaps)), 3) if overlaps else None,
         "continuation": _ratio(total("continued_over_backchannel"), total("backchannels_over_reply")),
+        "continuation_noise": _ratio(total("continued_over_noise"), total("noises_over_reply")),
         "echo_false_barge_ins": total("false_barge_ins", ("backchannel",)),
     }
     items: dict[str, list[float]] = {}

@@ -214,7 +214,8 @@ def strict_metrics(tl: Timeline) -> dict[str, Any]:
     latencies = [lat for f in floors if (lat := tl.strict_turn_latency(f)) is not None]
     overlaps = [round(tl.overlap(c), 3) for c in cuts]
     resumes = [s for c in cuts for s in tl.resumes(c)]
-    goes_on = [v for c in tl.clips if c.role in GOES_ON_ROLES and (v := tl.continued(c)) is not None]
+    goes_on = {role: [v for c in tl.clips if c.role is role and (v := tl.continued(c)) is not None]
+               for role in GOES_ON_ROLES}
     with_pauses = [f for f in floors if f.pauses]
     return {
         "false_starts": len(starts),
@@ -232,8 +233,10 @@ def strict_metrics(tl: Timeline) -> dict[str, Any]:
         "barge_ins_with_resume": sum(bool(tl.resumes(c)) for c in cuts),
         "overlap_s": overlaps,
         "overlap_mean_s": round(float(np.mean(overlaps)), 3) if overlaps else None,
-        "continued_over_backchannel": sum(goes_on),
-        "backchannels_over_reply": len(goes_on),
+        "continued_over_backchannel": sum(goes_on[Role.BACKCHANNEL]),
+        "backchannels_over_reply": len(goes_on[Role.BACKCHANNEL]),
+        "continued_over_noise": sum(goes_on[Role.NOISE]),
+        "noises_over_reply": len(goes_on[Role.NOISE]),
     }
 
 
