@@ -89,3 +89,22 @@ def test_published_rows_are_the_readme_numbers_and_missing_cells_say_so() -> Non
 def test_bad_arguments_are_one_line_errors_with_status_2(args: list[str], needle: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "duplex.eval", *args], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and needle in proc.stderr.strip().splitlines()[-1]
+
+
+def test_compare_puts_results_side_by_side_and_rejects_other_files(tmp_path: Path) -> None:
+    import json
+
+    from duplex.eval.compare import markdown
+
+    before = {"label": "before", "summary": summarise([("long_pause", {"floors": 1, "floors_with_pauses": 1,
+                                                                       "paused_floors_with_false_start": 1})])}
+    after = {"label": "after", "summary": summarise([("long_pause", {"floors": 1, "floors_with_pauses": 1})])}
+    table = markdown([before, after]).splitlines()
+    assert table[0] == "| metric | before | after |"
+    assert "| false starts: turns with pauses/gaps | 1/1 (100%) | 0/1 (0%) |" in table
+    (tmp_path / "a.json").write_text(json.dumps(before))
+    (tmp_path / "b.json").write_text("[]")
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", str(tmp_path / "a.json"),
+                           str(tmp_path / "b.json")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == f"duplex.eval.compare: {tmp_path / 'b.json'}: not a duplex.eval JSON (no 'summary')"

@@ -151,9 +151,21 @@ expect:
     assert result.failures == ["clip 1 never played: event barge_in #2 did not happen"]
 
 
+def known_failures(backbone: str = "tiny-fd") -> set[str]:
+    """Scenario stems listed as known failures of `backbone` in examples/scenarios/conftest.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scenario_known_failures", SUITE / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {stem for stem, by in module.XFAIL.items() if backbone in by}
+
+
 def test_report_junit_and_plots_for_the_suite(tmp_path: Path) -> None:
+    expected_to_pass = sorted(p for p in SUITE.glob("*.yaml") if p.stem not in known_failures())
     proc = duplex_test(
-        SUITE,
+        *expected_to_pass,
         "--skip-slow",
         "--report",
         tmp_path / "r.json",

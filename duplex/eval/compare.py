@@ -1,0 +1,52 @@
+"""`python -m duplex.eval.compare A.json B.json ...`: results of `python -m duplex.eval --json` side by side.
+
+Prints one Markdown table (a row per metric, a column per result file), for docs that put the
+numbers before and after a change next to each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell
+
+
+def _fail(message: str) -> None:
+    print(f"duplex.eval.compare: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        _fail(f"no such file: {path}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(f"{path}: not a duplex.eval JSON ({exc.__class__.__name__})")
+    if not isinstance(report, dict) or "summary" not in report:
+        _fail(f"{path}: not a duplex.eval JSON (no 'summary')")
+    return report
+
+
+def markdown(reports: list[dict[str, Any]]) -> str:
+    head = ["metric", *(str(r.get("label", "?")) for r in reports)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, key, _ in [*STRICT_ROWS, *FDB_ROWS]:
+        lines.append("| " + " | ".join([name, *(_cell(r["summary"].get(key)) for r in reports)]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m duplex.eval.compare", description=__doc__.split("\n")[0])
+    p.add_argument("results", nargs="+", type=Path, help="JSON files written by python -m duplex.eval --json")
+    args = p.parse_args(argv)
+    reports = [load(path) for path in args.results]
+    print(markdown(reports))
+
+
+if __name__ == "__main__":
+    main()
