@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"))
     conversations = builder.build(args.per_shape, tuple(args.shapes.split(",")))
     cache = ModelCache()
+    commit = _commit()  # before the run: the code that makes the figures
     runs, records = [], []
     started = time.perf_counter()
     for conv in conversations:
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarise(runs)
     by_shape = {shape: summarise([r for r in runs if r[0] == shape]) for shape in dict.fromkeys(s for s, _ in runs)}
     print_table(label, summary)
-    return {"label": label, "commit": _commit(), "config": str(args.config) if args.config else None,
+    return {"label": label, "commit": commit, "config": str(args.config) if args.config else None,
             "family": args.family,
             "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
             "summary": summary, "by_shape": by_shape, "conversations": records}
