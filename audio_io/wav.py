@@ -8,6 +8,7 @@ It is flushed to disk every second, so even an interrupted session leaves a read
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +126,14 @@ class WavOutput:
     def advance(self) -> np.ndarray:
         """Play one step's worth of queued audio (or silence); return what was played."""
         self.queue.pull_into(self._block)
-        self._file.write(np.clip(self._block, -1.0, 1.0))
-        self._steps += 1
-        if self._steps % 6 == 0:
-            self.sync()
+        try:
+            self._file.write(np.clip(self._block, -1.0, 1.0))
+            self._steps += 1
+            if self._steps % 6 == 0:
+                self.sync()
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:  # a full disk, a vanished device
+            raise AudioFileError(self.path, f"writing failed after {self._steps * STEP_SAMPLES / SAMPLE_RATE:.2f} s "
+                                            f"({one_line(exc)}: disk full?); the WAV keeps what was written") from exc
         return self._block
 
     def sync(self) -> None:
@@ -136,7 +141,9 @@ class WavOutput:
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            # a write that failed was reported already; the header covers what reached the disk
+            with contextlib.suppress(sf.LibsndfileError, RuntimeError, OSError):
+                self._file.close()
 
 
 class NullOutput:

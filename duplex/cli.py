@@ -21,6 +21,14 @@ def guarded(prog: str, main: Callable[[argparse.Namespace], int], args: argparse
     except DuplexError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BaseExceptionGroup as group:  # a task group's one failure (a log on a full disk): still one line
+        first = group.subgroup(lambda e: isinstance(e, DuplexError))
+        if first is None:
+            raise
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"{prog}: error: {first}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -65,6 +73,9 @@ def _chat(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
+    from duplex.paths import chat_outputs
+
+    chat_outputs(args)  # paths first, then files: nothing is opened before every output is checked
     if args.input is None:
         if args.output is not None:
             raise DuplexError("--output needs --input (offline session)")

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from duplex.cli import guarded
 from duplex.config import Config
-from duplex.errors import AudioFileError
 from duplex.events import Subscription
 
 if TYPE_CHECKING:
@@ -72,11 +71,11 @@ def _session_factory(cfg: Config, args: argparse.Namespace) -> SessionFactory:
     if args.input is None:
         return _live_factory(cfg)
     from audio_io.wav import probe
+    from duplex.paths import chat_outputs
     from duplex.session import DuplexSession
 
+    chat_outputs(args)  # checked once at start: a bad --output must not fail every session
     probe(args.input)
-    if args.output is not None and (args.output.is_dir() or not args.output.parent.exists()):
-        raise AudioFileError(args.output, "cannot write the output WAV here")
     return lambda: DuplexSession(config=cfg, input=args.input, output=args.output, realtime=args.realtime)
 
 

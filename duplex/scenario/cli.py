@@ -51,10 +51,10 @@ def _main(args: argparse.Namespace) -> int:
     from duplex.scenario.spec import load_scenario
 
     load_config(args.config)  # a bad base config is the user's error for the whole run
-    for out in (args.report, args.junit):
-        if out is not None and not out.parent.exists():
-            raise DuplexError(f"{out}: its folder does not exist")
     files = collect(args.paths)
+    from duplex.paths import scenario_outputs
+
+    scenario_outputs(args, files)
     if args.skip_slow:
         files = [f for f in files if not _is_slow(f, load_scenario)]
     if not files:
