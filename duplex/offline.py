@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audio_io.wav import NullOutput, WavInput, WavOutput
+from audio_io.stream import open_input
+from audio_io.wav import NullOutput, WavOutput
 from duplex.backbones import Model, load_model
 from duplex.clock import VirtualClock, WallClock
 from duplex.config import Config
@@ -55,7 +56,7 @@ async def run_session(cfg: Config, *, input: InputDevice, output: OutputDevice, 
 def run_wav_session(cfg: Config, input_path: Path, output_path: Path | None,
                     events_path: Path | None = None, *, realtime: bool = False) -> SessionResult:
     model = load_model(cfg)  # config errors surface before any file is touched
-    source = WavInput(input_path)
+    source = open_input(input_path)  # a file, or a pipe/FIFO read as a stream
     try:
         sink: OutputDevice = WavOutput(output_path) if output_path else NullOutput()
     except Exception:

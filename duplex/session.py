@@ -28,7 +28,8 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS
-from audio_io.wav import NullOutput, WavInput, WavOutput, load_mono16k
+from audio_io.stream import open_input
+from audio_io.wav import NullOutput, WavOutput, load_mono16k
 from duplex.backbones import Model, load_model
 from duplex.clock import Clock, VirtualClock, WallClock
 from duplex.config import Config
@@ -174,7 +175,7 @@ class DuplexSession:
     def _open_devices(self) -> None:
         source = self._input_spec
         if isinstance(source, (str, os.PathLike)):
-            source = WavInput(Path(source))
+            source = open_input(Path(source))  # a file, or a pipe/FIFO read as a stream
         self._devices.append(source)
         sink = self._output_spec
         try:
