@@ -31,6 +31,8 @@ __all__ = ["load_covo"]
 
 def load_covo(cfg: Config) -> Model:
     """Build the covo backbone and its vocoder from `cfg.covo` (imports torch)."""
+    from duplex.backbones import model_imports
     from duplex.backbones.covo.factory import build_model
 
+    model_imports.ensure()  # sessions that load together must not race on transformers' lazy names
     return build_model(cfg)

@@ -34,6 +34,9 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     if not folder.is_dir():
         raise CheckpointError(folder, "no such checkpoint folder")
     meta = read_config(folder)
+    from duplex.backbones import model_imports
+
+    model_imports.ensure()  # sessions that load together must not race on transformers' lazy names
     import torch
 
     from duplex.backbones.framebank import FrameBank, FrameBankVocoder
