@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from duplex.cli import guarded
 from duplex.config import Config
+from duplex.errors import ConfigError
 from duplex.events import Subscription
 
 if TYPE_CHECKING:
@@ -114,11 +115,12 @@ async def _serve(cfg: Config, open_session: SessionFactory, *, once: bool) -> in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    bridge = None
     async with contextlib.AsyncExitStack() as stack:
         if cfg.mqtt.enabled:
             from duplex.mqtt.bridge import MqttBridge  # ConfigError if aiomqtt is missing
 
-            await stack.enter_async_context(MqttBridge(config=cfg.mqtt, host=host, base_dir=cfg.base_dir))
+            bridge = await stack.enter_async_context(MqttBridge(config=cfg.mqtt, host=host, base_dir=cfg.base_dir))
         events = host.bus.subscribe(maxsize=10_000)
         async with asyncio.TaskGroup() as tasks:
             printer = tasks.create_task(_print_events(events), name="duplex.kiosk.log")
@@ -126,11 +128,15 @@ async def _serve(cfg: Config, open_session: SessionFactory, *, once: bool) -> in
                 waits: list[asyncio.Task[Any]] = [tasks.create_task(stop.wait(), name="duplex.kiosk.signal")]
                 if once:
                     waits.append(tasks.create_task(host.finished(), name="duplex.kiosk.once"))
+                    if bridge is not None:  # refused credentials are a config error: exit 2, not 0
+                        waits.append(tasks.create_task(bridge.refused.wait(), name="duplex.kiosk.refused"))
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for task in waits:
                     task.cancel()
             events.close()
             await printer
+    if once and bridge is not None and bridge.refused.is_set():
+        raise ConfigError(bridge.last_error)
     return 1 if once and host.failures else 0
 
 

@@ -133,16 +133,19 @@ async def test_username_and_password_are_honoured(auth_broker: Broker, question:
         assert await send({"cmd": "ping", "id": 1}) == {"id": 1, "ok": True, "cmd": "ping"}
 
 
-async def test_a_wrong_password_is_retried_and_never_disturbs_the_session(auth_broker: Broker, question: Path) -> None:
+async def test_a_wrong_password_is_not_retried_and_never_disturbs_the_session(auth_broker: Broker,
+                                                                              question: Path) -> None:
     host = offline_host(question)
     events = host.bus.subscribe()
     config = auth_broker.config(password="wrong", reconnect_min_s=0.1, reconnect_max_s=0.2)
     async with MqttBridge(config=config, host=host) as bridge, host:
         host.start()
+        await asyncio.wait_for(bridge.refused.wait(), 20)
         while host.sessions_started == 0 or host.session is not None:
             await asyncio.sleep(0.05)
-        await asyncio.wait_for(_until(lambda: "not authori" in bridge.last_error.lower()), 20)
-        assert not bridge.online
+        assert "not authori" in bridge.last_error.lower() and "kiosk" in bridge.last_error
+        assert not bridge.online and bridge.link.value == "refused"
+    assert auth_broker.log.read_text().count("not authorised") == 1  # one attempt, never retried
     history = events.pending()
     assert comparable(history) == comparable(await reference_run(question))
     assert bridge.counters.missed_offline == len(history) and bridge.counters.published == 0

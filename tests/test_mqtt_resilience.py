@@ -2,8 +2,9 @@
 
 The kiosk runs as a real subprocess where a process death matters (SIGKILL, broker restarts);
 outage summaries are checked in-process with a broker that refuses the bridge until the test's
-watcher is listening (users are admitted by rewriting the password file and SIGHUP), so what the
-watcher must see is never a race.
+watcher is listening (users are admitted by rewriting the password file and SIGHUP; a broker that
+accepted the bridge before is retried when it refuses it), or with a persistent watcher session
+the broker queues for, so what the watcher must see is never a race.
 """
 
 from __future__ import annotations
@@ -178,7 +179,13 @@ async def test_what_happened_while_the_broker_was_away_is_one_summary_event(tmp_
 
 async def test_a_broker_down_at_start_changes_nothing_and_is_caught_up_on(tmp_path: Path, question: Path) -> None:
     need_broker()
-    late = Broker(tmp_path / "broker", users=dict([WATCHER]))  # not started yet: nothing listens on its port
+    # The watcher's subscription is made first and kept by the broker (a persistent session saved
+    # on SIGTERM), so what the bridge publishes when the broker comes back is queued for it: no race.
+    late = Broker(tmp_path / "broker", users=dict([WATCHER, KIOSK]), persistence=True)
+    late.start()
+    async with Watcher(late, EVENT, STATE, identifier="late-watcher", persistent=True):
+        pass
+    late.terminate()  # down before the bridge starts: nothing listens on its port
     host = SessionHost(open_session=lambda: DuplexSession(input=question), autostart=True)
     history = host.bus.subscribe()
     config = late.config(username=KIOSK[0], password=KIOSK[1], reconnect_min_s=0.1, reconnect_max_s=0.5)
@@ -188,8 +195,7 @@ async def test_a_broker_down_at_start_changes_nothing_and_is_caught_up_on(tmp_pa
             await until(lambda: bridge.last_error, "a failed connection attempt")
             assert not bridge.online
             await asyncio.to_thread(late.start)
-            async with Watcher(late, EVENT, STATE) as watcher:
-                late.admit(*KIOSK)
+            async with Watcher(late, EVENT, STATE, identifier="late-watcher", persistent=True) as watcher:
                 summary = await watcher.wait_for(EVENT, lambda e: e["type"] == "bridge")
                 retained = await watcher.wait_for(STATE)
     finally:

@@ -27,6 +27,7 @@ from typing import Any, Self
 from duplex.config import MqttConfig
 from duplex.errors import ConfigError
 from duplex.events import Event, Subscription
+from duplex.mqtt.guards import RetainedCommands, auth_message, read_password_file, refusal_code
 from duplex.mqtt.limits import Backoff, CommandCounters, GateQueue, TokenBucket
 from duplex.mqtt.protocol import (
     OFFLINE,
@@ -55,6 +56,7 @@ DRAIN_S = 2.0  # on exit, how long to keep publishing events still queued
 class Link(enum.Enum):
     CONNECTING = "connecting"
     ONLINE = "online"
+    REFUSED = "refused"  # the broker refused the credentials: not retried
     CLOSED = "closed"
 
 
@@ -90,6 +92,9 @@ class MqttBridge:
         self._tls = self._tls_context()
         self.link = Link.CONNECTING
         self.last_error = ""
+        self.refused = asyncio.Event()  # set when the broker refused the credentials (see guards.py)
+        self.retained = RetainedCommands()
+        self._accepted = False  # the broker took these credentials once in this process
         self.counters = BridgeCounters()
         self.commands = CommandCounters()
         self._bucket = TokenBucket(rate=config.max_commands_per_s, burst=config.command_burst)
@@ -160,8 +165,18 @@ class MqttBridge:
                 async with self._client() as client:
                     await self._serve(_Connection(client, asyncio.Event()))
             except aiomqtt.MqttError as exc:
+                if refusal_code(exc) is not None and not self._accepted:
+                    self._refuse(exc)
+                    return
                 self._failed(exc)
             await asyncio.sleep(self._backoff.next())
+
+    def _refuse(self, exc: aiomqtt.MqttError) -> None:
+        cfg = self.config
+        self.last_error = auth_message(cfg.host, cfg.port, cfg.username, exc)
+        self.link = Link.REFUSED
+        log.error("%s", self.last_error)
+        self.refused.set()
 
     async def _serve(self, conn: _Connection) -> None:
         try:
@@ -187,6 +202,7 @@ class MqttBridge:
             log.info("back online after %.2f s; %d events summarised", now - outage.since, outage.missed)
         self.counters.reconnects += 1 if self.counters.connects else 0
         self.counters.connects += 1
+        self._accepted = True
         self._outage = Outage(since=now)  # empty: collects what the next outage misses
         self._backoff.reset()
         self.link, self.last_error = Link.ONLINE, ""
@@ -205,9 +221,23 @@ class MqttBridge:
     async def _answer_commands(self, conn: _Connection) -> None:
         async for message in conn.client.messages:
             payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
+            if message.retain:  # replayed by the broker at every subscribe: never a command of the moment
+                if self.retained.first_sight(bytes(payload)):
+                    log.warning("ignored a retained command on %s", self.topics.cmd)
+                    self.commands.refused += 1
+                    self.commands.answered += 1
+                    await conn.client.publish(self.topics.cmd_result, self._retained_reply(bytes(payload)), qos=1)
+                continue
             answer = self._answer(bytes(payload))
             self.commands.answered += 1
             await conn.client.publish(self.topics.cmd_result, answer, qos=1)
+
+    def _retained_reply(self, payload: bytes) -> bytes:
+        try:
+            request_id = parse_command(payload, max_bytes=self.config.max_payload_bytes).id
+        except CommandError as exc:
+            request_id = exc.id
+        return reply(request_id, error=RetainedCommands.error(self.topics.cmd))
 
     def _answer(self, payload: bytes) -> bytes:
         request = None
@@ -284,12 +314,7 @@ class MqttBridge:
         cfg = self.config
         if not cfg.password_file:
             return cfg.password or None
-        path = _resolve(self._base, cfg.password_file)
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise ConfigError(f"mqtt.password_file = {str(path)!r}: cannot read ({type(exc).__name__})") from exc
-        return lines[0] if lines else ""
+        return read_password_file(_resolve(self._base, cfg.password_file))
 
     def _tls_context(self) -> ssl.SSLContext | None:
         cfg = self.config
