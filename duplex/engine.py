@@ -30,6 +30,7 @@ from duplex.clock import Clock, VirtualClock
 from duplex.config import EngineConfig
 from duplex.errors import DeviceError
 from duplex.events import Event, EventBus, EventType
+from duplex.finite import SampleGuard
 from duplex.stats import StepStats
 from duplex.tokens import CONTROL_KINDS, CONTROLLER_INPUT, Kind, Token
 from states import Action, Controller, Input, Phase, Transition
@@ -102,6 +103,7 @@ class Engine:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplex-backbone")
         self._wall_start = 0.0
         self._tail_steps_used = 0
+        self._finite = SampleGuard()  # NaN/inf input -> silence, reported once
 
     # ---- public surface -------------------------------------------------------------------
 
@@ -203,7 +205,8 @@ class Engine:
             self._feed(Input.DEVICE_ERROR)
             return None
         if chunk is not None:
-            return chunk
+            return self._finite.clean(chunk, self.step_index * STEP_SECONDS,
+                                      lambda **data: self._publish(EventType.BAD_SAMPLES, **data))
         if not self.offline:
             return None
         # Offline input ended: let the model finish its turn, on silence, within max_tail_s.

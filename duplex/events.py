@@ -25,6 +25,7 @@ class EventType(enum.Enum):
     COMMAND = "command"  # an outside command was applied
     STEP = "step"  # per-step compute (only with engine.step_events)
     OVERRUN = "overrun"  # a step took longer than its budget
+    BAD_SAMPLES = "bad_samples"  # NaN/inf input samples replaced with silence (first time only)
     ERROR = "error"
 
 
