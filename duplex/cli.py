@@ -40,7 +40,8 @@ def chat_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML config file (see --print-config)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. policy.vad=silero")
-    p.add_argument("--input", type=Path, help="offline: WAV the microphone hears from t=0")
+    p.add_argument("--input", type=Path,
+                   help="offline: WAV the microphone hears from t=0 (- or a FIFO: a WAV stream, e.g. from sox)")
     p.add_argument("--output", type=Path, help="offline: WAV of exactly what the speaker plays")
     p.add_argument("--events", type=Path, help="write events as JSON lines here")
     p.add_argument("--realtime", action="store_true", help="offline: pace the session at wall-clock speed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import math
 import os
 import stat
 import tempfile
@@ -63,7 +64,11 @@ def check_outputs(outputs: Sequence[Output], inputs: Sequence[tuple[str, Path]] 
 
 
 def chat_outputs(args: argparse.Namespace) -> None:
-    """`duplex-chat` and `duplex-kiosk`: --output, --events and --record against --input."""
+    """`duplex-chat` and `duplex-kiosk`: --output, --events and --record against --input (and --duration)."""
+    duration = getattr(args, "duration", None)
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise PathError(f"--duration {duration:g}: must be a number of seconds above 0 "
+                        "(leave it out to run until q or Ctrl-C)")
     outputs = []
     if getattr(args, "output", None) is not None:
         outputs.append(Output("--output", args.output, Kind.WAV))

@@ -159,3 +159,9 @@ def test_scenario_report_may_not_overwrite_a_scenario(tmp_path: Path) -> None:
     proc = run("duplex.scenario.cli", scenario, "--plot", scenario)
     assert_one_line_error(proc, "--plot", "is the input")
     assert scenario.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_duration_that_would_never_end_or_means_nothing_is_refused(value: str) -> None:
+    """`--duration 0` used to mean 'no limit' (the session never stopped)."""
+    assert_one_line_error(chat("--duration", value, "--set", "backbone=policy"), "--duration", "above 0")
