@@ -27,9 +27,10 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from audio_io.clip import MAX_CLIP_S, check_samples, load_clip
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS
 from audio_io.stream import open_input
-from audio_io.wav import NullOutput, WavOutput, load_mono16k
+from audio_io.wav import NullOutput, WavOutput
 from duplex.backbones import Model, load_model
 from duplex.clock import Clock, VirtualClock, WallClock
 from duplex.config import Config
@@ -303,7 +304,7 @@ class DuplexSession:
 
 def _say_audio(audio: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
     if isinstance(audio, (str, os.PathLike)):
-        return load_mono16k(Path(audio))
+        return load_clip(Path(audio), max_s=MAX_CLIP_S, what="say()")  # bounded: header checked first
     if not isinstance(audio, np.ndarray):
         raise TypeError(f"say(): expected samples (numpy array) or an audio file path, got {type(audio).__name__}")
     if audio.ndim != 1 or audio.size == 0 or not np.issubdtype(audio.dtype, np.floating):
@@ -311,6 +312,7 @@ def _say_audio(audio: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
                          f"shape {audio.shape} dtype {audio.dtype}")
     if not np.isfinite(audio).all():
         raise ValueError("say(): samples contain NaN or infinity")
+    check_samples(audio, max_s=MAX_CLIP_S, what="say()")
     return audio.astype(np.float32, copy=False)
 
 

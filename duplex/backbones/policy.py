@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_io.clip import load_clip
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS, rms
 from audio_io.vad import Vad, make_vad
-from audio_io.wav import load_mono16k
 from duplex.backbones.base import TOKENS_PER_STEP, Model
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.config import PolicyConfig
@@ -81,7 +81,7 @@ class Responder:
             if not cfg.reply_wav:
                 raise ConfigError("policy.reply_wav must name a WAV file when policy.responder = wav")
             path = Path(cfg.reply_wav)
-            self._fixed = load_mono16k(path if path.is_absolute() else base / path)
+            self._fixed = load_clip(path if path.is_absolute() else base / path, what="policy.reply_wav")
 
     def reply(self, utterance: np.ndarray) -> np.ndarray:
         audio_ = self._fixed if self._fixed is not None else utterance

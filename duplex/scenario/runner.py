@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from audio_io.clip import load_clip
 from audio_io.format import SAMPLE_RATE
 from audio_io.levels import audible_spans
 from audio_io.scripted import EchoPath, EchoTap, ScheduledClip, ScriptedMicrophone, noise_signal
-from audio_io.wav import MemoryOutput, load_mono16k
+from audio_io.wav import MemoryOutput
 from duplex.backbones import Model, load_model
 from duplex.config import Config, load_config, to_dict
 from duplex.errors import DuplexError
@@ -27,7 +28,7 @@ from duplex.events import Event, EventBus, EventType
 from duplex.offline import run_session
 from duplex.scenario.expect import Outcome, evaluate
 from duplex.scenario.metrics import INNER_PAUSE_S, ClipTruth, Timeline, compute_metrics
-from duplex.scenario.spec import Scenario, Trigger, load_scenario
+from duplex.scenario.spec import MAX_DURATION_S, Scenario, Trigger, load_scenario
 
 TRIGGERS: dict[Trigger, tuple[EventType, str, str]] = {
     Trigger.SPEAKING_STARTED: (EventType.SPEAKER, "what", "started"),
@@ -94,12 +95,12 @@ def run_scenario(scenario: Scenario, *, config: Path | None = None, cache: Model
     # The session lasts exactly `duration`: no offline tail after the script ends.
     cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, max_tail_s=0.0))
     model = (cache or ModelCache()).get(cfg)
-    clips = [ScheduledClip(load_mono16k(c.audio) * np.float32(10 ** (c.gain_db / 20)),
+    clips = [ScheduledClip(load_clip(c.audio, max_s=MAX_DURATION_S, what="clip") * np.float32(10 ** (c.gain_db / 20)),
                            start=round(c.at * SAMPLE_RATE) if c.at is not None else None) for c in scenario.user]
     n = round(scenario.duration * SAMPLE_RATE) + SAMPLE_RATE
     noise = None
     if scenario.noise:
-        source = load_mono16k(scenario.noise.file) if scenario.noise.file else None
+        source = load_clip(scenario.noise.file, max_s=MAX_DURATION_S, what="noise") if scenario.noise.file else None
         noise = noise_signal(scenario.noise.kind, scenario.noise.level_db, n, scenario.seed, source)
     echo = EchoPath(scenario.echo.gain_db, scenario.echo.delay_ms) if scenario.echo else None
     memory = MemoryOutput()

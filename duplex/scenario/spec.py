@@ -7,6 +7,7 @@ relative to the scenario file. Expectations name clips by their 1-based position
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ import yaml
 
 from audio_io.wav import probe
 from duplex.errors import AudioFileError, ScenarioError
+
+MAX_DURATION_S = 600.0  # a scripted session is rendered in memory: 10 min is ~75 MB, 100,000 s was 11.9 GiB
 
 
 class Trigger(enum.Enum):
@@ -193,12 +196,17 @@ class _Parser:
                 raise self.fail((*where, key), f"unknown key (expected one of {', '.join(sorted(allowed))})")
         return value
 
-    def number(self, value: Any, where: tuple[Any, ...], *, lo: float = 0.0, integer: bool = False) -> float:
+    def number(self, value: Any, where: tuple[Any, ...], *, lo: float = 0.0, hi: float = math.inf,
+               integer: bool = False) -> float:
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok:
             raise self.fail(where, f"{value!r} is not a {'whole number' if integer else 'number'}")
+        if not math.isfinite(value):  # NaN passes every comparison: refuse it (and infinity) by name
+            raise self.fail(where, f"{value!r} is not a finite number")
         if value < lo:
             raise self.fail(where, f"{value!r} must be >= {lo:g}")
+        if value > hi:
+            raise self.fail(where, f"{value!r} must be <= {hi:g}")
         return value
 
     def scenario(self, data: Any) -> Scenario:
@@ -206,7 +214,7 @@ class _Parser:
         for key in ("duration", "user", "expect"):
             if key not in top:
                 raise self.fail((), f"missing required key '{key}'")
-        duration = self.number(top["duration"], ("duration",), lo=0.16)
+        duration = self.number(top["duration"], ("duration",), lo=0.16, hi=MAX_DURATION_S)
         users = top["user"] if top["user"] is not None else []
         if not isinstance(users, list):
             raise self.fail(("user",), "expected a list of clips (empty for a silent user)")
@@ -272,7 +280,7 @@ class _Parser:
         role = c.get("role", "turn")
         if role not in roles:
             raise self.fail((*where, "role"), f"unknown role {role!r} (one of {', '.join(roles)})")
-        gain = float(self.number(c.get("gain_db", 0.0), (*where, "gain_db"), lo=-120.0))
+        gain = float(self.number(c.get("gain_db", 0.0), (*where, "gain_db"), lo=-120.0, hi=60.0))
         count, every = 1, 0.0
         if "repeat" in c:
             r = self.mapping(c["repeat"], (*where, "repeat"), {"count", "every"})
