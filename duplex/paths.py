@@ -24,6 +24,7 @@ from duplex.errors import DuplexError
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".m4a", ".au", ".raw"})
 STREAM_NAMES = frozenset({"-", "/dev/stdin"})
+RECORDED = ("mic.wav", "mic_raw.wav", "speaker.wav", "events.jsonl")  # what --record DIR writes
 
 
 class PathError(DuplexError):
@@ -41,6 +42,10 @@ class Output:
     option: str  # the flag or key that named it, for the message
     path: Path
     kind: Kind
+    inside: tuple[str, ...] = ()  # FOLDER: the files written in it (other paths there are left alone)
+
+    def targets(self, resolved: Path) -> list[Path]:
+        return [resolved, *(resolved / name for name in self.inside)]
 
 
 def check_outputs(outputs: Sequence[Output], inputs: Sequence[tuple[str, Path]] = ()) -> None:
@@ -50,11 +55,11 @@ def check_outputs(outputs: Sequence[Output], inputs: Sequence[tuple[str, Path]] 
     for out in outputs:
         target = _resolve(out.path)
         for option, path, source in resolved_inputs:
-            if _same(target, source) or (out.kind is Kind.FOLDER and _inside(source, target)):
+            if any(_same(t, source) for t in out.targets(target)):
                 raise PathError(f"{out.option} {out.path}: is the input {option} {path}; "
                                 "writing it would destroy the input (choose another name)")
         for other, other_target in seen:
-            if _same(target, other_target) or _inside(target, other_target) or _inside(other_target, target):
+            if any(_same(a, b) for a in out.targets(target) for b in other.targets(other_target)):
                 raise PathError(f"{out.option} {out.path}: is also {other.option} {other.path}; "
                                 "each output needs its own file")
         seen.append((out, target))
@@ -75,7 +80,8 @@ def chat_outputs(args: argparse.Namespace) -> None:
     if getattr(args, "events", None) is not None:
         outputs.append(Output("--events", args.events, Kind.TEXT))
     if getattr(args, "record", None) is not None:
-        outputs.append(Output("--record", args.record, Kind.FOLDER))
+        written = RECORDED if getattr(args, "events", None) is None else RECORDED[:-1]  # --events replaces its log
+        outputs.append(Output("--record", args.record, Kind.FOLDER, written))
     inputs = [("--input", args.input)] if getattr(args, "input", None) is not None else []
     check_outputs(outputs, inputs)
 
@@ -98,10 +104,6 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)  # hard links, bind mounts
     except OSError:
         return False
-
-
-def _inside(child: Path, folder: Path) -> bool:
-    return child != folder and folder in child.parents
 
 
 def _check_kind(out: Output, target: Path) -> None:

@@ -165,3 +165,13 @@ def test_scenario_report_may_not_overwrite_a_scenario(tmp_path: Path) -> None:
 def test_a_duration_that_would_never_end_or_means_nothing_is_refused(value: str) -> None:
     """`--duration 0` used to mean 'no limit' (the session never stopped)."""
     assert_one_line_error(chat("--duration", value, "--set", "backbone=policy"), "--duration", "above 0")
+
+
+def test_record_must_be_a_folder_that_can_be_made(tmp_path: Path) -> None:
+    """Checked before any sound device is opened (no devices are needed for the refusal)."""
+    (tmp_path / "f").write_text("a file")
+    assert_one_line_error(chat("--record", tmp_path / "f", "--set", "backbone=policy"), "--record", "not a folder")
+    assert_one_line_error(chat("--record", tmp_path / "f" / "rec", "--set", "backbone=policy"), "--record",
+                          "is not a folder")
+    assert_one_line_error(chat("--record", tmp_path / "rec", "--events", tmp_path / "rec" / "mic.wav",
+                               "--set", "backbone=policy"), "--events", "is also")
