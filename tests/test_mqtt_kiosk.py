@@ -123,7 +123,7 @@ def test_the_example_kiosk_runs_as_documented(broker: Broker, question: Path, tm
     (["--input", "{q}", "--set", "mqtt.device_id=a/b"], "mqtt.device_id = 'a/b': use letters"),
     (["--input", "{q}", "--set", "mqtt.password_file=/nonexistent/pw"], "mqtt.password_file = '/nonexistent/pw'"),
     (["--input", "{q}", "--set", "mqtt.max_commands=5"], "unknown key 'mqtt.max_commands'"),
-    (["--input", "{q}", "--output", "/nonexistent/dir/out.wav"], "/nonexistent/dir/out.wav: cannot write"),
+    (["--input", "{q}", "--output", "/nonexistent/dir/out.wav"], "/nonexistent/dir/out.wav: its folder /nonexistent"),
 ])
 def test_bad_kiosk_inputs_end_with_one_line_and_status_2(question: Path, tmp_path: Path, args: list[str],
                                                          message: str) -> None:
