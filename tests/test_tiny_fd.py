@@ -215,6 +215,8 @@ def test_decision_thresholds() -> None:
 
 
 def test_dialogue_targets_follow_the_grammar() -> None:
+    """Executed tokens and the oracle's labels are both legal; the oracle never takes the turn while
+    the user is audible; every kind of decision occurs."""
     from types import SimpleNamespace
 
     from duplex.backbones.tiny_fd.dialogue import Synth
@@ -224,26 +226,51 @@ def test_dialogue_targets_follow_the_grammar() -> None:
     def clips(seconds: float, n: int) -> list[np.ndarray]:
         return [(rng.standard_normal(int(seconds * 16_000)) * 0.1).astype(np.float32) for _ in range(n)]
 
-    pool = SimpleNamespace(voices=[{"final": clips(1.6, 3), "fragment": clips(0.8, 3), "barge": clips(1.4, 2),
-                                    "backchannel": clips(0.4, 2)}])
+    pool = SimpleNamespace(voices=[{"question": clips(1.6, 3), "statement": clips(1.5, 2), "sentence": clips(1.2, 2),
+                                    "fragment": clips(0.8, 3), "flat": clips(0.8, 2), "barge": clips(1.4, 2),
+                                    "hesitation": clips(0.3, 2), "backchannel": clips(0.4, 2)}])
     bank = tiny_bank()
     frames = np.stack([bank.frame(u) for u in range(75)])
     synth = Synth(pool, frames, REPLIES)  # type: ignore[arg-type]
-    shifts = breaks = 0
-    for seed in range(20):
-        d = synth.dialogue(60, np.random.default_rng(seed))
-        assert d.mic.size == d.ref.size == 60 * 2560 and d.tokens.shape == (60, 4)
+    shifts = breaks = holds = late = 0
+    for seed in range(30):
+        d = synth.dialogue(80, np.random.default_rng(seed))
+        assert d.mic.size == d.ref.size == 80 * 2560 and d.tokens.shape == (80, 4)
         floor = V.Floor(REPLIES)
-        for k in range(60):
+        for k in range(80):
             first = int(d.tokens[k, 0])
             assert int(d.decision[k]) == floor.decision()
+            allowed = floor.allowed_first()
+            assert int(d.target[k]) in allowed
             choice = V.CONT if first >= V.UNIT0 else first
-            assert choice in floor.allowed_first()
+            assert choice in allowed
+            if int(d.target[k]) == V.SHIFT:  # never while the user is audible (clean mic: no echo yet)
+                assert np.abs(d.mic[k * 2560 + 2400: (k + 1) * 2560]).max() < 0.5
             assert floor.complete(choice, int(d.tokens[k, 1]) if first == V.SHIFT else None) == list(d.tokens[k])
             shifts += first == V.SHIFT
-            breaks += first == V.BREAK
+            breaks += int(d.target[k]) == V.BREAK
+            holds += int(d.target[k]) == V.THINK and int(d.decision[k]) == V.SPEAK_DECISION
+            late += int(d.target[k]) != choice
         assert np.abs(d.ref).max() > 0 or V.SHIFT not in d.tokens[:, 0]
-    assert shifts >= 20 and breaks >= 1
+    assert shifts >= 20 and breaks >= 3 and holds >= 3 and late >= 1
+
+
+def test_a_reply_held_again_soon_after_resuming_is_broken_off() -> None:
+    """The grammar's barge-in rule: hold, resume, hold again within about a second -> BREAK."""
+    from duplex.backbones.tiny_fd.runtime import REHOLD_STEPS
+
+    backbone = TinyFdBackbone(tiny_net(), REPLIES, tiny_bank())
+    backbone.floor.complete(V.SHIFT, V.unit_id(0))
+    assert backbone._rehold(V.THINK) == V.THINK  # the first hold is a hold
+    assert backbone._rehold(V.CONT) == V.CONT  # resumes
+    assert backbone._rehold(V.THINK) == V.BREAK  # held again at once: a barge-in
+    backbone.reset()
+    backbone.floor.complete(V.SHIFT, V.unit_id(0))
+    backbone._rehold(V.THINK)
+    backbone._rehold(V.CONT)
+    for _ in range(REHOLD_STEPS):
+        assert backbone._rehold(V.CONT) == V.CONT
+    assert backbone._rehold(V.THINK) == V.THINK  # long after the resume: an ordinary hold again
 
 
 def test_a_context_longer_than_the_model_knows_is_refused(smoke_checkpoint: Path) -> None:

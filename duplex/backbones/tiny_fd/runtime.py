@@ -28,6 +28,7 @@ from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
 
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
+REHOLD_STEPS = 6  # a reply held again within this many steps (~1 s) of resuming from a hold is broken off
 _CONTROL = {V.THINK: THINK, V.SHIFT: SHIFT, V.BREAK: BREAK, V.EOT: EOT}
 
 
@@ -59,6 +60,8 @@ class TinyFdBackbone:
         self.history.clear()
         self.last_units: list[int] = []
         self.rearm = False  # after a cut from outside: no SHIFT until the user makes a sound
+        self.holding = False  # the reply is held (a silent beat) for user speech
+        self.since_resume = REHOLD_STEPS + 1  # steps since the reply resumed from a hold
 
     def heard(self, units: int) -> None:
         """A turn was cut. After the model's own BREAK there is nothing to undo: units are played as
@@ -87,7 +90,7 @@ class TinyFdBackbone:
             embeds = user if not self.pending else torch.cat(
                 [self.net.embed_tokens(torch.tensor([self.pending])), user], dim=1)
             logits = self._forward(embeds)
-        first = self._decide(logits, self._allowed(chunk))
+        first = self._rehold(self._decide(logits, self._allowed(chunk)))
         fed = 0
         start = None
         if first == V.SHIFT:
@@ -111,6 +114,27 @@ class TinyFdBackbone:
             return [t for t in allowed if t != V.SHIFT]
         return allowed
 
+    def _rehold(self, first: int) -> int:
+        """The grammar's barge-in rule: after a hold for user speech, more user speech within about a
+        second is a barge-in, never a cue to resume. A reply that resumed and is held again that soon
+        is broken off (BREAK) instead of holding and resuming into the user's inner pauses."""
+        if self.floor.decision() != V.SPEAK_DECISION:
+            self.holding = False
+            return first
+        self.since_resume += 1
+        if first == V.THINK:
+            if not self.holding and self.since_resume <= REHOLD_STEPS:
+                self.holding = False
+                return V.BREAK
+            self.holding = True
+        elif first == V.CONT:
+            if self.holding:
+                self.since_resume = 0
+            self.holding = False
+        else:
+            self.holding = False
+        return first
+
     def _decide(self, logits: torch.Tensor, allowed: list[int]) -> int:
         """Argmax over the legal tokens, except that SHIFT and BREAK need their own probability."""
         probs = torch.softmax(logits[allowed], dim=0)
@@ -122,8 +146,9 @@ class TinyFdBackbone:
         return allowed[order[0]]
 
     def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
-        out = self.net.llm(inputs_embeds=embeds, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
-        self.cache = out.past_key_values
+        # transformers' current cache API: `cache=` in, `.cache` out (`past_key_values` is deprecated)
+        out = self.net.llm(inputs_embeds=embeds, cache=self.cache, use_cache=True, logits_to_keep=1)
+        self.cache = out.cache
         self.length += embeds.shape[1]
         return out.logits[0, -1]
 
@@ -135,7 +160,7 @@ class TinyFdBackbone:
         parts.append(user)
         from transformers import DynamicCache
 
-        self.cache = DynamicCache()
+        self.cache = DynamicCache(config=self.net.llm.config)
         self.length = 0
         self.pending = []
         self.refills += 1

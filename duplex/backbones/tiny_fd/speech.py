@@ -1,26 +1,23 @@
-"""Spoken material for training and evaluation, made with espeak-ng and cached on disk.
+"""Spoken material for training and evaluation, from three TTS families (tts.py), cached on disk.
 
-Three kinds of text: user turns (whole sentences, and comma-ended fragments that espeak-ng reads
-with a held pitch, as a speaker who pauses mid-turn), barge-ins and backchannels; plus the
-model's own repertoire of replies, spoken in one fixed voice. Training and held-out material use
-disjoint sentences and voices. Clips are trimmed to their audible span and peak-normalised.
+User turns (questions and statements; comma-ended fragments that are read with a held pitch, and
+the same fragments ended with a full stop, which sound final although the speaker goes on),
+monologue sentences, barge-ins, hesitant stop words ("wait", "hold on"), backchannels and coughs;
+plus the model's own repertoire of replies, spoken in one fixed espeak-ng voice. Training voices
+are espeak-ng and flite; festival is left out of training entirely and is the held-out family
+(`--family espeak` gives v1's held-out espeak-ng voices, for the before/after comparison).
+Training and held-out material also use disjoint sentences, and evaluation draws its own seeds.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from audio_io.levels import audible_spans
-from audio_io.wav import load_mono16k
-from duplex.errors import DuplexError
+from duplex.backbones.tiny_fd.tts import speak
 
-REPLY_VOICE = ("en-us+f2", 150, 55)
+REPLY_VOICE = ("espeak:en-us+f2", 150 / 165, 35 / 60)  # rate, pitch: v1's speed 150, pitch 55
 REPLIES = [
     "Sure, let me check that for you right now, one moment please.",
     "That sounds like a great plan, I would be happy to help with it.",
@@ -32,10 +29,17 @@ REPLIES = [
     "I am sorry, I did not quite catch that, could you say it again?",
 ]
 
-TRAIN_VOICES = ["en-us", "en-gb", "en-gb-x-rp", "en-us+f3", "en-us+m3", "en-029", "en-gb-x-gbcwmd",
+ESPEAK_TRAIN = ["en-us", "en-gb", "en-gb-x-rp", "en-us+f3", "en-us+m3", "en-029", "en-gb-x-gbcwmd",
                 "en-us+f1", "en-us+m1", "en-gb+f4", "en-us+m7", "en-gb+klatt"]
-HELDOUT_VOICES = ["en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-us+f5", "en-gb+m5", "en-us+m6"]
+ESPEAK_HELDOUT = ["en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-us+f5", "en-gb+m5", "en-us+m6"]
+FLITE_TRAIN = ["slt", "awb", "rms", "kal16"]
+TRAIN_VOICES = [f"espeak:{v}" for v in ESPEAK_TRAIN] + [f"flite:{v}" for v in FLITE_TRAIN]
+HELDOUT = {"festival": ["festival:kal_diphone"], "espeak": [f"espeak:{v}" for v in ESPEAK_HELDOUT]}
 BACKCHANNELS = ["mm-hmm", "yeah", "right", "okay"]
+TRAIN_BACKCHANNELS = [*BACKCHANNELS, "uh-huh", "I see", "sure", "oh"]
+# Hesitant barge-in pieces: lexical stops, as short as a backchannel. The eval set uses the first four.
+HESITATIONS = ["wait", "no", "stop", "hold on"]
+TRAIN_HESITATIONS = [*HESITATIONS, "sorry", "no no", "wait wait", "hang on", "um, stop", "excuse me"]
 
 TRAIN_FINALS = [
     "What time does the museum open on Sunday?", "Can you recommend a good book about history?",
@@ -70,6 +74,19 @@ TRAIN_BARGE_INS = [
     "Hang on, let me check my calendar first.", "Never mind that, tell me about the weather.",
 ]
 
+TRAIN_STATEMENTS = [  # monologue sentences: each sounds final, the speaker goes on after ~0.45 s
+    "I went to the market this morning.", "The weather was lovely all week.", "My neighbour has a new car.",
+    "We stayed at a small hotel by the lake.", "The children played in the garden.",
+    "I finished the report yesterday.", "The bus was late again today.", "My sister lives in Berlin now.",
+    "We had soup and bread for lunch.", "The meeting took almost two hours.", "I started running last month.",
+    "The shop on the corner closed down.", "Our team lost the final.", "The film was longer than I expected.",
+    "I forgot my umbrella at the office.", "The train was full of tourists.",
+]
+HELDOUT_STATEMENTS = [
+    "My cousin visited us last weekend.", "The garden needs a lot of water.", "I bought new shoes on Monday.",
+    "The road to the village was closed.", "We painted the kitchen yellow.", "The concert started very late.",
+]
+
 HELDOUT_FINALS = [
     "Where is the nearest post office?", "I would like to change my appointment to Friday.",
     "How tall is the highest mountain in Europe?", "Please send a message to my neighbour.",
@@ -87,54 +104,65 @@ HELDOUT_BARGE_INS = [
     "Sorry, can you repeat the first part?", "No, please cancel that request.",
 ]
 
-ESPEAK = shutil.which("espeak-ng")
-
-
-def speak(cache: Path, text: str, voice: str, speed: int, pitch: int, peak_db: float = -3.0) -> np.ndarray:
-    """A trimmed, peak-normalised 16 kHz clip of `text` (cached as .npy)."""
-    if ESPEAK is None:
-        raise DuplexError("espeak-ng is not installed: tiny-fd training and evaluation need it")
-    key = hashlib.sha1(f"{text}|{voice}|{speed}|{pitch}|{peak_db}".encode()).hexdigest()[:16]
-    path = cache / f"{key}.npy"
-    if path.exists():
-        return np.load(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.wav"
-        subprocess.run([ESPEAK, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text],
-                       check=True, capture_output=True)
-        audio = load_mono16k(raw)
-    spans = audible_spans(audio) or [(0.0, audio.size / 16_000)]
-    audio = audio[int(spans[0][0] * 16_000): int(np.ceil(spans[-1][1] * 16_000))]
-    audio = (audio / max(float(np.abs(audio).max()), 1e-6) * 10 ** (peak_db / 20)).astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, audio)
-    return audio
 
 
 def repertoire(cache: Path) -> list[np.ndarray]:
-    voice, speed, pitch = REPLY_VOICE
-    return [speak(cache, text, voice, speed, pitch) for text in REPLIES]
+    voice, rate, pitch = REPLY_VOICE
+    return [speak(cache, text, voice, rate, pitch) for text in REPLIES]
+
+
+def cough(rng: np.random.Generator) -> np.ndarray:
+    """One or two noise bursts with a fast attack and a quick decay: a cough, 0.2-0.5 s."""
+    parts = []
+    for _ in range(int(rng.integers(1, 3))):
+        n = int(rng.uniform(0.12, 0.25) * 16_000)
+        burst = np.cumsum(rng.standard_normal(n)).astype(np.float32)
+        burst = np.diff(burst, prepend=0.0) * 0.6 + burst * 0.02
+        env = np.exp(-np.arange(n) / (n / 4)) * np.minimum(1.0, np.arange(n) / 80)
+        parts += [burst * env, np.zeros(int(rng.uniform(0.03, 0.1) * 16_000), np.float32)]
+    audio = np.concatenate(parts).astype(np.float32)
+    return audio / max(float(np.abs(audio).max()), 1e-6) * 10 ** (-3 / 20)
 
 
 class Pool:
-    """User speech by voice: finals, fragments, barge-ins, backchannels (lists of clips)."""
+    """User speech by voice variant: questions, statements, fragments (comma-ended and flat), barge-ins,
+    hesitations, backchannels (lists of clips). A variant is a voice at one speed and pitch."""
 
-    def __init__(self, cache: Path, *, heldout: bool = False, seed: int = 0, variants: int = 2,
-                 max_voices: int | None = None) -> None:
+    def __init__(self, cache: Path, *, heldout: bool = False, family: str = "festival", seed: int = 0,
+                 variants: int = 2, max_voices: int | None = None, voices: list[str] | None = None) -> None:
         rng = np.random.default_rng(seed)
-        voices = (HELDOUT_VOICES if heldout else TRAIN_VOICES)[:max_voices]
+        voices = (voices or (HELDOUT[family] if heldout else TRAIN_VOICES))[:max_voices]
         finals = HELDOUT_FINALS if heldout else TRAIN_FINALS
+        statements = HELDOUT_STATEMENTS if heldout else TRAIN_STATEMENTS
         fragments = HELDOUT_FRAGMENTS if heldout else TRAIN_FRAGMENTS
         barges = HELDOUT_BARGE_INS if heldout else TRAIN_BARGE_INS
+        hesitations = HESITATIONS if heldout else TRAIN_HESITATIONS
+        backchannels = BACKCHANNELS if heldout else TRAIN_BACKCHANNELS
         self.voices: list[dict[str, list[np.ndarray]]] = []
         for voice in voices:
-            for _ in range(variants):
-                speed, pitch = int(rng.integers(140, 191)), int(rng.integers(30, 71))
-                pick = rng.permutation
+            # one family with one voice (festival) gets more variants, so a held-out set is not one voice
+            for _ in range(variants * (4 if voice.startswith("festival") else 1)):
+                rate, pitch = float(rng.uniform(0.85, 1.2)), float(rng.uniform(0.15, 0.85))
+                say = _Sayer(cache, voice, rate, pitch, rng)
+                frags = list(rng.permutation(fragments)[:6])
                 self.voices.append({
-                    "final": [speak(cache, t, voice, speed, pitch) for t in pick(finals)[:8]],
-                    "fragment": [speak(cache, t, voice, speed, pitch) for t in pick(fragments)[:6]],
-                    "barge": [speak(cache, t, voice, speed, pitch) for t in pick(barges)[:4]],
-                    "backchannel": [clip for t in BACKCHANNELS
-                                    if (clip := speak(cache, t, voice, max(speed, 185), pitch)).size < 0.6 * 16_000],
+                    "question": say([t for t in finals if t.endswith("?")], 5),
+                    "statement": say([t for t in finals if not t.endswith("?")], 4),
+                    "sentence": say(statements, 4),
+                    "fragment": say(frags, 6),
+                    "flat": say([f.rstrip(",") + "." for f in frags[:3]], 3),
+                    "barge": say(barges, 4),
+                    "hesitation": say(hesitations, 4, fast=True),
+                    "backchannel": [c for c in say(backchannels, 4, fast=True) if c.size < 0.6 * 16_000],
                 })
+
+
+class _Sayer:
+    """`n` texts drawn from a list, spoken by one voice variant (short words a little faster)."""
+
+    def __init__(self, cache: Path, voice: str, rate: float, pitch: float, rng: np.random.Generator) -> None:
+        self.cache, self.voice, self.rate, self.pitch, self.rng = cache, voice, rate, pitch, rng
+
+    def __call__(self, texts: list[str], n: int, fast: bool = False) -> list[np.ndarray]:
+        rate = max(self.rate, 1.12) if fast else self.rate
+        return [speak(self.cache, str(t), self.voice, rate, self.pitch) for t in self.rng.permutation(texts)[:n]]

@@ -1,10 +1,12 @@
 """Train tiny-fd on CPU from synthetic dialogues: `python -m duplex.backbones.tiny_fd.train`.
 
-Seeded end to end (numpy and torch), two threads by default (the machine is shared), bounded by
-`--minutes` and `--steps`, whichever comes first. The espeak-ng pool is built once and cached
-under `--cache` (not committed). The checkpoint is written every few minutes and at the end, so
-an interrupted run still leaves a usable model. `--smoke` trains a toy network for a few hundred
-steps in seconds: the test that the whole pipeline runs.
+Seeded end to end (numpy and torch), one thread by default (the machine is shared), bounded by
+`--minutes` and `--steps`, whichever comes first. The clip pool (espeak-ng and flite voices;
+festival is never used here, it is the held-out family) is built once and cached under `--cache`
+(not committed). `--init` warm-starts from a checkpoint (same network shape, same repertoire).
+The checkpoint is written every few minutes and at the end, so an interrupted run still leaves a
+usable model. `--smoke` trains a toy network for a few hundred steps in seconds: the test that
+the whole pipeline runs.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def batch_loss(model, batch, replies):  # noqa: ANN001, ANN201 - torch types sta
     import torch
     import torch.nn.functional as F
 
-    mic, ref, tokens, decision, weight, cont = batch
+    mic, ref, tokens, decision, label, weight = batch
     hidden = model(mic, ref, tokens)
     b, s = decision.shape
     logits = model.logits(hidden[:, 1: 1 + 5 * s: 5])  # (B, S, V): at U_k, the step's first token
@@ -57,7 +59,7 @@ def batch_loss(model, batch, replies):  # noqa: ANN001, ANN201 - torch types sta
     allowed[..., V.CONT] = speak
     allowed[..., V.EOT] = decision == V.FORCED
     masked = logits.masked_fill(~allowed, -1e9)
-    target = torch.where(tokens[..., 0] >= V.UNIT0, V.CONT, tokens[..., 0])
+    target = label  # the oracle's label, which may differ from the executed token (dialogue.py)
     ce = F.cross_entropy(masked.reshape(b * s, -1), target.reshape(-1), reduction="none")
     loss = (ce * weight.reshape(-1)).sum() / weight.sum().clamp(min=1.0)
     shifts = tokens[..., 0] == V.SHIFT
@@ -79,7 +81,7 @@ def make_batch(synth: Synth, rng: np.random.Generator, size: int, steps: int):  
         return torch.from_numpy(np.stack([getattr(d, name) for d in ds])).to(dtype)
 
     return (stack("mic", torch.float32), stack("ref", torch.float32), stack("tokens", torch.long),
-            stack("decision", torch.long), stack("weight", torch.float32), stack("cont", torch.long))
+            stack("decision", torch.long), stack("target", torch.long), stack("weight", torch.float32))
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -92,9 +94,16 @@ def train(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    frames, replies = bank(repertoire(args.cache))
+    if args.init:  # warm start: the checkpoint's own repertoire, so its unit ids keep their meaning
+        init_meta = checkpoint.read_config(args.init)
+        replies = [tuple(r) for r in init_meta["replies"]]
+        frames = checkpoint.read_frames(args.init, init_meta["net"]["n_units"]).reshape(-1, UNIT)
+    else:
+        frames, replies = bank(repertoire(args.cache))
     pool = Pool(args.cache, seed=args.seed, variants=1 if args.smoke else 2, max_voices=2 if args.smoke else None)
-    timing = Timing(trail_p=args.trail_p)
+    if args.smoke:  # both training families, even in the toy run
+        pool.voices += Pool(args.cache, seed=args.seed, variants=1, voices=["flite:slt"]).voices
+    timing = Timing(trail_p=args.trail_p, statement_lag=args.statement_lag)
     synth = Synth(pool, frames, replies, timing)
     net = (NetConfig(n_units=len(frames), hidden=64, layers=1, heads=2, kv_heads=1, ffn=128, enc_width=32)
            if args.smoke else NetConfig(n_units=len(frames), hidden=args.hidden, layers=args.layers))
@@ -125,7 +134,7 @@ def train(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        decision, weight = batch[3], batch[4]
+        decision, weight = batch[3], batch[5]
         hit = (pred == target).float()[decision != V.FORCED]
         change = (weight > 1.5)[decision != V.FORCED]
         a = [float(hit.mean()), float(hit[change].mean()) if change.any() else 1.0]
@@ -164,8 +173,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch threads (1 is fastest on a shared 2-core machine: no spinning worker threads)")
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoint saves")
     p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--trail-p", type=float, default=0.15,
-                   help="share of user turns that trail off on a comma (SHIFT after 1.2 s of silence)")
+    p.add_argument("--trail-p", type=float, default=0.08,
+                   help="share of user turns that trail off on a comma (SHIFT after 1.7 s of silence)")
+    p.add_argument("--statement-lag", type=float, default=1.6,
+                   help="silence after a turn that ends on a statement (falling pitch) before SHIFT; "
+                        "past the 1.5 s mid-turn pauses, so a sentence that only sounds final is not talked over")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (a second stage)")
     p.add_argument("--smoke", action="store_true", help="toy network, small pool: proves the pipeline in seconds")
     args = p.parse_args(argv)
