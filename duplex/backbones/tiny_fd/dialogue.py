@@ -8,16 +8,17 @@ the main utterance), backchannels and coughs. An oracle that sees the ground tru
 step's first token:
 
 - listening: THINK while the user holds the floor; SHIFT once the turn's last clip has ended its
-  lag ago: 0.32 s after a question (its rising end predicts the end of the turn), 1.6 s after a
-  statement (a falling end is no promise: monologue gaps and 0.3-1.5 s pauses after sentences
-  that sound final), 1.7 s after a turn that trails off on a comma; never after a hesitation
-  piece alone;
+  lag ago: 0.32 s after a question (its rising end predicts the end of the turn), 0.64 s after a
+  statement (past the ~0.45 s gaps of a monologue), 1.7 s after a turn that trails off on a
+  comma (past any mid-turn pause); never after a hesitation piece alone;
 - speaking: the reply goes on, without even a held beat, over backchannels and coughs; any other
-  user speech over it makes it hold (THINK, a silent beat) at once, and BREAK once a stop word
-  ("wait", "no", "stop", "hold on": as short as a backchannel, told apart by what is said) has
-  lasted 0.32 s, a barge-in (or the user's own turn going on) 0.64 s, or at once when a second
+  user speech over it, a stop word ("wait", "no", "stop", "hold on": as short as a backchannel,
+  told apart by what is said) included, makes it hold (THINK, a silent beat) at once. It BREAKs
+  once a barge-in (or the user's own turn going on) has lasted 0.64 s, or at once when a second
   user piece starts while the model still holds: after a hold, more speech is a barge-in, never
-  a cue to resume. A hold resumes after 0.24 s of silence.
+  a cue to resume. A hold resumes only after 0.72 s of silence, longer than the 0.2-0.6 s gaps
+  of a hesitant barge-in; a single stop word does not BREAK by itself, so a backchannel heard as
+  one costs a pause, not the reply.
 
 The label and the action taken differ on purpose now and then: a SHIFT or BREAK is sometimes
 acted on late (the model must still say it a step later, not only at the first moment), and a
@@ -73,11 +74,10 @@ class Dialogue:
 @dataclass(frozen=True, slots=True)
 class Timing:
     shift_lag: float = 0.32  # silence after a question before SHIFT
-    statement_lag: float = 1.6  # silence after a statement before SHIFT (past mid-turn pauses and monologue gaps)
+    statement_lag: float = 0.64  # silence after a statement before SHIFT (past monologue gaps)
     hold_lag: float = 0.06  # user speech over the reply before holding
     break_lag: float = 0.64  # overlapping barge-in speech before BREAK
-    stop_lag: float = 0.32  # an overlapping stop word ("wait", "stop") before BREAK
-    resume_lag: float = 0.24  # silence after an overlap before a held reply resumes
+    resume_lag: float = 0.72  # silence after an overlap before a held reply resumes (past hesitation gaps)
     trail_lag: float = 1.7  # a turn that trails off on a comma: silence before SHIFT (past any mid-turn pause)
     trail_p: float = 0.08  # share of turns that trail off so
     pause_max: float = 1.5  # longest mid-turn pause
@@ -163,8 +163,7 @@ class Synth:
                 active = [c for c in clips if c.role != "backchannel" and c.end > reply_at
                           and c.start <= d - t.hold_lag * sr and d < c.end + t.resume_lag * sr]
                 second = held is not None and any(id(c) not in held for c in active)
-                stop = any((c.role in OWN_TURN and d - c.start >= t.break_lag * sr)
-                           or (c.role == "hesitation" and d - c.start >= t.stop_lag * sr) for c in active)
+                stop = any(c.role in OWN_TURN and d - c.start >= t.break_lag * sr for c in active)
                 if stop or second:
                     target[k] = V.BREAK
                     first_tok = V.BREAK if rng.random() >= t.late_p else V.THINK

@@ -1,6 +1,7 @@
 """Held-out evaluation of tiny-fd through the scenario runner: `python -m duplex.backbones.tiny_fd.evaluate`.
 
-Writes a suite of scenario files (voices, sentences and seeds never used in training) and runs it
+Writes a suite of scenario files (festival voices, a TTS family never used in training, or v1's held-out
+espeak-ng voices; sentences and seeds never used in training) and runs it
 with the real engine, controller and metrics, then aggregates the figures of the quality bar:
 turn-taking rate and latency, takeovers in mid-turn pauses, barge-in stops and stop latency, and
 how often backchannels, background noise and the model's own echo at -20 dB make it stop.
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--suite", type=Path, default=None, help="where to write the scenario files (default: a temp dir)")
     p.add_argument("--split", choices=("heldout", "val"), default="heldout",
                    help="heldout: unseen voices and sentences; val: training ones in new variants (for tuning)")
+    p.add_argument("--family", choices=("festival", "espeak"), default="festival",
+                   help="held-out voices: festival (a TTS family never used in training) or v1's held-out "
+                        "espeak-ng voices")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="tiny_fd config override, e.g. break_threshold=0.7")
     p.add_argument("--report", type=Path, default=None, help="write the figures as JSON here")
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     suite = args.suite or Path(tempfile.mkdtemp(prefix="tiny-fd-heldout-"))
     suite.mkdir(parents=True, exist_ok=True)
-    pool = Pool(args.cache, heldout=args.split == "heldout", seed=args.seed, variants=1)
+    pool = Pool(args.cache, heldout=args.split == "heldout", family=args.family, seed=args.seed, variants=1)
     facts = write_suite(suite, pool, args.per_kind, args.seed)
     tiny: dict[str, Any] = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
     if args.checkpoint:
@@ -182,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     files = sorted(suite.glob("*-[0-9][0-9].yaml"))
     results = [run_scenario_file(f, config=suite / "tiny-fd.yaml", cache=cache) for f in files]
     figures = judge(results, facts)
-    report = {"figures": figures, "passes": verdict(figures), "split": args.split, "config": config,
+    report = {"figures": figures, "passes": verdict(figures), "split": args.split, "family": args.family,
+              "config": config,
               "suite": str(suite), "seed": args.seed,
               "per_kind": args.per_kind, "wall_s": round(time.perf_counter() - started, 1)}
     text = json.dumps(report, indent=1)

@@ -175,9 +175,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--trail-p", type=float, default=0.08,
                    help="share of user turns that trail off on a comma (SHIFT after 1.7 s of silence)")
-    p.add_argument("--statement-lag", type=float, default=1.6,
-                   help="silence after a turn that ends on a statement (falling pitch) before SHIFT; "
-                        "past the 1.5 s mid-turn pauses, so a sentence that only sounds final is not talked over")
+    p.add_argument("--statement-lag", type=float, default=0.64,
+                   help="silence after a turn that ends on a statement (falling pitch) before SHIFT "
+                        "(past the ~0.45 s gaps of a monologue)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (a second stage)")
     p.add_argument("--smoke", action="store_true", help="toy network, small pool: proves the pipeline in seconds")
     args = p.parse_args(argv)
