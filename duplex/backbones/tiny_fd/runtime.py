@@ -28,7 +28,7 @@ from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
 
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
-REHOLD_STEPS = 6  # a reply held again within this many steps (~1 s) of resuming from a hold is broken off
+REHOLD_STEPS = 2  # held again this many steps (0.32 s) after resuming (itself 0.72 s after the user stopped): BREAK
 _CONTROL = {V.THINK: THINK, V.SHIFT: SHIFT, V.BREAK: BREAK, V.EOT: EOT}
 
 
