@@ -17,12 +17,13 @@ from duplex.backbones.base import Model, Vocoder
 from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.covo.config import CovoConfig
 from duplex.backbones.covo.decoder import DecoderBase, DynamicDecoder, StaticDecoder
+from duplex.backbones.covo.deps import check_versions
 from duplex.backbones.covo.features import StreamingEncoder, UtteranceEncoder
 from duplex.backbones.covo.loader import Checkpoint, load_checkpoint
 from duplex.backbones.covo.native import CovoNativeBackbone
 from duplex.backbones.covo.sampling import Sampler
 from duplex.backbones.covo.turn import CovoTurnBackbone
-from duplex.backbones.covo.vocab import Vocab
+from duplex.backbones.covo.vocab import Vocab, checkpoint_vocab
 from duplex.backbones.covo.vocoder import load_token2wav, silent
 from duplex.config import Config
 from duplex.errors import ConfigError
@@ -55,12 +56,13 @@ def runtime(cfg: CovoConfig) -> Runtime:
 
 def build_model(cfg: Config) -> Model:
     c = cfg.covo
+    check_versions()
     rt = runtime(c)
     if rt.device.type == "cpu" and c.cpu_threads:
         torch.set_num_threads(c.cpu_threads)  # process-wide: torch has no per-model setting
     torch.manual_seed(c.seed)
     ckpt = load_checkpoint(cfg.resolve(c.checkpoint), device=rt.device, dtype=rt.dtype)
-    vocab = Vocab(ckpt.tokenizer, ckpt.tokenizer_path, ckpt.model.vocab_size)
+    vocab = checkpoint_vocab(ckpt)
     vocoder = make_vocoder(cfg, rt)
     if c.mode == "native":
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
