@@ -14,7 +14,8 @@ prompt latent's 1167 frames, so M units come out as M x 960 - 720 samples at 24 
 each chunk of units is decoded together with up to `context_units` units that came before it (so
 the flow model sees continuous speech) and the output's last 40 ms per new unit is returned: the
 units' audio, never padded. A turn's first chunk (no context yet) is returned whole, 30 ms short,
-exactly as the release decodes it. After a barge-in `reset` drops the context. Where no vocoder is configured, `SilentVocoder` says so once and returns
+exactly as the release decodes it. After a barge-in `reset` drops the context.
+Where no vocoder is configured, `SilentVocoder` says so once and returns
 silence of the right length, so timing, truncation and the transcript keep working.
 """
 
