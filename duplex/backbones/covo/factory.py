@@ -21,7 +21,8 @@ from duplex.backbones.covo.deps import check_versions
 from duplex.backbones.covo.features import StreamingEncoder, UtteranceEncoder
 from duplex.backbones.covo.loader import Checkpoint, load_checkpoint
 from duplex.backbones.covo.native import CovoNativeBackbone
-from duplex.backbones.covo.sampling import Sampler
+from duplex.backbones.covo.presets import sampling_of
+from duplex.backbones.covo.sampling import GREEDY, Sampler
 from duplex.backbones.covo.turn import CovoTurnBackbone
 from duplex.backbones.covo.vocab import Vocab, checkpoint_vocab
 from duplex.backbones.covo.vocoder import load_token2wav, silent
@@ -76,9 +77,10 @@ def build_model(cfg: Config) -> Model:
 
 
 def sampler(c: CovoConfig, vocab: Vocab, vocab_size: int, rt: Runtime, *, turn: bool) -> Sampler:
+    """Turn mode: the `covo.sampling` preset; native mode: `covo.temperature` alone (no reference to follow)."""
     always = [vocab.id(c.eos_token, "covo.eos_token")] if turn else []
-    return Sampler(vocab_size=vocab_size, text_size=vocab.text_size, always=always, temperature=c.temperature,
-                   penalty=c.repetition_penalty if turn else 1.0, window=c.repetition_window,
+    settings = sampling_of(c) if turn else dataclasses.replace(GREEDY, temperature=c.temperature)
+    return Sampler(vocab_size=vocab_size, text_size=vocab.text_size, always=always, settings=settings,
                    interleave=parse_interleave(c.interleave) if turn else None, device=rt.device)
 
 
