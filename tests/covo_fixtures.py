@@ -101,4 +101,4 @@ def token2wav_standin(root: Path) -> dict[str, str]:
     weights = root / "ckpt" / "model.pt"
     weights.parent.mkdir(exist_ok=True)
     weights.write_bytes(b"stand-in")
-    return {"vocoder_repo": str(root), "vocoder_checkpoint": str(weights)}
+    return {"vocoder_repo": str(root), "vocoder_checkpoint": str(weights), "vocoder_engine": "release"}

@@ -76,4 +76,14 @@ class CovoConfig:
     vocoder_config: str = opt("", "token2wav config ('' = <vocoder_repo>/token2wav/config.json)")
     vocoder_prompt_dir: str = opt("", "voice prompt folder ('' = <vocoder_repo>/token2wav/prompt)")
     vocoder_device: str = opt("", "device for token2wav ('' = the model's)")
-    vocoder_context_units: int = opt(24, "speech units of left context decoded again with each chunk", lo=0, hi=500)
+    vocoder_engine: str = opt("stream", "stream = our streaming token2wav (chunks decoded ahead, cross-faded; "
+                              "needs config.json, model.pt, the prompt folder); release = the release's decode()",
+                              choices=("stream", "release"))
+    vocoder_context_units: int = opt(8, "speech units of left context decoded again with each chunk", lo=1, hi=500)
+    vocoder_first_chunk: int = opt(3, "stream: units in a reply's first chunk (first audio soonest)", lo=1, hi=64)
+    vocoder_max_chunk: int = opt(16, "stream: later chunks double up to this many units", lo=1, hi=256)
+    vocoder_lookahead: int = opt(2, "stream: units after a chunk decoded with it (right context)", lo=0, hi=32)
+    vocoder_crossfade_ms: float = opt(20.0, "stream: cross-fade at chunk boundaries", lo=0.0, hi=200.0)
+    vocoder_ode_points: int = opt(10, "stream: flow-matching ODE time points (the release: 10; fewer is faster)",
+                                  lo=2, hi=64)
+    vocoder_prompt_units: int = opt(0, "stream: voice-prompt units kept, the last ones (0 = all 291)", lo=0, hi=4096)
