@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -77,9 +77,9 @@ def main() -> None:
     if rt.device.type == "cpu":
         torch.set_num_threads(args.threads)
     if args.config == "7b" and rt.device.type != "cuda":
-        sys.exit("covo_step.py: --config 7b needs a CUDA GPU (about 20 GB); run --config tiny on CPU")
+        fail("covo_step.py: --config 7b needs a CUDA GPU (about 20 GB); run --config tiny on CPU")
     if args.config == "7b" and not args.random_init:
-        sys.exit("covo_step.py: --config 7b reads no weights: add --random-init")
+        fail("covo_step.py: --config 7b reads no weights: add --random-init")
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = tiny_checkpoint(Path(tmp), rt) if args.config == "tiny" else random_7b(rt)
@@ -124,7 +124,7 @@ def t2w_config(args: argparse.Namespace) -> dict:
         try:
             return json.loads(args.t2w_config.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            sys.exit(f"covo_step.py: {args.t2w_config}: not a readable token2wav config.json ({exc})")
+            fail(f"covo_step.py: {args.t2w_config}: not a readable token2wav config.json ({exc})")
     return tiny_token2wav_config() if args.config == "tiny" else release_token2wav_config()
 
 
@@ -283,6 +283,12 @@ def random_7b(rt: factory.Runtime) -> Checkpoint:
 
 def vocab_of(ckpt: Checkpoint) -> Vocab:
     return checkpoint_vocab(ckpt)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line naming the culprit, exit status 2."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
 
 
 def pct(xs: list[float], q: float) -> float:

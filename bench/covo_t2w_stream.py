@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def load_config(path: Path) -> dict:
     try:
         return json.loads(path.read_text())  # the release's file is plain JSON (read by json5 there)
     except (OSError, json.JSONDecodeError) as exc:
-        sys.exit(f"covo_t2w_stream.py: {path}: not a readable token2wav config.json ({exc})")
+        fail(f"covo_t2w_stream.py: {path}: not a readable token2wav config.json ({exc})")
 
 
 def per_step(synth: Synth, units: list[int], device: torch.device) -> tuple[np.ndarray, list, list[int]]:
@@ -193,6 +194,12 @@ def chunk_flops(config: dict) -> dict:
             synth.audio(list(range(26)), 0)
         out[name] = {"tflops": round(counter.get_total_flops() / 1e12, 2), "wavegan_tflops": round(vocoder / 1e12, 3)}
     return out
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line naming the culprit, exit status 2."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
 
 
 def pct(xs: list[float], q: float) -> float:

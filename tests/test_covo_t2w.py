@@ -119,3 +119,57 @@ def test_missing_token2wav_tensors_are_named(model: Token2Wav, tmp_path: Path) -
     torch.save(state, tmp_path / "model.pt")
     with pytest.raises(CheckpointError, match="missing 1 token2wav tensors: token2latent.blocks.1.attn.q_proj.weight"):
         load_release_weights(Token2Wav(tiny_token2wav_config()), tmp_path / "model.pt")
+
+
+def release_checkout(model: Token2Wav, root: Path) -> dict[str, str]:
+    """A Covo-Audio checkout as the stream engine reads it: token2wav/config.json, model.pt, the prompt folder."""
+    import json
+
+    (root / "token2wav" / "prompt").mkdir(parents=True)
+    (root / "token2wav" / "config.json").write_text(json.dumps(tiny_token2wav_config()))
+    torch.save(release_layout(model), root / "model.pt")
+    prompt = VoicePrompt.random(model, 8)
+    np.save(root / "token2wav" / "prompt" / "prompt_token.npy", prompt.tokens.numpy()[None])
+    np.save(root / "token2wav" / "prompt" / "prompt_latent.npy", prompt.latent.numpy()[None])
+    np.save(root / "token2wav" / "prompt" / "speaker_embed.npy", prompt.speaker.numpy())
+    return {"vocoder_repo": str(root), "vocoder_checkpoint": str(root / "model.pt"), "vocoder_engine": "stream",
+            "vocoder_ode_points": 3}
+
+
+def test_the_stream_engine_loads_a_checkout_and_decodes_ahead_of_the_speaker(
+        model: Token2Wav, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytest.importorskip("transformers")
+    from duplex.backbones import load_model
+    from tests.covo_fixtures import covo_config, tiny_checkpoint
+    from tests.test_covo_turn import utterance
+
+    keys = release_checkout(model, tmp_path / "Covo-Audio")
+    loaded = load_model(covo_config(tiny_checkpoint(tmp_path_factory), "turn", interleave="0,1", **keys))
+    voc = loaded.vocoder
+    assert isinstance(voc, StreamingToken2Wav) and voc.synth.tokens.numel() == 8
+    chat = loaded.backbone.chat
+    chat.start_reply(utterance(1.0))
+    units = chat.next_units(3)
+    ahead, ended = voc.ahead()
+    assert ahead == list(chat.reply.ready) and not ended
+    audio = voc.decode(units)
+    assert audio.size == 3 * 960 - 720 and np.abs(audio).max() > 0
+    assert voc.chunks[0] == (0, 3)
+
+
+def test_background_decoding_gives_the_same_lengths_and_close_audio(model: Token2Wav) -> None:
+    s = synth(model)
+    us = units(23)
+    whole = s(us, 0)
+    asked = 0
+    voc = StreamingToken2Wav(s, ahead=lambda: (us[asked: asked + 12], asked + 12 >= len(us)), background=True)
+    voc.reset()
+    s.turn, s._noise = 0, {}
+    out = []
+    for n in [3, 4, 4, 4, 4, 4]:
+        chunk = us[asked: asked + n]
+        asked += len(chunk)
+        out.append(voc.decode(chunk))
+    audio = np.concatenate(out)
+    assert audio.size == whole.size and voc.background_chunks >= 1
+    assert 10 * np.log10(np.sum(whole**2) / np.sum((audio - whole) ** 2)) > 25

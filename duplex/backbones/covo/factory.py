@@ -174,7 +174,7 @@ def stream_vocoder(c: CovoConfig, config: Path, checkpoint: Path, prompt_dir: Pa
     dev = torch.device(device)
     synth = Synth(model, prompt, stream_settings(c), device=dev, dtype=torch.bfloat16 if dev.type == "cuda"
                   else torch.float32, stats=np.load(stats) if stats.is_file() else None)
-    return StreamingToken2Wav(synth)
+    return StreamingToken2Wav(synth, background=True)  # the next chunk decodes while the speaker plays
 
 
 def units_ahead(chat: ChatContext) -> tuple[list[int], bool]:

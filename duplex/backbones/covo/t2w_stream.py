@@ -24,7 +24,9 @@ prompt instead (a voice-similarity trade, measured in the bench, off by default)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,18 +113,18 @@ class Synth:
 
     def new_turn(self) -> None:
         self.turn += 1
-        self._noise.clear()
+        self._noise = {}  # rebound, not cleared: a worker may still read the old turn's
 
     def noise(self, start: int, stop: int) -> torch.Tensor:
         """The turn's noise for frames [start, stop): fixed, whatever window asks for it."""
-        z = self.t2l.z_dim
-        for b in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
-            if b not in self._noise:
-                g = torch.Generator().manual_seed(hash((self.seed, self.turn, b)) & 0x7FFF_FFFF)
-                self._noise[b] = torch.randn(NOISE_BLOCK, z, generator=g).to(self.device)
-        blocks = torch.cat([self._noise[b] for b in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1)])
-        first = start // NOISE_BLOCK * NOISE_BLOCK
-        return blocks[start - first: stop - first]
+        cache, turn, z = self._noise, self.turn, self.t2l.z_dim  # locals: new_turn() may rebind meanwhile
+        span = range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1)
+        for b in span:
+            if b not in cache:
+                g = torch.Generator().manual_seed(hash((self.seed, turn, b)) & 0x7FFF_FFFF)
+                cache[b] = torch.randn(NOISE_BLOCK, z, generator=g).to(self.device)
+        first = span[0] * NOISE_BLOCK
+        return torch.cat([cache[b] for b in span])[start - first: stop - first]
 
     def __call__(self, units: Sequence[int], first_unit: int) -> np.ndarray:
         """Audio of `units` (the turn's units from index `first_unit`): len x unit - lag samples."""
@@ -167,9 +169,14 @@ Ahead = Callable[[], tuple[list[int], bool]]  # -> (units decoded past those ask
 
 
 class StreamingToken2Wav:
-    """The Vocoder protocol over `Synth`: audio for exactly the units asked for, from chunks decoded ahead."""
+    """The Vocoder protocol over `Synth`: audio for exactly the units asked for, from chunks decoded ahead.
 
-    def __init__(self, synth: Synth, *, ahead: Ahead | None = None) -> None:
+    With `background`, the next chunk is decoded on a worker thread as soon as its units (and its
+    lookahead) are known, while the speaker plays the audio already made: a step then waits only
+    when the worker has fallen behind. Without it, a chunk is decoded when a step first needs it.
+    """
+
+    def __init__(self, synth: Synth, *, ahead: Ahead | None = None, background: bool = False) -> None:
         self.synth = synth
         self.settings = synth.settings
         if self.settings.left_context < 1:
@@ -180,6 +187,10 @@ class StreamingToken2Wav:
         self.lag = LAG_FRAMES * synth.model.wavegan.hop
         self.fade = int(self.sample_rate * self.settings.crossfade_ms / 1000)
         self.level = 0.0
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="token2wav") if background else None
+        self._pending: Future[None] | None = None
+        self._gen = 0  # turn generation: a chunk decoded for an earlier turn is dropped
         self.chunks: list[tuple[int, int]] = []  # (first unit, units) of each decode this turn (for the bench)
         self._reset_turn()
 
@@ -191,45 +202,73 @@ class StreamingToken2Wav:
         self.out = 0  # turn samples returned so far
         self.tail = np.zeros(0, np.float32)  # audio past `done` from the last chunk, to cross-fade
         self.chunks = []
+        self.background_chunks = 0
 
     def reset(self) -> None:
-        """A barge-in or the end of a turn: the next units start a new turn (new noise, no context)."""
-        self._reset_turn()
-        self.synth.new_turn()
-        self.level = 0.0
+        """A barge-in or the end of a turn: the next units start a new turn (new noise, no context).
+
+        Never waits: a chunk still being decoded for the old turn is dropped when it finishes.
+        """
+        with self._lock:
+            self._gen += 1
+            self._pending = None
+            self._reset_turn()
+            self.synth.new_turn()
+            self.level = 0.0
 
     def decode(self, units: Sequence[int]) -> np.ndarray:
-        self.units[self.asked: self.asked + len(units)] = list(units)
-        del self.units[self.asked + len(units):]  # units peeked earlier are replaced by what is asked now
-        self.asked += len(units)
-        more, ended = self.ahead()
-        self.units.extend(more)
+        with self._lock:
+            self.units[self.asked: self.asked + len(units)] = list(units)
+            del self.units[self.asked + len(units):]  # units peeked earlier are replaced by what is asked now
+            self.asked += len(units)
+            more, ended = self.ahead()
+            self.units.extend(more)
+            pending = self._pending
+        if pending is not None and (self.done < self.asked or pending.done()):
+            pending.result()
+            self._pending = None
         while self.done < self.asked:
-            self._chunk(ended)
-        end = self.asked * self.unit - self.lag  # turn samples up to the end of the last asked unit
-        take = max(0, end - self.out)
-        out, self.audio = self.audio[:take], self.audio[take:]
-        self.out += out.size
-        self.level = float(np.sqrt(np.mean(out**2))) if out.size else 0.0
+            self._run(self._plan(ended, need=self.asked))
+        with self._lock:
+            end = self.asked * self.unit - self.lag  # turn samples up to the end of the last asked unit
+            take = max(0, end - self.out)
+            out, self.audio = self.audio[:take], self.audio[take:]
+            self.out += out.size
+            self.level = float(np.sqrt(np.mean(out**2))) if out.size else 0.0
+            if self._worker is not None and self._pending is None:
+                plan = self._plan(ended, need=0)
+                if plan is not None:
+                    self.background_chunks += 1
+                    self._pending = self._worker.submit(self._run, plan)
         return out
 
-    def _chunk(self, ended: bool) -> None:
+    def _plan(self, ended: bool, need: int) -> tuple[int, int, int, int, list[int]] | None:
+        """The next chunk: (generation, first unit, stop, window start, window units); at least up to `need`."""
         s, n, st = self.done, len(self.units), self.settings
         target = min(st.max_chunk, st.first_chunk << len(self.chunks))  # 3, 6, 12, 16, 16, ...
-        stop = min(n, s + max(target, self.asked - s))
+        stop = min(n, s + max(target, need - s))
         if not ended and n - stop < st.lookahead:
-            stop = max(self.asked, n - st.lookahead)  # a shorter chunk rather than one without right context
-        right = min(n, stop + st.lookahead)
-        left = max(0, s - self.settings.left_context)
-        wav = self.synth(self.units[left:right], left)  # covers turn samples [left*unit, right*unit - lag)
+            stop = max(need, n - st.lookahead)  # a shorter chunk rather than one without right context
+        if stop <= s:
+            return None
+        left = max(0, s - st.left_context)
+        return self._gen, s, stop, left, self.units[left: min(n, stop + st.lookahead)]
+
+    def _run(self, plan: tuple[int, int, int, int, list[int]] | None) -> None:
+        assert plan is not None
+        gen, s, stop, left, window = plan
+        wav = self.synth(window, left)  # covers turn samples [left*unit, (left+len)*unit - lag)
         base = left * self.unit
         begin, finish = max(0, s * self.unit - self.lag), stop * self.unit - self.lag
         new = wav[begin - base: finish - base].astype(np.float32)
-        if self.tail.size:
-            k = min(self.tail.size, new.size)
-            w = np.sin(np.linspace(0, np.pi / 2, k, dtype=np.float32)) ** 2
-            new[:k] = self.tail[:k] * (1 - w) + new[:k] * w
-        self.tail = wav[finish - base: finish - base + self.fade].astype(np.float32)
-        self.audio = np.concatenate([self.audio, new])
-        self.done = stop
-        self.chunks.append((s, stop - s))
+        with self._lock:
+            if gen != self._gen:
+                return
+            if self.tail.size:
+                k = min(self.tail.size, new.size)
+                w = np.sin(np.linspace(0, np.pi / 2, k, dtype=np.float32)) ** 2
+                new[:k] = self.tail[:k] * (1 - w) + new[:k] * w
+            self.tail = wav[finish - base: finish - base + self.fade].astype(np.float32)
+            self.audio = np.concatenate([self.audio, new])
+            self.done = stop
+            self.chunks.append((s, stop - s))
