@@ -16,10 +16,8 @@ from the vocoder, on top of the LLM's first unit), and the seams: the streamed a
 decode of all units with the same noise, as SNR over all samples and within 10 ms of chunk
 boundaries, and the log-spectral distance in 20 ms frames at the boundaries and elsewhere.
 
-    nice python bench/covo_t2w_stream.py --config tiny > bench/results/covo_t2w_stream_cpu_tiny.json
+    nice python bench/covo_t2w_stream.py --config tiny --units 24 > bench/results/covo_t2w_stream_cpu_tiny.json
     python bench/covo_t2w_stream.py --config ~/Covo-Audio/token2wav/config.json --device cuda   (GPU)
-
-With a full-size config it also prints the FLOPs of one chunk (counted on the meta device).
 """
 
 from __future__ import annotations
@@ -76,13 +74,15 @@ def main() -> None:
             audio, calls, bounds = per_step(synth, units, device)
         else:
             audio, calls, bounds = streamed(synth, units, args.ahead, device)
-        results[name] = {"settings": asdict(settings), **timing(calls, synth, units), **seams(audio, reference, bounds)}
-    out = {"bench": "covo_t2w_stream", "config": args.config, "device": device_name(device), "dtype": str(dtype),
+        if name == "per-step":
+            release = reference  # one decode at the release's settings, which fewer points etc. depart from
+        results[name] = {"settings": asdict(settings), **timing(calls, device, units),
+                         **seams(audio, reference, bounds), "snr_vs_release_one_shot_db": snr(release, audio - release)}
+    out = {"bench": "covo_t2w_stream", "command": "python bench/covo_t2w_stream.py " + " ".join(sys.argv[1:]),
+           "config": args.config, "device": device_name(device), "dtype": str(dtype),
            "torch": torch.__version__, "units": args.units, "ahead": args.ahead,
            "token2latent_params": sum(p.numel() for p in model.token2latent.parameters()),
            "wavegan_params": sum(p.numel() for p in model.wavegan.parameters()), "variants": results}
-    if args.config != "tiny":
-        out["flops_per_chunk"] = chunk_flops(config)
     print(json.dumps(out, indent=2))
 
 
@@ -103,10 +103,10 @@ def per_step(synth: Synth, units: list[int], device: torch.device) -> tuple[np.n
             break
         left = max(0, pos - 24)
         synth.new_turn()  # the release draws fresh noise on every call
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         wav = synth(units[left: pos + n], left)
         sync(device)
-        calls.append((time.perf_counter() - started, n, n))
+        calls.append((time.perf_counter() - started, n, n, time.process_time() - cpu))
         want = n * synth.model.unit_samples - (lag if pos == 0 else 0)
         out.append(wav[wav.size - want:])
         pos += n
@@ -126,28 +126,32 @@ def streamed(synth: Synth, units: list[int], ahead: int, device: torch.device) -
         if n <= 0:
             break
         before = len(voc.chunks)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         chunk = units[asked: asked + n]
         asked += n
         out.append(voc.decode(chunk))
         sync(device)
         decoded = sum(c[1] for c in voc.chunks[before:])
-        calls.append((time.perf_counter() - started, n, decoded))
+        calls.append((time.perf_counter() - started, n, decoded, time.process_time() - cpu))
     lag = 3 * synth.model.wavegan.hop
     bounds = [(s * synth.model.unit_samples - lag) for s, _ in voc.chunks[1:]]
     return np.concatenate(out), calls, bounds
 
 
-def timing(calls: list, synth: Synth, units: list[int]) -> dict:
-    chunk_ms = [t * 1000 for t, _, decoded in calls if decoded]
-    per_unit = [t * 1000 / decoded for t, _, decoded in calls if decoded]
-    return {"calls": len(calls), "chunks": len(chunk_ms), "chunk_units": [d for _, _, d in calls if d],
+def timing(calls: list, device: torch.device, units: list[int]) -> dict:
+    """Per decode call: CPU time of this process on CPU (the machine is shared: wall time mostly measures
+    the other jobs), wall time on a GPU."""
+    cost = [(c[3] if device.type == "cpu" else c[0]) * 1000 for c in calls]
+    chunk_ms = [ms for ms, c in zip(cost, calls, strict=True) if c[2]]
+    per_unit = [ms / c[2] for ms, c in zip(cost, calls, strict=True) if c[2]]
+    total = sum(cost)
+    return {"cost_is": "process CPU time" if device.type == "cpu" else "wall time", "calls": len(calls),
+            "chunks": len(chunk_ms), "chunk_units": [c[2] for c in calls if c[2]],
             "chunk_ms": [round(x, 1) for x in chunk_ms], "chunk_ms_p50": pct(chunk_ms, 50),
             "chunk_ms_max": round(max(chunk_ms), 1), "ms_per_unit_p50": pct(per_unit, 50),
-            "first_audio_ms": round(calls[0][0] * 1000, 1),
-            "total_decode_ms": round(sum(t for t, _, _ in calls) * 1000, 1),
-            "audio_ms": round(len(units) * 40 - 30, 1),
-            "realtime_factor": round(sum(t for t, _, _ in calls) * 1000 / (len(units) * 40), 3)}
+            "first_audio_ms": round(cost[0], 1), "total_decode_ms": round(total, 1),
+            "wall_total_ms": round(sum(c[0] for c in calls) * 1000, 1),
+            "audio_ms": round(len(units) * 40 - 30, 1), "cost_over_audio": round(total / (len(units) * 40), 3)}
 
 
 def seams(audio: np.ndarray, reference: np.ndarray, bounds: list[int], rate: int = 24_000) -> dict:
@@ -173,27 +177,6 @@ def seams(audio: np.ndarray, reference: np.ndarray, bounds: list[int], rate: int
 
 def snr(ref: np.ndarray, err: np.ndarray) -> float:
     return round(float(10 * np.log10(np.sum(ref**2) / max(np.sum(err**2), 1e-20))), 2)
-
-
-def chunk_flops(config: dict) -> dict:
-    """FLOPs of one decode window (the voice prompt + left context + a 16-unit chunk + lookahead), counted on meta."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.device("meta"):
-        model = Token2Wav(config)
-    prompt = VoicePrompt.random(model)
-    out = {}
-    for name, settings in {"steps10": DEFAULT, "steps6": replace(DEFAULT, steps=6),
-                           "steps10-prompt96": replace(DEFAULT, prompt_units=96)}.items():
-        synth = Synth(model, prompt, settings, device=torch.device("meta"), dtype=torch.bfloat16)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            synth.model.wavegan(torch.zeros(1, synth.t2l.z_dim, 4 * 26 - 3, device="meta", dtype=torch.bfloat16))
-        vocoder = counter.get_total_flops()
-        with counter:
-            synth.audio(list(range(26)), 0)
-        out[name] = {"tflops": round(counter.get_total_flops() / 1e12, 2), "wavegan_tflops": round(vocoder / 1e12, 3)}
-    return out
 
 
 def fail(message: str) -> NoReturn:

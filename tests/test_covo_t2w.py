@@ -173,3 +173,17 @@ def test_background_decoding_gives_the_same_lengths_and_close_audio(model: Token
     audio = np.concatenate(out)
     assert audio.size == whole.size and voc.background_chunks >= 1
     assert 10 * np.log10(np.sum(whole**2) / np.sum((audio - whole) ** 2)) > 25
+
+
+def test_the_next_reply_starts_a_new_turn_once_the_last_was_all_spoken(model: Token2Wav) -> None:
+    s = synth(model)
+    state = {"left": [], "ended": False}
+    voc = StreamingToken2Wav(s, ahead=lambda: (state["left"], state["ended"]))
+    state["left"] = units(2, 1)
+    voc.decode(units(3))
+    state["left"], state["ended"] = [], True
+    voc.decode(units(2, 1))  # the reply's last units
+    turn = s.turn
+    state["ended"] = False
+    first = voc.decode(units(3, 2))  # the next reply: a new turn, a small first chunk, the release's 30 ms lag
+    assert s.turn == turn + 1 and voc.chunks == [(0, 3)] and first.size == 3 * 960 - 720

@@ -203,6 +203,7 @@ class StreamingToken2Wav:
         self.tail = np.zeros(0, np.float32)  # audio past `done` from the last chunk, to cross-fade
         self.chunks = []
         self.background_chunks = 0
+        self._ended = False  # the reply in flight has no units left beyond those known
 
     def reset(self) -> None:
         """A barge-in or the end of a turn: the next units start a new turn (new noise, no context).
@@ -210,19 +211,25 @@ class StreamingToken2Wav:
         Never waits: a chunk still being decoded for the old turn is dropped when it finishes.
         """
         with self._lock:
-            self._gen += 1
-            self._pending = None
-            self._reset_turn()
-            self.synth.new_turn()
+            self._new_turn()
             self.level = 0.0
+
+    def _new_turn(self) -> None:
+        self._gen += 1
+        self._pending = None
+        self._reset_turn()
+        self.synth.new_turn()
 
     def decode(self, units: Sequence[int]) -> np.ndarray:
         with self._lock:
+            if self._ended and self.done >= self.asked >= len(self.units):  # the last reply was all spoken
+                self._new_turn()
             self.units[self.asked: self.asked + len(units)] = list(units)
             del self.units[self.asked + len(units):]  # units peeked earlier are replaced by what is asked now
             self.asked += len(units)
             more, ended = self.ahead()
             self.units.extend(more)
+            self._ended = ended
             pending = self._pending
         if pending is not None and (self.done < self.asked or pending.done()):
             pending.result()
