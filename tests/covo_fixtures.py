@@ -44,13 +44,24 @@ def covo_config(checkpoint: Path, mode: str = "turn", **covo: Any) -> Config:
 
 
 STANDIN_DECODE = '''
-"""Stand-in for Covo-Audio's token2wav/decode.py: same functions, same call signature."""
+"""Stand-in for Covo-Audio's token2wav/decode.py: same functions, same call signature, same lengths.
+
+The release decodes [291 prompt tokens, *llm_tokens] through a x4 upsampler (4 latent frames per
+token, 240 samples per frame at 24 kHz) and cuts the output at the prompt latent's 1167 frames,
+not at 4 x 291 = 1164: M units give 4M - 3 frames, M x 960 - 720 samples, and the kept part ends
+with the last unit. This stand-in does the same arithmetic on a signal whose every unit is a
+tone of its own (phase from the unit's own start), so a caller's shift or padding shows.
+"""
 import json
 import math
 
 import numpy as np
 
 CALLS = []
+PROMPT_TOKENS = 291
+PROMPT_LATENT_FRAMES = 1167
+UPSAMPLE = 4
+HOP = 240
 
 
 class _Cfg:
@@ -66,11 +77,16 @@ def init_model(args, decode_device):
     return {"device": decode_device}, _Cfg()
 
 
+def unit_audio(tok):
+    t = np.arange(UPSAMPLE * HOP) / 24000.0
+    return 0.3 * np.sin(2 * math.pi * (200 + 10 * (tok % 50)) * t)
+
+
 def decode(llm_tokens, prompt_dir, model, config):
     CALLS.append(list(llm_tokens))
-    n = 960
-    t = np.arange(n) / 24000.0
-    wav = np.concatenate([0.3 * np.sin(2 * math.pi * (200 + 10 * (tok % 50)) * t) for tok in llm_tokens])
+    tokens = [0] * PROMPT_TOKENS + list(llm_tokens)
+    full = np.concatenate([unit_audio(tok) for tok in tokens])  # 4 x 240 samples per token
+    wav = full[PROMPT_LATENT_FRAMES * HOP:]
     return {"wav": wav.astype(np.float32), "sample_rate": 24000}
 '''
 
@@ -85,4 +101,4 @@ def token2wav_standin(root: Path) -> dict[str, str]:
     weights = root / "ckpt" / "model.pt"
     weights.parent.mkdir(exist_ok=True)
     weights.write_bytes(b"stand-in")
-    return {"vocoder_repo": str(root), "vocoder_checkpoint": str(weights)}
+    return {"vocoder_repo": str(root), "vocoder_checkpoint": str(weights), "vocoder_engine": "release"}

@@ -49,3 +49,24 @@ def test_impossible_device_settings_name_the_key() -> None:
     assert parse_interleave("5,15") == (5, 15) and parse_interleave("") is None
     with pytest.raises(ConfigError, match="covo.interleave"):
         parse_interleave("five")
+
+
+def test_an_incompatible_transformers_or_torchaudio_is_refused_in_one_line_naming_the_version() -> None:
+    from duplex.backbones.covo.deps import check_versions
+
+    check_versions({"transformers": "5.24.0", "torch": "2.8.0+cu128", "torchaudio": "2.8.0+cu128"})
+    check_versions({"transformers": "5.0.0rc2", "torch": "2.13.0+cpu", "torchaudio": None})
+    with pytest.raises(ConfigError, match=r"transformers >= 5.0, found transformers 4.57.1: pip install") as info:
+        check_versions({"transformers": "4.57.1", "torch": "2.8.0", "torchaudio": None})
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="not installed"):
+        check_versions({"transformers": None})
+    with pytest.raises(ConfigError, match=r"torchaudio 2.8.0 does not belong to torch 2.13.0\+cpu"):
+        check_versions({"transformers": "5.24.0", "torch": "2.13.0+cpu", "torchaudio": "2.8.0"})
+
+
+def test_the_installed_versions_pass_the_check() -> None:
+    pytest.importorskip("transformers")
+    from duplex.backbones.covo.deps import check_versions
+
+    check_versions()

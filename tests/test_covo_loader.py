@@ -35,7 +35,56 @@ def test_tiny_checkpoint_loads_with_every_tensor_from_the_files(tiny: Path) -> N
     state = ckpt.model.state_dict()
     assert set(saved) == set(state)
     assert all(torch.equal(saved[k], state[k]) for k in saved)
-    assert ckpt.tokenizer.token_to_id("<|cAUDIO|>") == ckpt.config["audio_token_index"]
+    assert ckpt.tokenizer.get_vocab_size(with_added_tokens=True) == ckpt.config["audio_token_index"]
+
+
+def _drop(d: Path, shard: str, *names: str) -> None:
+    tensors = load_file(str(d / shard))
+    for name in names:
+        del tensors[name]
+    save_file(tensors, str(d / shard))
+
+
+def test_missing_core_tensors_are_named_and_refused(tiny: Path, tmp_path: Path) -> None:
+    folder = copy_checkpoint(tiny, tmp_path / "ckpt")
+    _drop(folder, OTHER_SHARD, "encoder.layer_norm.bias", "audio_adapter.downsample_layers.0.conv1d.bias")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(folder, device=CPU, dtype=torch.float32)
+    message = str(info.value)
+    assert "missing 2 encoder, audio_adapter tensors" in message
+    assert "audio_adapter.downsample_layers.0.conv1d.bias" in message and "encoder.layer_norm.bias" in message
+
+
+def test_optional_missing_and_unexpected_tensors_are_warned_by_name(tiny: Path, tmp_path: Path, caplog) -> None:
+    folder = copy_checkpoint(tiny, tmp_path / "ckpt")
+    saved = load_file(str(folder / OTHER_SHARD))["encoder.embed_positions.weight"]
+    _drop(folder, OTHER_SHARD, "encoder.embed_positions.weight")
+    tensors = load_file(str(folder / LLM_SHARD))
+    tensors["llm.extra_head.weight"] = torch.zeros(2, 2)
+    save_file(tensors, str(folder / LLM_SHARD))
+    with caplog.at_level("WARNING"):
+        ckpt = load_checkpoint(folder, device=CPU, dtype=torch.float32)
+    assert "encoder.embed_positions.weight" in caplog.text and "llm.extra_head.weight" in caplog.text
+    from transformers.models.whisper.modeling_whisper import sinusoids
+
+    table = ckpt.model.encoder.embed_positions.weight
+    torch.testing.assert_close(table, sinusoids(*table.shape))
+    assert saved.shape == table.shape
+
+
+def test_every_id_comes_from_the_checkpoint(tiny: Path, tmp_path: Path) -> None:
+    from duplex.backbones.covo.vocab import checkpoint_vocab
+
+    ckpt = load_checkpoint(tiny, device=CPU, dtype=torch.float32)
+    vocab = checkpoint_vocab(ckpt)
+    assert vocab.text_size == ckpt.config["audio_token_index"]
+    assert vocab.audio_frame == ckpt.tokenizer.token_to_id("<|cAUDIO|>")
+    folder = copy_checkpoint(tiny, tmp_path / "ckpt")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["audio_token_index"] += 5
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="config.json: audio_token_index is .* must agree"):
+        checkpoint_vocab(load_checkpoint(folder, device=CPU, dtype=torch.float32))
 
 
 def test_weights_are_converted_to_the_requested_dtype(tiny: Path) -> None:

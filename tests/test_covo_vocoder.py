@@ -34,11 +34,30 @@ def test_each_chunk_is_decoded_with_left_context_and_only_new_audio_returned(sta
     assert voc.sample_rate == 24_000
     first = voc.decode([1, 2, 3, 4])
     second = voc.decode([5, 6])
-    assert first.shape == (4 * 960,) and second.shape == (2 * 960,)
+    assert first.shape == (4 * 960 - 720,) and second.shape == (2 * 960,)  # the release's own lengths
     assert calls == [[1, 2, 3, 4], [2, 3, 4, 5, 6]]
     whole = sys.modules["token2wav.decode"].decode([1, 2, 3, 4, 5, 6], "", None, None)["wav"]
     np.testing.assert_allclose(np.concatenate([first, second]), whole, atol=1e-6)
     assert voc.level > 0.1
+
+
+@pytest.mark.parametrize("chunks", [[3, 4, 4, 4, 4], [1, 1, 2, 8, 16], [4] * 8])
+def test_streamed_speech_equals_one_decode_with_no_inserted_silence_and_no_shift(
+        standin: dict[str, str], chunks: list[int]) -> None:
+    """Release arithmetic (291 prompt tokens -> 1164 frames, cut at 1167): M units -> M x 960 - 720 samples."""
+    voc = load(standin, context=2)
+    units = [(7 * k + 3) % 50 for k in range(sum(chunks))]
+    out, at = [], 0
+    for n in chunks:
+        out.append(voc.decode(units[at:at + n]))
+        at += n
+    streamed = np.concatenate(out)
+    whole = sys.modules["token2wav.decode"].decode(units, "", None, None)["wav"]
+    assert streamed.size == len(units) * 960 - 720 == whole.size
+    np.testing.assert_allclose(streamed, whole, atol=1e-6)  # no shift: sample for sample
+    silent = np.abs(streamed) < 1e-4
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, silent.astype(np.int8), 0])))[::2] if silent.any() else [0]
+    assert max(runs) < 24  # a tone's zero crossings, never a 1 ms gap
 
 
 def test_reset_after_a_barge_in_drops_the_context(standin: dict[str, str]) -> None:

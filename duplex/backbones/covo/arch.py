@@ -121,7 +121,7 @@ def published_config() -> dict[str, Any]:
         "model_type": MODEL_TYPE,
         "llm_config": copy.deepcopy(_QWEN2_7B),
         "encoder_config": copy.deepcopy(_WHISPER_LARGE_V3_ENCODER),
-        "audio_token_index": 151666,
+        "audio_token_index": 151671,  # the speech offset: len(tokenizer), as the release's config says
         "adapter_downsample": 8,
         "dtype": "bfloat16",
     }

@@ -85,7 +85,8 @@ class ChatContext:
         self.turn_starts.append(self.decoder.length)
         self.decoder.prefill(embeds[:-1])
         self._pending.fill_(ids[-1])
-        self.decoder.sampler.reset()
+        first = self.decoder.sampler.replies == 0  # the release's first generate call also sees the system prompt
+        self.decoder.sampler.begin([*(self.system_ids if first else self.close_ids[1:]), *ids])
         self.reply = Reply(start=self.decoder.length + 1, budget=budget, prompt_last=ids[-1], started_s=started)
 
     def next_units(self, n: int) -> list[int]:

@@ -45,10 +45,19 @@ class CovoConfig:
                                   lo=16, hi=131072)
     encoder_window_steps: int = opt(16, "native: audio re-encoded each step, in 160 ms steps (16 = 2.56 s)",
                                     lo=2, hi=187)
-    temperature: float = opt(0.0, "sampling temperature; 0 = greedy", lo=0.0, hi=5.0)
-    repetition_penalty: float = opt(1.05, "penalty on tokens among the last repetition_window (1 = off)",
-                                    lo=1.0, hi=3.0)
-    repetition_window: int = opt(8, "how many recent tokens the repetition penalty looks at", lo=1, hi=256)
+    sampling: str = opt("release", "turn: release (the reference example: 1st reply greedy, then T 0.5, top-p 0.9, "
+                        "top-k 50, penalties 1.05), greedy (every reply as the 1st), custom (the keys below)",
+                        choices=("release", "greedy", "custom"))
+    temperature: float = opt(0.0, "custom sampling (and native mode): temperature; 0 = greedy", lo=0.0, hi=5.0)
+    top_k: int = opt(0, "custom sampling: keep the k most likely tokens (0 = off)", lo=0, hi=1_000_000)
+    top_p: float = opt(1.0, "custom sampling: nucleus, smallest set with this much probability (1 = off)",
+                       lo=0.01, hi=1.0)
+    sequence_penalty: float = opt(1.0, "custom sampling: HF repetition_penalty over the turn's prompt and reply",
+                                  lo=1.0, hi=3.0)
+    repetition_penalty: float = opt(1.05, "custom sampling: penalty on tokens among the last repetition_window "
+                                    "(1 = off)", lo=1.0, hi=3.0)
+    repetition_window: int = opt(8, "custom sampling: how many recent tokens the repetition penalty looks at",
+                                 lo=1, hi=256)
     cpu_threads: int = opt(0, "CPU: torch intra-op threads (0 = torch's default; 1 suits small models)", lo=0, hi=256)
     seed: int = opt(0, "random seed for sampling", lo=0, hi=2**31 - 1)
     system_prompt: str = opt(COVO_SYSTEM_PROMPT, "system prompt (turn mode; {system} in native_prefix)")
@@ -58,7 +67,8 @@ class CovoConfig:
     break_token: str = opt("<|BREAK|>", "native: tokenizer string of BREAK")
     eot_token: str = opt("<|EOT|>", "native: tokenizer string of EOT (end of the model's turn)")
     eos_token: str = opt("<|im_end|>", "turn: the token that ends a reply")
-    max_reply_tokens: int = opt(1500, "turn: longest reply, in tokens (text and speech)", lo=8, hi=32768)
+    max_reply_tokens: int = opt(2048, "turn: longest reply, in tokens (text and speech; the release's 2048)",
+                                lo=8, hi=32768)
     burst_tokens: int = opt(4, "turn: tokens decoded per device call (one host sync each)", lo=1, hi=32)
     interleave: str = opt("", "turn: force the reply's text/speech pattern, e.g. '5,15' ('' = the model's own)")
     vocoder_repo: str = opt("", f"Covo-Audio clone holding the token2wav package ('' = no vocoder) ({_WHERE})")
@@ -66,4 +76,14 @@ class CovoConfig:
     vocoder_config: str = opt("", "token2wav config ('' = <vocoder_repo>/token2wav/config.json)")
     vocoder_prompt_dir: str = opt("", "voice prompt folder ('' = <vocoder_repo>/token2wav/prompt)")
     vocoder_device: str = opt("", "device for token2wav ('' = the model's)")
-    vocoder_context_units: int = opt(24, "speech units of left context decoded again with each chunk", lo=0, hi=500)
+    vocoder_engine: str = opt("stream", "stream = our streaming token2wav (chunks decoded ahead, cross-faded; "
+                              "needs config.json, model.pt, the prompt folder); release = the release's decode()",
+                              choices=("stream", "release"))
+    vocoder_context_units: int = opt(8, "speech units of left context decoded again with each chunk", lo=1, hi=500)
+    vocoder_first_chunk: int = opt(3, "stream: units in a reply's first chunk (first audio soonest)", lo=1, hi=64)
+    vocoder_max_chunk: int = opt(16, "stream: later chunks double up to this many units", lo=1, hi=256)
+    vocoder_lookahead: int = opt(2, "stream: units after a chunk decoded with it (right context)", lo=0, hi=32)
+    vocoder_crossfade_ms: float = opt(20.0, "stream: cross-fade at chunk boundaries", lo=0.0, hi=200.0)
+    vocoder_ode_points: int = opt(10, "stream: flow-matching ODE time points (the release: 10; fewer is faster)",
+                                  lo=2, hi=64)
+    vocoder_prompt_units: int = opt(0, "stream: voice-prompt units kept, the last ones (0 = all 291)", lo=0, hi=4096)

@@ -201,6 +201,7 @@ class DynamicDecoder(DecoderBase):
 
     def __init__(self, llm: Any, *, capacity: int, sampler: Sampler, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(llm, capacity=capacity, sampler=sampler, device=device, dtype=dtype)
+        self._cache_kw = cache_keyword(llm)
         self._new_cache()
 
     def prepare(self, with_frame: bool, n: int) -> None:
@@ -243,9 +244,16 @@ class DynamicDecoder(DecoderBase):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         self.hist[self.length : self.length + x.shape[0]] = x
-        out = self.llm(inputs_embeds=x[None], past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        out = self.llm(inputs_embeds=x[None], use_cache=True, logits_to_keep=1, **{self._cache_kw: self.cache})
         self.length += x.shape[0]
         return out.logits[0, -1:].float()
+
+
+def cache_keyword(llm: Any) -> str:
+    """The forward's KV-cache argument: `cache` in current transformers, `past_key_values` before the rename."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(llm).forward).parameters else "past_key_values"
 
 
 def _rope_tables(cfg: Any, capacity: int, head_dim: int, device: torch.device,

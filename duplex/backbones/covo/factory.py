@@ -8,8 +8,11 @@ decoders over one set of weights).
 from __future__ import annotations
 
 import dataclasses
+import logging
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from audio_io.vad import make_vad
@@ -17,15 +20,21 @@ from duplex.backbones.base import Model, Vocoder
 from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.covo.config import CovoConfig
 from duplex.backbones.covo.decoder import DecoderBase, DynamicDecoder, StaticDecoder
+from duplex.backbones.covo.deps import check_versions
 from duplex.backbones.covo.features import StreamingEncoder, UtteranceEncoder
 from duplex.backbones.covo.loader import Checkpoint, load_checkpoint
 from duplex.backbones.covo.native import CovoNativeBackbone
-from duplex.backbones.covo.sampling import Sampler
+from duplex.backbones.covo.presets import sampling_of
+from duplex.backbones.covo.sampling import GREEDY, Sampler
+from duplex.backbones.covo.t2w_stream import StreamingToken2Wav, StreamSettings, Synth, VoicePrompt
 from duplex.backbones.covo.turn import CovoTurnBackbone
-from duplex.backbones.covo.vocab import Vocab
+from duplex.backbones.covo.vocab import Vocab, checkpoint_vocab
 from duplex.backbones.covo.vocoder import load_token2wav, silent
+from duplex.backbones.files import read_json_object
 from duplex.config import Config
-from duplex.errors import ConfigError
+from duplex.errors import CheckpointError, ConfigError, one_line
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -55,12 +64,13 @@ def runtime(cfg: CovoConfig) -> Runtime:
 
 def build_model(cfg: Config) -> Model:
     c = cfg.covo
+    check_versions()
     rt = runtime(c)
     if rt.device.type == "cpu" and c.cpu_threads:
         torch.set_num_threads(c.cpu_threads)  # process-wide: torch has no per-model setting
     torch.manual_seed(c.seed)
     ckpt = load_checkpoint(cfg.resolve(c.checkpoint), device=rt.device, dtype=rt.dtype)
-    vocab = Vocab(ckpt.tokenizer, ckpt.tokenizer_path, ckpt.model.vocab_size)
+    vocab = checkpoint_vocab(ckpt)
     vocoder = make_vocoder(cfg, rt)
     if c.mode == "native":
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
@@ -69,14 +79,17 @@ def build_model(cfg: Config) -> Model:
         policy = cfg.policy
         backbone = CovoTurnBackbone(policy, vad=make_vad(policy.vad, policy.webrtc_aggressiveness), chat=chat,
                                     level=lambda: float(getattr(vocoder, "level", 0.0)))
+        if isinstance(vocoder, StreamingToken2Wav):
+            vocoder.ahead = lambda: units_ahead(chat)  # decode ahead of the speaker
     name = f"covo/{c.mode}/{c.cache}" + (f"+{rt.optimise}" if c.cache == "static" and rt.optimise != "none" else "")
     return Model(backbone=backbone, vocoder=vocoder, name=name)
 
 
 def sampler(c: CovoConfig, vocab: Vocab, vocab_size: int, rt: Runtime, *, turn: bool) -> Sampler:
+    """Turn mode: the `covo.sampling` preset; native mode: `covo.temperature` alone (no reference to follow)."""
     always = [vocab.id(c.eos_token, "covo.eos_token")] if turn else []
-    return Sampler(vocab_size=vocab_size, text_size=vocab.text_size, always=always, temperature=c.temperature,
-                   penalty=c.repetition_penalty if turn else 1.0, window=c.repetition_window,
+    settings = sampling_of(c) if turn else dataclasses.replace(GREEDY, temperature=c.temperature)
+    return Sampler(vocab_size=vocab_size, text_size=vocab.text_size, always=always, settings=settings,
                    interleave=parse_interleave(c.interleave) if turn else None, device=rt.device)
 
 
@@ -118,10 +131,61 @@ def make_vocoder(cfg: Config, rt: Runtime) -> Vocoder:
         return silent()
     if not c.vocoder_checkpoint:
         raise ConfigError("covo.vocoder_checkpoint must name token2wav's model.pt when covo.vocoder_repo is set")
-    return load_token2wav(cfg.resolve(c.vocoder_repo), checkpoint=cfg.resolve(c.vocoder_checkpoint),
-                          config=cfg.resolve(c.vocoder_config) if c.vocoder_config else None,
-                          prompt_dir=cfg.resolve(c.vocoder_prompt_dir) if c.vocoder_prompt_dir else None,
-                          device=c.vocoder_device or str(rt.device), context_units=c.vocoder_context_units)
+    repo, checkpoint = cfg.resolve(c.vocoder_repo), cfg.resolve(c.vocoder_checkpoint)
+    config = cfg.resolve(c.vocoder_config) if c.vocoder_config else None
+    prompt_dir = cfg.resolve(c.vocoder_prompt_dir) if c.vocoder_prompt_dir else None
+    device = c.vocoder_device or str(rt.device)
+    if c.vocoder_engine == "stream":
+        return stream_vocoder(c, config or repo / "token2wav" / "config.json", checkpoint,
+                              prompt_dir or repo / "token2wav" / "prompt", device)
+    return load_token2wav(repo, checkpoint=checkpoint, config=config, prompt_dir=prompt_dir, device=device,
+                          context_units=c.vocoder_context_units)
+
+
+def stream_settings(c: CovoConfig) -> StreamSettings:
+    return StreamSettings(first_chunk=c.vocoder_first_chunk, max_chunk=c.vocoder_max_chunk,
+                          left_context=c.vocoder_context_units, lookahead=c.vocoder_lookahead,
+                          crossfade_ms=c.vocoder_crossfade_ms, steps=c.vocoder_ode_points,
+                          prompt_units=c.vocoder_prompt_units)
+
+
+def stream_vocoder(c: CovoConfig, config: Path, checkpoint: Path, prompt_dir: Path, device: str) -> StreamingToken2Wav:
+    """Our token2wav (t2w_model) with the release's weights, streamed (t2w_stream): no release code imported."""
+    from duplex.backbones.covo.t2w_model import Token2Wav, load_release_weights
+
+    for path, what in ((config, "token2wav config"), (checkpoint, "token2wav weights")):
+        if not path.is_file():
+            raise CheckpointError(path, f"missing ({what})")
+    if not prompt_dir.is_dir():
+        raise CheckpointError(prompt_dir, "missing (token2wav voice prompt folder)")
+    try:
+        model = Token2Wav(read_json_object(config, "token2wav needs its config.json"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(config, f"not a token2wav config ({one_line(exc)})") from exc
+    ignored = load_release_weights(model, checkpoint)
+    if ignored:
+        log.warning("covo: %s: %d tensors token2wav does not use, ignored: %s", checkpoint, len(ignored),
+                    ", ".join(ignored[:5]))
+    try:
+        prompt = VoicePrompt.load(prompt_dir)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(prompt_dir, f"cannot read the voice prompt ({one_line(exc)})") from exc
+    stats = checkpoint.parent / "global_mean_var.npy"
+    dev = torch.device(device)
+    synth = Synth(model, prompt, stream_settings(c), device=dev, dtype=torch.bfloat16 if dev.type == "cuda"
+                  else torch.float32, stats=np.load(stats) if stats.is_file() else None)
+    return StreamingToken2Wav(synth, background=True)  # the next chunk decodes while the speaker plays
+
+
+def units_ahead(chat: ChatContext) -> tuple[list[int], bool]:
+    """Speech units the LLM has decoded but the speaker has not asked for yet, and whether the reply ended."""
+    reply = chat.reply
+    if reply is None:
+        return [], True
+    try:
+        return list(reply.ready), reply.done
+    except RuntimeError:  # the deque changed under us (another thread): nothing ahead this time
+        return [], False
 
 
 def parse_interleave(text: str) -> tuple[int, int] | None:

@@ -7,7 +7,11 @@ files, of which `tokenizer.json` is the one read here. Nothing here touches the 
 
 Every way a folder can be wrong ends in one CheckpointError naming the file: a missing file, a
 config of another model_type, a tensor whose shape disagrees with config.json, a safetensors file
-cut short (checked from its header before any tensor is read) or missing tensors. The model is
+cut short (checked from its header before any tensor is read) or missing core tensors. The release
+loads with `strict=False`, which hides a mismatch; here every tensor the model lacks and every
+tensor the files hold that the model does not know is named: a missing `llm.*`, `encoder.*` or
+`audio_adapter.*` tensor is an error, a known-optional one (Whisper's fixed sinusoidal position
+table, which is recomputed) and unexpected ones are warnings listing them. The model is
 built on the meta device and the tensors are assigned straight from the files, converted to the
 target dtype, so a 7B checkpoint never exists twice in memory.
 """
@@ -15,6 +19,8 @@ target dtype, so a 7B checkpoint never exists twice in memory.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -27,7 +33,11 @@ from duplex.backbones.covo.arch import MODEL_TYPE, CovoAudioModel
 from duplex.backbones.files import read_json_object
 from duplex.errors import CheckpointError, one_line
 
+log = logging.getLogger(__name__)
 INDEX = "model.safetensors.index.json"
+CORE = ("llm.", "encoder.", "audio_adapter.")
+# Tensors a checkpoint may leave out because they are a fixed function of the config: name -> filler.
+OPTIONAL = {"encoder.embed_positions.weight": "sinusoids"}
 _DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                 "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
@@ -66,14 +76,41 @@ def load_checkpoint(folder: Path, *, device: torch.device, dtype: torch.dtype) -
         wanted = [n for n in header if n in expected]
         _assign(model, path, wanted, device, dtype)
         loaded.update(wanted)
+    unexpected = sorted({n for h in headers.values() for n in h} - set(expected))
+    if unexpected:
+        log.warning("covo: %s: %d tensors the model does not use, ignored: %s", folder, len(unexpected),
+                    named(unexpected))
     missing = sorted(set(expected) - loaded)
-    if missing:
+    optional = [n for n in missing if n in OPTIONAL]
+    core = [n for n in missing if n not in OPTIONAL]
+    if core:
         where = folder / INDEX if (folder / INDEX).exists() else (files[0] if len(files) == 1 else folder)
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise CheckpointError(where, f"missing {len(missing)} tensors: {', '.join(missing[:3])}{more}")
+        parts = ", ".join(p.rstrip(".") for p in CORE if any(n.startswith(p) for n in core)) or "other"
+        raise CheckpointError(where, f"missing {len(core)} {parts} tensors: {named(core)}")
+    for name in optional:
+        log.warning("covo: %s: no %s in the checkpoint, computed from config.json (%s)", folder, name, OPTIONAL[name])
+        _fill_optional(model, name, device, dtype)
     _rebuild_buffers(model, device)
     model.eval().requires_grad_(False)
     return Checkpoint(folder, config, model, tokenizer, tok_path)
+
+
+def named(names: list[str], limit: int = 5) -> str:
+    """'a, b, c and 7 more': tensor names for a one-line message."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _fill_optional(model: CovoAudioModel, name: str, device: torch.device, dtype: torch.dtype) -> None:
+    """Whisper's encoder positions: the fixed sinusoid table it is initialised with (and never trains)."""
+    param = model.get_parameter(name)
+    length, channels = param.shape
+    half = channels // 2
+    inv = torch.exp(-math.log(10000) / (half - 1) * torch.arange(half, dtype=torch.float32))
+    scaled = torch.arange(length, dtype=torch.float32)[:, None] * inv[None]
+    table = torch.cat([scaled.sin(), scaled.cos()], dim=1).to(device, dtype)
+    module_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(table, requires_grad=False))
 
 
 def read_config(path: Path) -> dict[str, Any]:

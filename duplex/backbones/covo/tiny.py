@@ -53,7 +53,7 @@ def write_tiny_checkpoint(folder: Path, *, speech_units: int = 64, seed: int = 0
     }, indent=2))
     config = tiny_config(tok.get_vocab_size(with_added_tokens=True), speech_units,
                          max_source_positions=max_source_positions)
-    config["audio_token_index"] = tok.token_to_id("<|cAUDIO|>")
+    config["audio_token_index"] = tok.get_vocab_size(with_added_tokens=True)  # the speech offset, as released
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     torch.manual_seed(seed)
     model = CovoAudioModel(config)

@@ -1,8 +1,11 @@
 """Token ids <-> runtime tokens, and the prompt texts of both modes.
 
-Ids below the tokenizer's length are text (and special tokens); ids from the tokenizer's length
-upward are speech units (16,384 of them in the released model), which become AUDIO(id - length).
-Control tokens are looked up by the strings the config names. Text is detokenised incrementally,
+Ids below the speech offset are text (and special tokens); ids from it upward are speech units
+(16,384 of them in the released model), which become AUDIO(id - offset). The offset is the
+checkpoint's `audio_token_index` (151671 in the release), which must equal the tokenizer's length
+(the release's example projects with `id - len(tokenizer)`): both are read, never assumed, and a
+disagreement is an error naming config.json. The audio placeholder, the end-of-reply token and
+the control tokens are looked up by the strings the config names. Text is detokenised incrementally,
 so a character split across byte-level tokens is emitted once it is complete.
 """
 
@@ -22,10 +25,14 @@ CONTROL_KEYS = {"think_token": THINK, "shift_token": SHIFT, "break_token": BREAK
 
 
 class Vocab:
-    def __init__(self, tokenizer: Any, path: Path, llm_vocab: int) -> None:
+    def __init__(self, tokenizer: Any, path: Path, llm_vocab: int, *, speech_offset: int | None = None,
+                 config_path: Path | None = None) -> None:
         self.tokenizer = tokenizer
         self.path = path
         self.text_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
+        if speech_offset is not None and speech_offset != self.text_size:
+            raise CheckpointError(config_path or path, f"audio_token_index is {speech_offset}, but the tokenizer "
+                                                       f"({path.name}) has {self.text_size} tokens; they must agree")
         self.speech_units = llm_vocab - self.text_size
         if self.speech_units <= 0:
             raise CheckpointError(path, f"has {self.text_size} tokens, not fewer than the LLM vocabulary ({llm_vocab})")
@@ -64,6 +71,13 @@ class Vocab:
             return Token(Kind.TEXT, text="")
         self._pending_text.clear()
         return Token(Kind.TEXT, text=text)
+
+
+def checkpoint_vocab(ckpt: Any) -> Vocab:
+    """The Vocab of a loaded Checkpoint, its speech offset read from config.json."""
+    offset = ckpt.config.get("audio_token_index")
+    return Vocab(ckpt.tokenizer, ckpt.tokenizer_path, ckpt.model.vocab_size,
+                 speech_offset=None if offset is None else int(offset), config_path=ckpt.folder / "config.json")
 
 
 def user_turn(frames: int) -> str:

@@ -7,10 +7,15 @@ nothing else (`Token2WavModule`):
     init_model(args, decode_device) -> (model, config)   args: .decode_model_config, .decode_load_path
     decode(llm_tokens, prompt_dir, model, config) -> {"wav": float array, "sample_rate": 24000}
 
-`decode` turns a whole token list into audio. To stream, each chunk of units is decoded together
-with up to `context_units` units that came before it (so the flow model sees continuous speech),
-and only the new units' share of the audio — 40 ms each — is returned. After a barge-in `reset`
-drops the context. Where no vocoder is configured, `SilentVocoder` says so once and returns
+`decode` turns a whole token list into audio. Its length is not 40 ms per unit: the release puts
+its 291-token voice prompt in front (4 x 291 = 1164 latent frames) but cuts the output at the
+prompt latent's 1167 frames, so M units come out as M x 960 - 720 samples at 24 kHz, the first
+30 ms of the first unit missing and the end lined up with the end of the last unit. To stream,
+each chunk of units is decoded together with up to `context_units` units that came before it (so
+the flow model sees continuous speech) and the output's last 40 ms per new unit is returned: the
+units' audio, never padded. A turn's first chunk (no context yet) is returned whole, 30 ms short,
+exactly as the release decodes it. After a barge-in `reset` drops the context.
+Where no vocoder is configured, `SilentVocoder` says so once and returns
 silence of the right length, so timing, truncation and the transcript keep working.
 """
 
@@ -64,10 +69,7 @@ class Token2WavVocoder:
         result = self.module.decode(llm_tokens=[*context, *units], prompt_dir=str(self.prompt_dir),
                                     model=self.model, config=self.config)
         wav = np.asarray(result["wav"], dtype=np.float32).reshape(-1)
-        want = len(units) * self.unit_samples
-        total = (len(context) + len(units)) * self.unit_samples
-        wav = wav[:total] if wav.size >= total else np.pad(wav, (0, total - wav.size))
-        out = np.ascontiguousarray(wav[-want:])
+        out = np.ascontiguousarray(tail_of(wav, len(units) * self.unit_samples))
         self._context.extend(units)
         self.level = rms(out)
         return out
@@ -75,6 +77,15 @@ class Token2WavVocoder:
     def reset(self) -> None:
         self._context.clear()
         self.level = 0.0
+
+
+def tail_of(wav: np.ndarray, want: int) -> np.ndarray:
+    """The last `want` samples (the new units' audio: token2wav's output ends with the last unit's end).
+
+    Shorter output (a first chunk, which lacks the release's 30 ms lag) is returned whole: padding
+    it would put silence into the speech and move what follows early.
+    """
+    return wav[max(0, wav.size - want):]
 
 
 class SilentVocoder:
