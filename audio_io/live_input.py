@@ -209,6 +209,11 @@ class LiveInput:
             return None
         return chunk
 
+    def echo_figures(self) -> dict[str, object]:
+        """The echo path as the canceller's gate measured it (empty without a gated canceller)."""
+        figures = getattr(self.aec, "figures", None)
+        return figures() if callable(figures) else {}
+
     @property
     def lost(self) -> int:
         return self._ring.lost

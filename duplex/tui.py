@@ -125,6 +125,7 @@ class SessionMetrics:
             "mic_overflows": self.mic.overflows, "mic_dropped_chunks": self.mic.dropped_chunks + self.mic.lost,
             "device_latency_ms": round((self.mic.latency_s + self.speaker.latency_s) * 1000, 1),
             "jitter_ms": round(self.speaker.jitter_s * 1000), "aec": self.aec, "guard_s": self.guard_s,
+            **self.mic.echo_figures(),
         }
 
 

@@ -47,10 +47,10 @@ def read_events(folder: Path) -> list[dict]:
 
 
 def converse(server: Pulse, speech, folder: Path, *, sets: list[str], duration: float,  # type: ignore[no-untyped-def]
-             cut_after_s: float) -> tuple[Path, Path, Path, str]:
+             cut_after_s: float, cut: str = "Stop, stop. Wait a moment please.") -> tuple[Path, Path, Path, str]:
     """Ask a question, let the model answer `cut_after_s`, cut in; return (probe, question, stop, stdout)."""
     question = speech("What is the weather like today?")
-    stop = speech("Stop, stop. Wait a moment please.")
+    stop = speech(cut)
     recording = server.record(folder / "probe.wav")
     runtime = start_runtime(server, folder, duration=duration, sets=sets)
     runtime.wait_started()
