@@ -104,6 +104,9 @@ class Engine:
         self._wall_start = 0.0
         self._tail_steps_used = 0
         self._finite = SampleGuard()  # NaN/inf input -> silence, reported once
+        attach = getattr(input, "attach_status", None)  # live devices that reopen themselves
+        if attach is not None:
+            attach(self.device_status)
 
     # ---- public surface -------------------------------------------------------------------
 
@@ -117,6 +120,14 @@ class Engine:
 
     def stop(self) -> None:
         self.submit(Command.STOP)
+
+    def device_status(self, ok: bool, message: str) -> None:
+        """A live device failed (DEGRADED: the model is cut off) or came back (LISTENING).
+
+        Called by the input between steps (from inside its read), so the controller is never fed
+        concurrently with a step."""
+        self._publish(EventType.DEVICE, what="recovered" if ok else "lost", message=message)
+        self._feed(Input.DEVICE_RECOVERED if ok else Input.DEVICE_ERROR)
 
     async def run(self, *, max_steps: int | None = None) -> None:
         """Run until the input ends (and the model has finished), STOP, or `max_steps`."""
