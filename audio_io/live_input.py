@@ -173,7 +173,7 @@ class LiveInput:
         n = min(self._seen_n, OFFSET_OBSERVATIONS)
         if n == 0:
             return
-        median = int(np.median(self._seen[:n]))
+        median = int(np.partition(self._seen[:n], n // 2)[n // 2])  # an observed value, never a midpoint
         if self._offset is None or abs(median - self._offset) > OFFSET_SLACK:
             self.offset_moves += self._offset is not None
             self._offset = median
