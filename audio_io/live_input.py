@@ -33,6 +33,7 @@ from audio_io.aec import FRAME, EchoCanceller, PassThrough
 from audio_io.devices import DeviceInfo, close_stream, sounddevice
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, STEP_SECONDS
 from audio_io.live_output import LiveOutput
+from audio_io.mic_profile import MicProfile
 from audio_io.ring import SampleRing
 from audio_io.vad import WebRtcVad
 from duplex.errors import DeviceError
@@ -88,6 +89,7 @@ class LiveInput:
         self._position = 0  # 16 kHz mic samples framed so far
         self._chunks_out = 0
         self._vad = WebRtcVad(2)
+        self.profile = MicProfile()  # notices a stream moved to another microphone by the sound server
         self._queue: asyncio.Queue[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = asyncio.Queue()
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,6 +205,7 @@ class LiveInput:
         t_end = self._chunk_end_time()
         self._chunks_out += 1
         chunk = self._clean.copy()
+        self.profile.add(self._raw)
         self.level = float(np.abs(chunk).max())
         self._note_speech(chunk, t_end)
         if self._guarded(t_end):

@@ -16,7 +16,9 @@ that outlive any one pair:
 - retry: the same devices, by name, reopened with backoff (0.25 s doubling to 4 s), each attempt
   ending only when both streams deliver their first callback; on success the next read reports
   `(True, message)` (controller -> LISTENING) and reads the new microphone;
-- after `retry_s` without success, `mic.read()` raises `DeviceError` (the session ends, exit 2).
+- after `retry_s` without success, `mic.read()` raises `DeviceError` (the session ends, exit 2);
+- a microphone whose level profile changes (`audio_io.mic_profile`: the sound server moved the
+  stream to another device, which PortAudio does not report) is reported as `(None, message)`.
 
 The engine sees one speaker queue for the whole session: every pair is opened on it.
 """
@@ -38,7 +40,7 @@ SPEAKER_STALL_S = 1.0  # a speaker callback missing this long (sink suspended, s
 FIRST_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 4.0
 
-StatusHook = Callable[[bool, str], None]
+StatusHook = Callable[[bool | None, str], None]  # (False: lost, True: recovered, None: a notice; message)
 Opener = Callable[[SpeakerQueue], Awaitable[tuple[Any, Any]]]  # -> started (LiveInput, LiveOutput)
 
 
@@ -93,6 +95,11 @@ class LiveLink:
         if chunk is None and not self._closed:  # the stream ended under us without an error
             self._fail(f"microphone '{self.current_mic.device.name}' closed unexpectedly")
             return np.zeros(STEP_SAMPLES, dtype=np.float32)
+        profile = getattr(self.current_mic, "profile", None)
+        change = profile.take_change() if profile is not None else None
+        if change:
+            self._report(None, f"microphone '{self.current_mic.device.name}' changed: {change} "
+                               "(moved to another device by the sound server?)")
         return chunk
 
     def _check_speaker(self) -> None:
@@ -146,7 +153,7 @@ class LiveLink:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
 
-    def _report(self, ok: bool, message: str) -> None:
+    def _report(self, ok: bool | None, message: str) -> None:
         if self._hook is not None:
             self._hook(ok, message)
 

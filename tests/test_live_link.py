@@ -149,3 +149,21 @@ def test_devices_that_never_come_back_end_the_session_after_retry_s() -> None:
         link.close()
 
     asyncio.run(main())
+
+
+def test_a_microphone_whose_noise_floor_jumps_is_reported_once_not_as_a_failure() -> None:
+    from audio_io.mic_profile import MicProfile
+
+    profile = MicProfile()
+    rng = np.random.default_rng(0)
+    changes = []
+    for k in range(200):  # 32 s: a mic at -60 dBFS noise, talked into now and then; moved at 20 s
+        level = -60.0 if k < 125 else -95.0
+        chunk = rng.standard_normal(STEP_SAMPLES).astype(np.float32) * 10 ** (level / 20)
+        if k % 20 < 8 and k < 125:
+            chunk += rng.standard_normal(STEP_SAMPLES).astype(np.float32) * 0.05  # speech-loud bursts
+        profile.add(chunk)
+        if change := profile.take_change():
+            changes.append((k, change))
+    assert len(changes) == 1 and 125 < changes[0][0] <= 125 + 12 + 10, changes
+    assert "-60 -> -95" in changes[0][1]

@@ -94,3 +94,25 @@ def test_a_suspended_speaker_is_flushed_and_never_plays_the_stale_reply(
     summary = next(e for e in runtime.read_events() if e.get("what") == "live")
     timeline = [e for e in runtime.read_events() if e.get("type") in ("control", "speaker", "device", "state")]
     assert all(ms < 1000 for ms in summary["stop_latency_ms"]), (summary["stop_latency_ms"], timeline)
+
+
+@pytest.mark.slow
+def test_a_microphone_moved_by_the_sound_server_is_reported(pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    import numpy as np
+    import soundfile as sf
+
+    room = tmp_path / "room.wav"  # the user's room: steady noise at -40 dBFS on the microphone
+    noise = np.random.default_rng(0).standard_normal(16_000 * 40).astype(np.float32) * 0.01
+    sf.write(room, noise, 16_000)
+    pulse.play(room)
+    runtime, _ = _start(pulse, speech, tmp_path, duration=22.0)
+    time.sleep(8.0)  # the session learns this microphone's noise floor
+    modules = [line.split("\t") for line in pulse.pactl("list", "short", "modules").splitlines()]
+    mic_module = next(m[0] for m in modules if "source_name=duplex_mic" in m[2])
+    pulse.pactl("set-default-source", "duplex_speaker.monitor")
+    pulse.pactl("unload-module", mic_module)  # PulseAudio moves our stream to the default source
+    changed = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "changed", 10.0)
+    assert changed, f"the moved microphone went unnoticed: {runtime.read_events()[-6:]}"
+    assert "moved" in changed["message"] and "noise floor" in changed["message"]
+    runtime.finish(timeout=60)
+    assert not [e for e in runtime.read_events() if e.get("type") == "device" and e.get("what") == "lost"]
