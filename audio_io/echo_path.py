@@ -15,9 +15,11 @@ up to `MAX_LAG_S` between what the speaker played and what the microphone heard:
 
 Verdicts, each needing `MIN_ACTIVE_S` of speaker activity in the window:
 
-- no echo: at every lag the microphone is `BYPASS_DB` or more below the speaker (quiet mic), or
-  it holds a steady noise floor that follows the speaker at no lag; every lag must have seen
-  the speaker active, so a verdict comes `MAX_LAG_S + MIN_ACTIVE_S` into the first reply;
+- no echo: at every lag even the microphone's loudest moments (90th percentile) are `BYPASS_DB`
+  or more below the speaker, or it holds a steady noise floor that follows the speaker at no
+  lag; every lag must have seen the speaker active, and the speaker must have played
+  `ABSENT_ACTIVE_S` in the window, so a verdict comes 0.7-1 s into the first reply (an echo that
+  arrives later than that, on a badly overloaded machine, can still be missed);
 - echo: the envelopes correlate (>= `ECHO_CORRELATION`) at a lag where the coupling is above
   `BYPASS_DB` and steady (interquartile range <= `ECHO_SPREAD_DB`), in `ECHO_VOTES` updates in a
   row (the user's voice over the speaker can line up with it for a moment, never for long);
@@ -44,6 +46,7 @@ ECHO_VOTES = 4  # consecutive echo-like updates (0.64 s) before an echo verdict:
 WINDOW_S = 1.5
 MAX_LAG_S = 0.5  # device buffering + room: the echo lags its reference by up to this much
 MIN_ACTIVE_S = 0.2
+ABSENT_ACTIVE_S = 0.5  # speaker activity (at no delay) in the window before "no echo" can be said
 STEADY_DB = 6.0  # a mic whose level spreads less than this hears only its noise floor
 UPDATE_FRAMES = 16  # one verdict per 160 ms step
 
@@ -99,9 +102,12 @@ class EchoPath:
         best = int(np.argmax(corr))
         self.correlation = float(corr[best])
         steady = float(np.percentile(near, 90) - np.percentile(near, 10)) < STEADY_DB
-        if usable.all() and (coupling.max() < BYPASS_DB or (steady and corr.max() < 0.3)):
+        loudest = np.full(rows.shape[0], np.inf)  # the mic's loudest moments against the speaker
+        loudest[usable] = np.nanpercentile(diff[usable], 90, axis=1)
+        settled = counts[0] >= ABSENT_ACTIVE_S * 100  # long enough for a slow echo to have shown up
+        if usable.all() and settled and (loudest.max() < BYPASS_DB or (steady and corr.max() < 0.3)):
             self.present = False
-            self.coupling_db = float(coupling.max())
+            self.coupling_db = float(loudest.max())
             self.delay_s = None
             self.verdicts += 1
             self._votes = 0

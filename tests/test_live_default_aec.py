@@ -27,7 +27,7 @@ def test_default_config_stops_for_a_barge_in_and_not_for_its_echo(
         pulse: Pulse, speech, tmp_path: Path, echo_db: float | None) -> None:  # noqa: F811
     if echo_db is not None:
         pulse.echo(echo_db)
-    probe, question, stop, _ = converse(pulse, speech, tmp_path, duration=11.0, cut_after_s=1.2, sets=[], cut=CUT)
+    probe, question, stop, _ = converse(pulse, speech, tmp_path, duration=11.0, cut_after_s=1.5, sets=[], cut=CUT)
     events = read_events(tmp_path)
     breaks = [e for e in events if e.get("token") == "BREAK"]
     summary = next(e for e in events if e.get("what") == "live")

@@ -43,12 +43,12 @@ def first(verdicts: list[tuple[float, bool | None]], value: bool) -> float:
     return next(t for t, v in verdicts if v is value)
 
 
-def test_no_echo_path_is_found_within_the_first_second_of_a_reply() -> None:
+def test_no_echo_path_is_found_early_in_the_first_reply() -> None:
     far = np.concatenate([np.zeros(3 * RATE, np.float32), talk(4.0, seed=2)])
     verdicts = run(path := EchoPath(), room(far, None), far)
-    assert first(verdicts, False) - 3.0 <= MAX_LAG_S + 2 * MIN_ACTIVE_S + 0.2
+    assert first(verdicts, False) - 3.0 <= 1.3  # 0.5 s of speaker activity, at every lag up to 0.5 s
     assert all(v is not True for _, v in verdicts)
-    assert path.coupling_db is not None and path.coupling_db < -35
+    assert path.coupling_db is not None and path.coupling_db < -20  # the noise floor, 20+ dB under the speaker
 
 
 def test_an_echo_at_minus_10_db_is_measured_with_its_delay() -> None:
