@@ -30,10 +30,15 @@ Verdicts, each needing `MIN_ACTIVE_S` of speaker activity in the window:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from audio_io.format import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from audio_io.aec import EchoCanceller
 
 FRAME = SAMPLE_RATE // 100
 FLOOR_DB = -100.0
@@ -148,9 +153,9 @@ class GatedCanceller:
     an echo appears (the user unplugs the headset) the first verdict switches it back in.
     """
 
-    def __init__(self, inner: object) -> None:
+    def __init__(self, inner: EchoCanceller) -> None:
         self.inner = inner
-        self.name: str = inner.name  # type: ignore[attr-defined]
+        self.name = inner.name
         self.path = EchoPath()
         self.bypassed_frames = 0
         self.frames = 0
@@ -161,14 +166,14 @@ class GatedCanceller:
 
     def process(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> None:
         self.path.add(near, far)
-        self.inner.process(near, far, out)  # type: ignore[attr-defined]
+        self.inner.process(near, far, out)
         self.frames += 1
         if self.path.present is False:
             out[:] = near
             self.bypassed_frames += 1
 
     def reset(self) -> None:
-        self.inner.reset()  # type: ignore[attr-defined]
+        self.inner.reset()
         self.path.reset()
 
     def figures(self) -> dict[str, object]:
