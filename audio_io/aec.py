@@ -12,7 +12,9 @@ Two engines, compared by `bench/aec_compare.py` (ERLE, false barge-ins):
   library ships with PulseAudio on Debian: `libspeexdsp1`).
 
 `make_aec("auto")` picks the first one available; `none` passes audio through untouched (the
-name is `none`, not `off`, because YAML reads a bare `off` as false).
+name is `none`, not `off`, because YAML reads a bare `off` as false). Every real canceller is
+wrapped in `audio_io.echo_path.GatedCanceller`, which measures the echo path and bypasses the
+canceller when there is none (a headset), so its suppressor cannot eat the user's barge-in.
 """
 
 from __future__ import annotations
@@ -159,18 +161,24 @@ class SpeexAec:
         self.close()
 
 
-def make_aec(kind: str) -> EchoCanceller:
-    """The canceller `kind` names; `auto` = webrtc if livekit is installed, else speex, else off."""
+def make_aec(kind: str, *, gated: bool = True) -> EchoCanceller:
+    """The canceller `kind` names; `auto` = webrtc if livekit is installed, else speex, else off.
+
+    `gated` (the default) wraps it in the echo-path gate; `False` gives the bare engine (benches).
+    """
+    from audio_io.echo_path import GatedCanceller
+
     if kind == "none":
         return PassThrough()
+    wrap = GatedCanceller if gated else (lambda inner: inner)
     if kind == "webrtc":
-        return WebRtcAec()
+        return wrap(WebRtcAec())
     if kind == "speex":
-        return SpeexAec()
+        return wrap(SpeexAec())
     if kind == "auto":
         for make in (WebRtcAec, SpeexAec):
             try:
-                return make()
+                return wrap(make())
             except ConfigError:
                 continue
         return PassThrough()

@@ -115,6 +115,17 @@ def find_device(spec: str, direction: Direction) -> DeviceInfo:
     raise DeviceError(f"{what} device {spec!r} is ambiguous ({names}); give the index instead")
 
 
+def rescan() -> None:
+    """Make PortAudio list the devices afresh (it lists them once, at start): after a sound server
+    restart or a replug. Only with no stream open: reinitialising closes every stream."""
+    sd = sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except sd.PortAudioError as exc:
+        raise DeviceError(f"PortAudio cannot list devices ({exc})") from exc
+
+
 def close_stream(stream: object) -> None:
     """Abort and close a PortAudio stream; a failed device must not hide the session's result."""
     try:

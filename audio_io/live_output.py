@@ -11,11 +11,16 @@ is at most one block plus the fade. Each callback also
   before the speaker runs dry, and counts `underruns` (the queue ran dry mid-turn and audio
   came back within a step) and `xruns` (PortAudio reported an output underflow);
 - stamps speaker edges (audible / silent) on the session clock for the engine's speaker events;
-- measures time-to-silence after each flush (flush -> last non-zero sample leaving the callback).
+- measures time-to-silence after each flush (flush -> last non-zero sample leaving the callback);
+- notes `last_callback` (time.monotonic()), so the loop can tell a stalled stream (a suspended
+  sink stops calling back, and would otherwise play its stale queue when it resumes).
+
+The queue can be handed in: a session that reopens its speaker (`audio_io.live_link`) keeps one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,13 +43,14 @@ class LiveOutput:
     clocked = False
 
     def __init__(self, device: DeviceInfo, *, rate: int = 0, block_ms: float = 20.0, jitter_s: float = 0.16,
-                 latency: str | float = "high", now: Callable[[], float] = time.monotonic) -> None:
+                 latency: str | float = "high", now: Callable[[], float] = time.monotonic,
+                 queue: SpeakerQueue | None = None) -> None:
         self.device = device
         self.rate = int(rate or device.default_samplerate)
         self.n16, self.block = block_frames(SAMPLE_RATE, self.rate, block_ms)
         self.block_s = self.n16 / SAMPLE_RATE
         self.jitter_s = jitter_s
-        self.queue = SpeakerQueue()
+        self.queue = queue or SpeakerQueue()
         self.queue.timed = True  # speaker events come from this callback's marks, never from counters
         self.reference = SampleRing(SAMPLE_RATE * 8)
         self.now = now  # session clock (seconds), readable from any thread
@@ -66,6 +72,8 @@ class LiveOutput:
         self._tts_from: float | None = None  # monotonic flush time while a measurement is open
         self._tts_last = 0.0
         self._closing = False
+        self.callbacks = 0
+        self.last_callback = time.monotonic()  # the stream is not expected to call back before start()
         self._stream = self._open(latency)
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -83,10 +91,19 @@ class LiveOutput:
         return stream
 
     def start(self) -> None:
+        self.last_callback = time.monotonic()
         try:
             self._stream.start()
         except Exception as exc:
             raise DeviceError(f"speaker '{self.device.name}' cannot start ({exc})") from exc
+
+    async def started(self, timeout: float) -> None:
+        """Wait for the first callback: a stream on a suspended sink opens but is never called."""
+        deadline = time.monotonic() + timeout
+        while self.callbacks == 0:
+            if self.error or time.monotonic() > deadline:
+                raise DeviceError(self.error or f"speaker '{self.device.name}' played nothing in {timeout:.1f} s")
+            await asyncio.sleep(0.02)
 
     def advance(self) -> None:
         """Callback devices play on their own; the engine never calls this."""
@@ -105,6 +122,8 @@ class LiveOutput:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status.output_underflow:
             self.xruns += 1
+        self.callbacks += 1
+        self.last_callback = time.monotonic()
         t = self.now()
         mono = time.monotonic()
         queue = self.queue

@@ -1,17 +1,25 @@
-"""Compare the echo cancellers (none, webrtc, speex) in a simulated room; print JSON.
+"""Compare the echo cancellers (none, webrtc, speex) in simulated rooms; print JSON.
 
-A closed loop on the offline engine with the policy backbone: whatever the speaker plays leaks
-back into the microphone through a room (delay + decaying impulse response) at `--echo-db`
-below the speaker, plus a little noise; the canceller sees the played signal as reference, the
-same pairing the live input uses. Two sessions per canceller:
+A closed loop on the offline engine with the default config (backbone and all): whatever the
+speaker plays leaks back into the microphone through a room (delay + decaying impulse response)
+at `--echo-db` below the speaker, plus a little noise; the canceller sees the played signal as
+reference, the same pairing the live input uses. Two setups, with no config change between them:
+
+- `headset`: no echo path at all (the canceller has nothing to cancel);
+- `speakers`: the speaker leaks back at `--echo-db`.
+
+Cancellers: `auto` (the default: the best engine installed, behind the echo-path gate of
+`audio_io.echo_path`), `none`, and each engine `gated` or `bare` (the bare one is the behaviour
+before the gate). Two sessions per canceller and setup:
 
 - `reply`: the user asks once, the model answers for `--reply-s` seconds, the user stays silent.
   Any BREAK (or reply pause) is a false barge-in. ERLE is measured on this echo-only stretch.
-- `barge_in`: the same, and the user says "stop" `--cut-s` into the reply. Reported: whether the model
+- `barge_in`: the same, and the user says "Hold on a second, let me interrupt you right there"
+  `--cut-s` into the reply. Reported: whether the model
   yielded, how long after the user's onset, and how much of the user's voice survived the
   canceller during double talk (near-end attenuation; 0 dB = untouched).
 
-    python bench/aec_compare.py [--echo-db -10] [--delay-ms 100] [--reply-s 60]
+    python bench/aec_compare.py [--echo-db -10] [--delay-ms 100] [--reply-s 60] [--setups headset,speakers]
 """
 
 from __future__ import annotations
@@ -91,9 +99,15 @@ class Room:
         pass
 
 
+def canceller(kind: str) -> EchoCanceller:
+    """`auto`, `none`, `webrtc`/`speex` (gated, as live), `webrtc-bare`/`speex-bare` (no gate)."""
+    name, _, bare = kind.partition("-")
+    return make_aec(name, gated=bare != "bare")
+
+
 def session(kind: str, user: np.ndarray, cfg_sets: list[str], args: argparse.Namespace) -> tuple[Room, list]:
     cfg = load_config(sets=cfg_sets)
-    room = Room(user, make_aec(kind), echo_db=args.echo_db, delay_ms=args.delay_ms)
+    room = Room(user, canceller(kind), echo_db=args.echo_db, delay_ms=args.delay_ms)
     bus = EventBus()
     sub = bus.subscribe()
     engine = Engine(model=load_model(cfg), input=room, output=room, bus=bus, clock=VirtualClock(),
@@ -125,11 +139,13 @@ def measure(kind: str, args: argparse.Namespace, clips: dict[str, np.ndarray], r
     first = speak_t[0]
     lo, hi = int((first + 2.0) * SAMPLE_RATE), int((first + args.reply_s - 1) * SAMPLE_RATE)
     mic = room.echo[lo:hi] + room.noise[lo:hi]
+    echo = bool(np.any(room.echo))  # ERLE means nothing without an echo (headset)
     reply = {"false_barge_ins": false_barge_ins(events), "breaks": len(breaks),
-             "erle_db": round(erle_db(mic, room.cleaned[lo:hi]), 1),
+             "erle_db": round(erle_db(mic, room.cleaned[lo:hi]), 1) if echo else None,
              "erle_first_2s_db": round(erle_db(room.echo[lo - 2 * SAMPLE_RATE : lo],
-                                               room.cleaned[lo - 2 * SAMPLE_RATE : lo]), 1),
-             "aec_ms_per_s_audio": round(wall * 1000 / (total / SAMPLE_RATE), 1)}
+                                               room.cleaned[lo - 2 * SAMPLE_RATE : lo]), 1) if echo else None,
+             "session_ms_per_s_audio": round(wall * 1000 / (total / SAMPLE_RATE), 1),
+             **(room.aec.figures() if hasattr(room.aec, "figures") else {})}
     # The same, with the user cutting in `--cut-s` into the reply.
     stop = clips["stop"]
     cut = int((first + args.cut_s) * SAMPLE_RATE)
@@ -145,17 +161,19 @@ def measure(kind: str, args: argparse.Namespace, clips: dict[str, np.ndarray], r
     barge = {"yielded": silent is not None, "break": broke is not None,
              "stop_latency_s": round(silent - cut / SAMPLE_RATE, 3) if silent is not None else None,
              "near_end_change_db": round(float(near_change), 1),
-             "false_barge_ins_before_cut": false_barge_ins(events2, until=cut / SAMPLE_RATE)}
+             "false_barge_ins_before_cut": false_barge_ins(events2, until=cut / SAMPLE_RATE),
+             **(room2.aec.figures() if hasattr(room2.aec, "figures") else {})}
     return {"reply": reply, "barge_in": barge}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--echo-db", type=float, default=-10.0, help="echo level relative to the speaker")
+    p.add_argument("--echo-db", type=float, default=-10.0, help="echo level relative to the speaker (speakers setup)")
+    p.add_argument("--setups", default="headset,speakers", help="headset (no echo path), speakers (--echo-db)")
     p.add_argument("--delay-ms", type=float, default=100.0, help="speaker-to-mic delay (device buffering)")
     p.add_argument("--reply-s", type=float, default=60.0, help="length of the model's reply")
     p.add_argument("--cut-s", type=float, default=1.5, help="when the user cuts in, seconds into the reply")
-    p.add_argument("--kinds", default="none,webrtc,speex")
+    p.add_argument("--kinds", default="auto,none,webrtc-bare,speex,speex-bare")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
@@ -165,10 +183,17 @@ def main() -> None:
         sf.write(reply_wav, reply, SAMPLE_RATE)
         clips = {name: sf.read(speak(cache, text, gain_db=-6.0), dtype="float32")[0]
                  for name, text in (("question", "What will the weather be like this week?"),
-                                    ("stop", "Stop, stop. Wait a moment please."))}
-        results = {kind: measure(kind, args, clips, reply_wav) for kind in args.kinds.split(",")}
-    print(json.dumps({"echo_db": args.echo_db, "delay_ms": args.delay_ms, "reply_s": args.reply_s,
-                      "config": dataclasses.asdict(load_config().policy), "results": results}, indent=1))
+                                    ("stop", "Hold on a second, let me interrupt you right there."))}
+        results: dict[str, dict] = {}
+        for setup in args.setups.split(","):
+            if setup not in ("headset", "speakers"):
+                raise SystemExit(f"--setups: unknown setup {setup!r} (headset, speakers)")
+            run = argparse.Namespace(**{**vars(args), "echo_db": -np.inf if setup == "headset" else args.echo_db})
+            results[setup] = {kind: measure(kind, run, clips, reply_wav) for kind in args.kinds.split(",")}
+    cfg = load_config()
+    print(json.dumps({"echo_db": {"headset": None, "speakers": args.echo_db}, "delay_ms": args.delay_ms,
+                      "reply_s": args.reply_s, "cut_s": args.cut_s, "backbone": cfg.backbone,
+                      "live": dataclasses.asdict(cfg.live), "results": results}, indent=1))
 
 
 if __name__ == "__main__":

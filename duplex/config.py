@@ -68,7 +68,8 @@ class LiveConfig:
     jitter_ms: float = opt(160.0, "playout delay before each model turn, so later steps arrive before the speaker runs dry (default one step)", lo=0.0, hi=1280.0)
     aec: str = opt("auto", "acoustic echo cancellation with the played signal as reference (auto = webrtc if livekit is installed, else speex)", choices=("auto", "webrtc", "speex", "none"))
     guard_s: float | None = opt(None, "after the model starts speaking, ignore the microphone this long (null = 0.5 s when aec is none, 0 otherwise)", lo=0.0, hi=3.0)
-    stall_s: float = opt(3.0, "a microphone that delivers nothing this long ends the session with an error", lo=0.5, hi=60.0)
+    stall_s: float = opt(3.0, "a microphone that delivers nothing this long has failed (the session goes DEGRADED and reopens it)", lo=0.5, hi=60.0)
+    device_retry_s: float = opt(60.0, "a failed microphone or speaker is reopened (by name, with backoff) this long before the session ends with an error", lo=0.0, hi=86_400.0)
     tui: bool = opt(True, "show the terminal UI in live sessions (off: print the timeline)")
 
 

@@ -104,6 +104,9 @@ class Engine:
         self._wall_start = 0.0
         self._tail_steps_used = 0
         self._finite = SampleGuard()  # NaN/inf input -> silence, reported once
+        attach = getattr(input, "attach_status", None)  # live devices that reopen themselves
+        if attach is not None:
+            attach(self.device_status)
 
     # ---- public surface -------------------------------------------------------------------
 
@@ -117,6 +120,17 @@ class Engine:
 
     def stop(self) -> None:
         self.submit(Command.STOP)
+
+    def device_status(self, ok: bool | None, message: str) -> None:
+        """A live device failed (DEGRADED: the model is cut off), came back (LISTENING), or changed
+        under us (None: an event only).
+
+        Called by the input between steps (from inside its read), so the controller is never fed
+        concurrently with a step."""
+        what = "changed" if ok is None else "recovered" if ok else "lost"
+        self._publish(EventType.DEVICE, what=what, message=message)
+        if ok is not None:
+            self._feed(Input.DEVICE_RECOVERED if ok else Input.DEVICE_ERROR)
 
     async def run(self, *, max_steps: int | None = None) -> None:
         """Run until the input ends (and the model has finished), STOP, or `max_steps`."""

@@ -27,6 +27,7 @@ class EventType(enum.Enum):
     OVERRUN = "overrun"  # a step took longer than its budget
     BAD_SAMPLES = "bad_samples"  # NaN/inf input samples replaced with silence (first time only)
     ERROR = "error"
+    DEVICE = "device"  # a live sound device failed (lost) or came back (recovered)
 
 
 @dataclass(frozen=True, slots=True)

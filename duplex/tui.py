@@ -56,6 +56,7 @@ class SessionMetrics:
     transcript: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     mic_open: bool = True
     lines_total: int = 0  # timeline lines ever added (the deque keeps the last 200)
+    device_events: int = 0  # device lost / recovered events
     audible: bool = False
     _silent_at: float = -1.0
     _cut_from: float | None = None  # start of the user's speech that cut the model off
@@ -69,7 +70,7 @@ class SessionMetrics:
         match event.type:
             case EventType.STATE:
                 self.phase = str(d["to"])
-            case EventType.CONTROL if d.get("token") == "BREAK":
+            case EventType.CONTROL if d.get("token") == "BREAK" and self.phase in ("SPEAKING", "DRAINING"):
                 self.barge_ins += 1
                 self._cut_from = self.mic.speech_started if self.mic.speech_started >= 0 else t
                 self._line(t, "barge-in: you cut in")
@@ -97,6 +98,9 @@ class SessionMetrics:
             case EventType.ERROR:
                 self.errors.append(str(d.get("message")))
                 self._line(t, f"error: {d.get('message')}")
+            case EventType.DEVICE:
+                self.device_events += 1
+                self._line(t, f"device {d.get('what')}: {d.get('message')}")
             case EventType.OVERRUN | EventType.COMMAND:
                 self._line(t, describe(event))
             case _:
@@ -125,6 +129,7 @@ class SessionMetrics:
             "mic_overflows": self.mic.overflows, "mic_dropped_chunks": self.mic.dropped_chunks + self.mic.lost,
             "device_latency_ms": round((self.mic.latency_s + self.speaker.latency_s) * 1000, 1),
             "jitter_ms": round(self.speaker.jitter_s * 1000), "aec": self.aec, "guard_s": self.guard_s,
+            **self.mic.echo_figures(),
         }
 
 

@@ -123,10 +123,14 @@ def _rows() -> dict[tuple[Phase, Input], Row]:
     row(P.DRAINING, I.SHIFT, P.SPEAKING, A.START_SPEAKER, note="next turn right away")
     row(P.DRAINING, I.AUDIO, P.DRAINING, A.DROP_AUDIO, note="after EOT: never played")
 
-    # DEGRADED: only recovery, stop or reset lead out; the model is not heard meanwhile.
-    row(P.DEGRADED, I.DEVICE_RECOVERED, P.LISTENING, A.OPEN_MIC, note="devices back")
+    # DEGRADED: a device is being reopened; only its recovery or STOP lead out. The model is not
+    # heard meanwhile, and nothing it said before is played when the device comes back. The mic
+    # stays as the user left it (muted stays muted).
+    row(P.DEGRADED, I.DEVICE_RECOVERED, P.LISTENING, note="devices back: listening on the new streams")
     row(P.DEGRADED, I.DEVICE_ERROR, P.DEGRADED, note="still down")
     row(P.DEGRADED, I.SHIFT, P.DEGRADED, note="nobody can hear it")
+    row(P.DEGRADED, I.RESET, P.DEGRADED, A.FLUSH_SPEAKER, A.CANCEL_SYNTHESIS, A.RESET_CONTEXT,
+        note="forget the conversation; still waiting for the device")
     return t
 
 

@@ -30,7 +30,7 @@ class Runtime:
     events: Path
     started_at: float = 0.0  # time.monotonic() when the session clock started (approx.)
 
-    def wait_started(self, timeout: float = 20.0) -> None:
+    def wait_started(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

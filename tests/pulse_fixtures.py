@@ -81,6 +81,18 @@ class Pulse:
             time.sleep(0.1)
         raise RuntimeError("the echo loopback never appeared")
 
+    def restart(self, down_s: float = 1.0) -> None:
+        """Kill the daemon (every stream fails at once), wait `down_s`, start it again as before."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        time.sleep(down_s)
+        fresh = start_pulse(self.root)
+        self.process = fresh.process
+
+    def suspend(self, sink: str, on: bool) -> None:
+        """Suspend (or resume) a sink: its streams stop being called, their audio is held."""
+        self.pactl("suspend-sink", sink, "1" if on else "0")
+
     def runtime_env(self) -> dict[str, str]:
         """Environment for a runtime process: ALSA's 'pulse' device reaches this daemon."""
         return dict(self.env)

@@ -255,7 +255,7 @@ def test_tui_folds_events_into_latencies_and_renders(fake_sd: SimpleNamespace) -
 
     out, _ = speaker()
     mic = SimpleNamespace(level=0.1, speech=False, speech_started=-1.0, speech_ended=-1.0, overflows=0,
-                          dropped_chunks=0, lost=0, latency_s=0.04)
+                          dropped_chunks=0, lost=0, latency_s=0.04, echo_figures=dict)
     engine = SimpleNamespace(stats=StepStats(), step_index=100)
     engine.stats.add(1.0)
     m = SessionMetrics(mic=mic, speaker=out, engine=engine, aec="webrtc")  # type: ignore[arg-type]

@@ -47,10 +47,10 @@ def read_events(folder: Path) -> list[dict]:
 
 
 def converse(server: Pulse, speech, folder: Path, *, sets: list[str], duration: float,  # type: ignore[no-untyped-def]
-             cut_after_s: float) -> tuple[Path, Path, Path, str]:
+             cut_after_s: float, cut: str = "Stop, stop. Wait a moment please.") -> tuple[Path, Path, Path, str]:
     """Ask a question, let the model answer `cut_after_s`, cut in; return (probe, question, stop, stdout)."""
     question = speech("What is the weather like today?")
-    stop = speech("Stop, stop. Wait a moment please.")
+    stop = speech(cut)
     recording = server.record(folder / "probe.wav")
     runtime = start_runtime(server, folder, duration=duration, sets=sets)
     runtime.wait_started()
@@ -106,7 +106,8 @@ def test_speakers_own_voice_at_minus_10_db_never_interrupts_it_but_the_user_does
     events = read_events(tmp_path)
     breaks = [e for e in events if e.get("token") == "BREAK"]
     starts = [e for e in events if e.get("type") == "speaker" and e.get("what") == "started"]
-    assert len(breaks) == 1, f"expected only the user's barge-in, got {breaks}"
+    summary = next((e for e in events if e.get("what") == "live"), {})
+    assert len(breaks) == 1, f"expected only the user's barge-in, got {breaks} ({summary})"
     assert len(starts) >= 1 and all(s["t"] > breaks[0]["t"] for s in starts[1:]), \
         f"the reply stopped and restarted before the user cut in (paused on its own echo): {starts}"
     check_turn_and_stop(probe, question, stop)
