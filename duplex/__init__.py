@@ -9,7 +9,7 @@ The public API, all importable from here:
 - configuration: `load_config`, `Config`
 - commands (`duplex.commands`): `Mute`, `Unmute`, `StopSpeaking`, `Reset`, `Stop`, `Say`
 - events (`duplex.events`): `StateChanged`, `Control`, `Speaker`, `Text`, `Mic`, `CommandApplied`,
-  `Step`, `Overrun`, `Error`, `SessionStarted`, `SessionStopped`, `SessionSummary` (all `Event`s)
+  `Step`, `Overrun`, `Error`, `BadSamples`, `SessionStarted`, `SessionStopped`, `SessionSummary` (all `Event`s)
 - errors (`duplex.errors`): `DuplexError` and its subclasses
 
 Importing this package stays cheap (no torch, no numpy, no sound devices): each name is loaded
