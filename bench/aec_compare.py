@@ -41,11 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from audio_io.aec import FRAME, EchoCanceller, erle_db, make_aec  # noqa: E402
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES  # noqa: E402
 from audio_io.speaker import SpeakerQueue  # noqa: E402
-from duplex.backbones import load_model  # noqa: E402
 from duplex.clock import VirtualClock  # noqa: E402
 from duplex.config import load_config  # noqa: E402
-from duplex.engine import Engine  # noqa: E402
-from duplex.events import EventBus, EventType  # noqa: E402
+from duplex.events import Control, Speaker  # noqa: E402
+from duplex.session import DuplexSession  # noqa: E402
+from duplex.tokens import Kind  # noqa: E402
 from tests.speech import speak  # noqa: E402
 
 REPLY_TEXT = ("Here is the long answer you asked for. The weather this week will be mild, with sunshine in the "
@@ -108,18 +108,15 @@ def canceller(kind: str) -> EchoCanceller:
 def session(kind: str, user: np.ndarray, cfg_sets: list[str], args: argparse.Namespace) -> tuple[Room, list]:
     cfg = load_config(sets=cfg_sets)
     room = Room(user, canceller(kind), echo_db=args.echo_db, delay_ms=args.delay_ms)
-    bus = EventBus()
-    sub = bus.subscribe()
-    engine = Engine(model=load_model(cfg), input=room, output=room, bus=bus, clock=VirtualClock(),
-                    config=cfg.engine, offline=False)
-    asyncio.run(engine.run())
-    return room, sub.pending()
+    # live=True: the session ends with the room's input (no offline tail); the virtual clock keeps it fast.
+    events = asyncio.run(DuplexSession(config=cfg, input=room, output=room, live=True, clock=VirtualClock()).play())
+    return room, events
 
 
 def false_barge_ins(events: list, until: float = float("inf")) -> int:
     """Times the model stopped talking on its own echo: BREAKs, and pauses inside the reply."""
-    breaks = [e for e in events if e.type is EventType.CONTROL and e.data.get("token") == "BREAK" and e.t < until]
-    starts = [e for e in events if e.type is EventType.SPEAKER and e.data.get("what") == "started" and e.t < until]
+    breaks = [e for e in events if isinstance(e, Control) and e.token is Kind.BREAK and e.t < until]
+    starts = [e for e in events if isinstance(e, Speaker) and e.audible and e.t < until]
     return len(breaks) + max(0, len(starts) - 1 - len(breaks))
 
 
@@ -132,10 +129,10 @@ def measure(kind: str, args: argparse.Namespace, clips: dict[str, np.ndarray], r
     started = time.perf_counter()
     room, events = session(kind, user, sets, args)
     wall = time.perf_counter() - started
-    speak_t = [e.t for e in events if e.type is EventType.SPEAKER and e.data.get("what") == "started"]
+    speak_t = [e.t for e in events if isinstance(e, Speaker) and e.audible]
     if not speak_t:
         raise SystemExit(f"{kind}: the model never answered the question")
-    breaks = [e.t for e in events if e.type is EventType.CONTROL and e.data.get("token") == "BREAK"]
+    breaks = [e.t for e in events if isinstance(e, Control) and e.token is Kind.BREAK]
     first = speak_t[0]
     lo, hi = int((first + 2.0) * SAMPLE_RATE), int((first + args.reply_s - 1) * SAMPLE_RATE)
     mic = room.echo[lo:hi] + room.noise[lo:hi]
@@ -153,8 +150,8 @@ def measure(kind: str, args: argparse.Namespace, clips: dict[str, np.ndarray], r
     user2[cut : cut + stop.size] += stop
     room2, events2 = session(kind, user2, sets, args)
     after = [e for e in events2 if e.t >= cut / SAMPLE_RATE]
-    silent = next((e.t for e in after if e.type is EventType.SPEAKER and e.data.get("what") == "stopped"), None)
-    broke = next((e.t for e in after if e.type is EventType.CONTROL and e.data.get("token") == "BREAK"), None)
+    silent = next((e.t for e in after if isinstance(e, Speaker) and not e.audible), None)
+    broke = next((e.t for e in after if isinstance(e, Control) and e.token is Kind.BREAK), None)
     seg = slice(cut, cut + stop.size)
     heard = np.mean((stop + room2.echo[seg]) ** 2)
     near_change = 10 * np.log10(np.mean(room2.cleaned[seg] ** 2) / max(float(heard), 1e-20))

@@ -83,12 +83,16 @@ def _chat(args: argparse.Namespace) -> int:
         from duplex.live_cli import run_live
 
         return run_live(cfg, args)
-    from duplex.offline import run_wav_session
+    import asyncio
+
+    from duplex.session import DuplexSession, summary_of
     from duplex.timeline import print_timeline
 
-    result = run_wav_session(cfg, args.input, args.output, args.events, realtime=args.realtime)
+    session = DuplexSession(config=cfg, input=args.input, output=args.output, events_path=args.events,
+                            realtime=args.realtime)
+    events = asyncio.run(session.play())
     if not args.quiet:
-        print_timeline(result.events, result.summary)
+        print_timeline(events, summary_of(events))
     return 0
 
 

@@ -94,11 +94,12 @@ def _live_factory(cfg: Config) -> SessionFactory:
         from duplex.backbones import load_model
         from duplex.live_devices import open_live_devices
         from duplex.session import DuplexSession
+        from duplex.worker import ModelWorker
 
         if not loaded:
             loaded.append(await asyncio.to_thread(load_model, cfg))  # before the microphone runs
         model = loaded[0]
-        model.vocoder.reset()
+        ModelWorker.of(model).reset_vocoder()  # on the model's thread, behind anything still in flight
         devices = await open_live_devices(live)
         return DuplexSession(config=cfg, input=devices.mic, output=devices.speaker, model=model, live=True,
                              clock=devices.clock)
@@ -107,7 +108,7 @@ def _live_factory(cfg: Config) -> SessionFactory:
 
 
 async def _serve(cfg: Config, open_session: SessionFactory, *, once: bool) -> int:
-    from duplex.mqtt.host import SessionHost
+    from duplex.kiosk import SessionHost
 
     host = SessionHost(open_session=open_session, autostart=cfg.mqtt.autostart or once,
                        restart_delay_s=cfg.mqtt.restart_delay_s, once=once)

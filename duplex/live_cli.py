@@ -1,9 +1,9 @@
-"""`duplex-chat` without `--input`: a live conversation on the sound card, same engine as offline.
+"""`duplex-chat` without `--input`: a live conversation on the sound card, the same DuplexSession as offline.
 
 Opens the devices (one line naming the device and the fix when that fails), waits out the
 start-up stall of the streams, starts the session clock on the microphone's first block, then
-runs the engine next to the terminal UI (or a plain timeline), the event log and the recorder in
-one task group. Ctrl-C, `q` or `--duration` end the session cleanly with a summary.
+runs the session next to the terminal UI (or a plain timeline) and the recorder; the session
+writes the event log. Ctrl-C, `q` or `--duration` end the session cleanly with a summary.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from duplex.config import Config, LiveConfig
 from duplex.errors import DeviceError
 
 if TYPE_CHECKING:  # the rest loads when a live session starts, so `--help` stays fast
-    from duplex.engine import Engine
-    from duplex.eventlog import EventLog
+    from duplex.session import DuplexSession
     from duplex.tui import SessionMetrics
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,92 +55,70 @@ def run_live(cfg: Config, args: argparse.Namespace) -> int:
         inp, out = default_indices()
         print(describe_devices(list_devices(), inp, out))
         return 0
-    live = live_options(cfg, args)
-    session = LiveSession(cfg, live, record=getattr(args, "record", None), events=getattr(args, "events", None),
-                          duration=getattr(args, "duration", None))
-    return asyncio.run(session.run())
+    return asyncio.run(converse(cfg, live_options(cfg, args), record=getattr(args, "record", None),
+                                events=getattr(args, "events", None), duration=getattr(args, "duration", None)))
 
 
-class LiveSession:
-    """One live conversation: devices, engine, UI, log and recorder, opened and closed together."""
+async def converse(cfg: Config, live: LiveConfig, *, record: Path | None = None, events: Path | None = None,
+                   duration: float | None = None) -> int:
+    """One live conversation: a DuplexSession on the sound card, with the UI, recorder and log."""
+    from audio_io.record import Recorder
+    from duplex.backbones import load_model
+    from duplex.live_devices import open_live_devices
+    from duplex.session import DuplexSession
+    from duplex.tui import SessionMetrics, summary_lines
 
-    def __init__(self, cfg: Config, live: LiveConfig, *, record: Path | None = None, events: Path | None = None,
-                 duration: float | None = None) -> None:
-        self.cfg, self.live = cfg, live
-        self.record, self.events, self.duration = record, events, duration
-        from duplex.events import EventBus
+    log_path = events or (record / "events.jsonl" if record else None)
+    model = await asyncio.to_thread(load_model, cfg)  # config and checkpoint errors before any device too
+    recorder = Recorder(record) if record else None
+    try:
+        devices = await open_live_devices(live, tap=recorder)
+        metrics: SessionMetrics | None = None
+        session = DuplexSession(config=cfg, input=devices.mic, output=devices.speaker, model=model, live=True,
+                                clock=devices.clock, events_path=log_path,
+                                summary=lambda: metrics.figures() if metrics is not None else {})
+        metrics = SessionMetrics(mic=devices.mic, speaker=devices.speaker, session=session, aec=devices.aec,
+                                 guard_s=devices.guard_s)
+        await _run(session, metrics, tui=live.tui and sys.stdout.isatty(), duration=duration)
+    finally:
+        if recorder:
+            recorder.close()
+    assert metrics is not None
+    for line in summary_lines(metrics):
+        print(line)
+    if metrics.errors:  # a device failed mid-session: the summary, then one error line, exit 2
+        raise DeviceError(metrics.errors[-1])
+    return 0
 
-        self.bus = EventBus()
-        self.engine: Engine | None = None
 
-    async def run(self) -> int:
-        from audio_io.record import Recorder
-        from duplex.backbones import load_model
-        from duplex.engine import Engine
-        from duplex.eventlog import EventLog
-        from duplex.live_devices import open_live_devices
-        from duplex.tui import SessionMetrics, summary_lines
+async def _run(session: DuplexSession, metrics: SessionMetrics, *, tui: bool, duration: float | None) -> None:
+    from duplex.tui import LiveView, PlainView
 
-        model = load_model(self.cfg)  # config and checkpoint errors before any device is touched
-        recorder = Recorder(self.record) if self.record else None
-        log_path = self.events or (self.record / "events.jsonl" if self.record else None)
-        log = EventLog(log_path) if log_path else None
-        devices = None
-        try:
-            devices = await open_live_devices(self.live, tap=recorder)
-            engine = Engine(model=model, input=devices.mic, output=devices.speaker, bus=self.bus,
-                            clock=devices.clock, config=self.cfg.engine, offline=False)
-            self.engine = engine
-            metrics = SessionMetrics(mic=devices.mic, speaker=devices.speaker, engine=engine, aec=devices.aec,
-                                     guard_s=devices.guard_s)
-            await self._converse(engine, metrics, log)
-        finally:
-            if devices is not None:
-                devices.close()
-            if recorder:
-                recorder.close()
-            if log:
-                log.close()
-        for line in summary_lines(metrics):
-            print(line)
-        if metrics.errors:  # a device failed mid-session: the summary, then one error line, exit 2
-            raise DeviceError(metrics.errors[-1])
-        return 0
+    view = LiveView(metrics, session.submit) if tui else PlainView(metrics)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, _stop, session)
+        loop.add_signal_handler(signal.SIGTERM, _stop, session)
+    try:
+        async with session, asyncio.TaskGroup() as tasks:
+            tasks.create_task(metrics.follow(session.events(maxsize=0)), name="duplex.live.metrics")
+            ui = tasks.create_task(view.run(), name="duplex.live.ui")
+            timer = tasks.create_task(_stop_after(session, duration), name="duplex.live.duration")
+            await session.wait()
+            ui.cancel()
+            timer.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, ValueError):
+                loop.remove_signal_handler(sig)
 
-    async def _converse(self, engine: Engine, metrics: SessionMetrics, log: EventLog | None) -> None:
-        from duplex.engine import Command
-        from duplex.events import Event, EventType
-        from duplex.tui import LiveView, PlainView
 
-        view = LiveView(metrics, engine) if self.live.tui and sys.stdout.isatty() else PlainView(metrics)
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT, engine.submit, Command.STOP)
-            loop.add_signal_handler(signal.SIGTERM, engine.submit, Command.STOP)
-        watchers = [self.bus.subscribe()]
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(metrics.follow(watchers[0]), name="duplex.live.metrics")
-                if log:
-                    watchers.append(self.bus.subscribe())
-                    tg.create_task(log.follow(watchers[-1]), name="duplex.live.eventlog")
-                ui = tg.create_task(view.run(), name="duplex.live.ui")
-                if self.duration:
-                    timer = tg.create_task(self._stop_after(engine, self.duration), name="duplex.live.duration")
-                await engine.run()
-                self.bus.publish(Event(engine.clock.now(), EventType.SESSION, {"what": "live", **metrics.figures()}))
-                self.bus.close()
-                ui.cancel()
-                if self.duration:
-                    timer.cancel()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, ValueError):
-                    loop.remove_signal_handler(sig)
+def _stop(session: DuplexSession) -> None:
+    if session.running:
+        session.stop()
 
-    @staticmethod
-    async def _stop_after(engine: Engine, seconds: float) -> None:
-        from duplex.engine import Command
 
+async def _stop_after(session: DuplexSession, seconds: float | None) -> None:
+    if seconds:
         await asyncio.sleep(seconds)
-        engine.submit(Command.STOP)
+        _stop(session)

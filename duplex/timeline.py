@@ -7,30 +7,28 @@ from typing import Any
 
 from rich.console import Console
 
-from duplex.events import Event, EventType
+from duplex.events import CommandApplied, Control, Error, Event, Overrun, Speaker, StateChanged, Text
 
-_SHOWN = {EventType.STATE, EventType.CONTROL, EventType.SPEAKER, EventType.OVERRUN, EventType.ERROR,
-          EventType.COMMAND, EventType.TEXT}
+_SHOWN = (StateChanged, Control, Speaker, Overrun, Error, CommandApplied, Text)
 
 
 def describe(event: Event) -> str:
-    d = event.data
-    match event.type:
-        case EventType.STATE:
-            return f"{d['from']} -> {d['to']}"
-        case EventType.CONTROL:
-            return f"token {d['token']}"
-        case EventType.SPEAKER:
-            return f"speaker {d['what']}"
-        case EventType.OVERRUN:
-            return f"overrun: step {d['step']} took {d['ms']} ms"
+    match event:
+        case StateChanged(src=src, dst=dst):
+            return f"{src.value} -> {dst.value}"
+        case Control(token=token):
+            return f"token {token.value}"
+        case Speaker(audible=audible):
+            return f"speaker {'started' if audible else 'stopped'}"
+        case Overrun(step=step, ms=ms):
+            return f"overrun: step {step} took {ms} ms"
         case _:
-            return f"{event.type.value} " + " ".join(f"{k}={v}" for k, v in d.items())
+            return f"{event.type.value} " + " ".join(f"{k}={v}" for k, v in event.payload().items())
 
 
 def print_timeline(events: Iterable[Event], summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(highlight=False)
     for event in events:
-        if event.type in _SHOWN:
+        if isinstance(event, _SHOWN):
             console.print(f"{event.t:8.3f}  {describe(event)}")
     console.print("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()), soft_wrap=True)

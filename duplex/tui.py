@@ -3,7 +3,7 @@
 `SessionMetrics` folds the engine's events and the devices' counters into what a person wants to
 see: who has the floor, turn and stop latencies, barge-ins, device health. `LiveView` draws it a
 few times a second from the event loop (drawing reads plain attributes; the audio threads never
-wait for it) and turns keys into engine commands: m mute/unmute, s stop the model, r reset,
+wait for it) and turns keys into session commands (`duplex.commands`): m mute/unmute, s stop the model, r reset,
 q quit. `PlainView` prints the timeline line by line when there is no terminal (or --no-tui).
 """
 
@@ -15,8 +15,9 @@ import sys
 import termios
 import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -24,13 +25,34 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from duplex.events import Event, EventType, Subscription
+from duplex.commands import Command, Mute, Reset, Stop, StopSpeaking, Unmute
+from duplex.events import (
+    CommandApplied,
+    Control,
+    Device,
+    Error,
+    Event,
+    Mic,
+    Overrun,
+    Speaker,
+    StateChanged,
+    Subscription,
+)
+from duplex.events import Text as TextEvent
+from duplex.stats import DeviceStats, SessionStats
 from duplex.timeline import describe
+from duplex.tokens import Kind
 
 if TYPE_CHECKING:
     from audio_io.live_input import LiveInput
     from audio_io.live_output import LiveOutput
-    from duplex.engine import Engine
+
+KEYS: dict[str, Command] = {"s": StopSpeaking(), " ": StopSpeaking(), "r": Reset(), "q": Stop()}
+"""The UI's keys (m toggles Mute / Unmute)."""
+
+
+class HasStats(Protocol):
+    def stats(self) -> SessionStats: ...
 
 PHASE_STYLE = {"IDLE": "grey50", "LISTENING": "bold green", "SPEAKING": "bold magenta",
                "DRAINING": "bold blue", "DEGRADED": "bold red"}
@@ -43,7 +65,7 @@ class SessionMetrics:
 
     mic: LiveInput
     speaker: LiveOutput
-    engine: Engine
+    session: HasStats
     aec: str = "none"
     guard_s: float = 0.0
     phase: str = "IDLE"
@@ -66,17 +88,17 @@ class SessionMetrics:
             self.add(event)
 
     def add(self, event: Event) -> None:
-        d, t = event.data, event.t
-        match event.type:
-            case EventType.STATE:
-                self.phase = str(d["to"])
-            case EventType.CONTROL if d.get("token") == "BREAK" and self.phase in ("SPEAKING", "DRAINING"):
+        t = event.t
+        match event:
+            case StateChanged(dst=phase):
+                self.phase = phase.value
+            case Control(token=Kind.BREAK) if self.phase in ("SPEAKING", "DRAINING"):
                 self.barge_ins += 1
                 self._cut_from = self.mic.speech_started if self.mic.speech_started >= 0 else t
                 self._line(t, "barge-in: you cut in")
                 if not self.audible and self._silent_at >= self._cut_from:  # it had already paused
                     self._stopped(self._silent_at)
-            case EventType.SPEAKER if d.get("what") == "started":
+            case Speaker(audible=True):
                 self.turns += 1
                 self.audible = True
                 gap = t - self.mic.speech_ended
@@ -84,24 +106,24 @@ class SessionMetrics:
                 if latency:
                     self.turn_latency_s.append(gap)
                 self._line(t, f"model speaks{latency}")
-            case EventType.SPEAKER:
+            case Speaker(audible=False):
                 self.audible = False
                 self._silent_at = t
                 self._line(t, "model silent")
                 if self._cut_from is not None:
                     self._stopped(t)
-            case EventType.TEXT:
-                self.transcript.append(str(d.get("text", "")))
-            case EventType.MIC:
-                self.mic_open = d.get("what") == "unmuted"
-                self._line(t, f"microphone {d.get('what')}")
-            case EventType.ERROR:
-                self.errors.append(str(d.get("message")))
-                self._line(t, f"error: {d.get('message')}")
-            case EventType.DEVICE:
+            case TextEvent(text=text):
+                self.transcript.append(text)
+            case Mic(open=is_open):
+                self.mic_open = is_open
+                self._line(t, f"microphone {'unmuted' if is_open else 'muted'}")
+            case Error(message=message):
+                self.errors.append(message)
+                self._line(t, f"error: {message}")
+            case Device(what=what, message=message):
                 self.device_events += 1
-                self._line(t, f"device {d.get('what')}: {d.get('message')}")
-            case EventType.OVERRUN | EventType.COMMAND:
+                self._line(t, f"device {what}: {message}")
+            case Overrun() | CommandApplied():
                 self._line(t, describe(event))
             case _:
                 pass
@@ -118,17 +140,13 @@ class SessionMetrics:
 
     def figures(self) -> dict[str, object]:
         """The numbers of the summary (also what `--no-tui` prints at the end)."""
-        stats = self.engine.stats
-        tts = self.speaker.time_to_silence()
+        stats = self.session.stats()
+        devices = DeviceStats.read(self.mic, self.speaker, aec=self.aec, guard_s=self.guard_s)
         return {
             "turns": self.turns, "barge_ins": self.barge_ins,
             "turn_latency_ms": _ms(self.turn_latency_s), "stop_latency_ms": _ms(self.stop_latency_s),
-            "time_to_silence_ms": _ms(tts), "step_ms_p50": round(stats.percentile(50), 2),
-            "step_ms_p99": round(stats.percentile(99), 2), "overruns": stats.overruns,
-            "speaker_underruns": self.speaker.underruns, "speaker_xruns": self.speaker.xruns,
-            "mic_overflows": self.mic.overflows, "mic_dropped_chunks": self.mic.dropped_chunks + self.mic.lost,
-            "device_latency_ms": round((self.mic.latency_s + self.speaker.latency_s) * 1000, 1),
-            "jitter_ms": round(self.speaker.jitter_s * 1000), "aec": self.aec, "guard_s": self.guard_s,
+            "time_to_silence_ms": _ms(self.speaker.time_to_silence()), "step_ms_p50": round(stats.step_ms_p50, 2),
+            "step_ms_p99": round(stats.step_ms_p99, 2), "overruns": stats.overruns, **devices.to_dict(),
             **self.mic.echo_figures(),
         }
 
@@ -142,7 +160,7 @@ def summary_lines(metrics: SessionMetrics) -> list[str]:
     last = {k: v[-1] if isinstance(v, list) and v else v for k, v in f.items()}
     return [
         f"session: {f['turns']} model turns, {f['barge_ins']} barge-ins, "
-        f"{metrics.engine.step_index * 0.16:.1f} s",
+        f"{metrics.session.stats().session_s:.1f} s",
         f"latency: turn {_spread(f['turn_latency_ms'])}, stop {_spread(f['stop_latency_ms'])}, "
         f"time-to-silence {_spread(f['time_to_silence_ms'])}, device buffering {last['device_latency_ms']} ms",
         f"compute: step p50 {f['step_ms_p50']} ms, p99 {f['step_ms_p99']} ms, overruns {f['overruns']}",
@@ -174,8 +192,8 @@ class LiveView:
 
     KEYS = "m mute/unmute · s stop the model · r reset · q quit"
 
-    def __init__(self, metrics: SessionMetrics, engine: Engine, *, fps: float = 5.0) -> None:
-        self.metrics, self.engine, self.fps = metrics, engine, fps
+    def __init__(self, metrics: SessionMetrics, submit: Callable[[Command], None], *, fps: float = 5.0) -> None:
+        self.metrics, self.submit, self.fps = metrics, submit, fps
 
     def render(self) -> Group:
         m = self.metrics
@@ -226,15 +244,12 @@ class LiveView:
     def _on_key(self, fd: int) -> None:
         import os
 
-        from duplex.engine import Command
-
         key = os.read(fd, 1).decode(errors="ignore").lower()
-        command = {"s": Command.STOP_SPEAKING, " ": Command.STOP_SPEAKING, "r": Command.RESET,
-                   "q": Command.STOP}.get(key)
+        command = KEYS.get(key)
         if key == "m":
-            command = Command.UNMUTE if not self.metrics.mic_open else Command.MUTE
+            command = Unmute() if not self.metrics.mic_open else Mute()
         if command is not None:
-            self.engine.submit(command)
+            self.submit(command)
 
 
 class PlainView:

@@ -18,12 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_io.format import STEP_SAMPLES
-from audio_io.wav import WavInput
-from duplex.config import load_config
-from duplex.errors import DuplexError
-from duplex.events import EventType
-from duplex.session import DuplexSession
+from duplex import DuplexError, DuplexSession, Speaker, StopSpeaking, WavInput, load_config
 
 
 class PaddedWav:
@@ -32,12 +27,15 @@ class PaddedWav:
     def __init__(self, path: Path, pad_s: float = 2.0) -> None:
         self._wav = WavInput(path)
         self._pad_chunks = round(pad_s / 0.16)
+        self._silence = np.zeros(0, dtype=np.float32)
 
     async def read(self) -> np.ndarray | None:
         chunk = await self._wav.read()
-        if chunk is None and self._pad_chunks > 0:
+        if chunk is not None:
+            self._silence = np.zeros_like(chunk)  # every chunk has the same size
+        elif self._pad_chunks > 0:
             self._pad_chunks -= 1
-            chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
+            chunk = self._silence
         return chunk
 
     def close(self) -> None:
@@ -49,8 +47,9 @@ async def converse(question: Path, output: Path | None, *, config_path: Path | N
     async with DuplexSession(config=config, input=PaddedWav(question), output=output) as session:
         async for event in session.events():  # ends when the session does
             print(event.to_json(), flush=True)
-            if cut and event.type is EventType.SPEAKER and event.data["what"] == "started":
-                session.stop_speaking()  # applied at the next 160 ms step
+            match event:
+                case Speaker(audible=True) if cut:
+                    session.submit(StopSpeaking())  # applied at the next 160 ms step
         stats = await session.wait()
     print("stats:", stats.to_dict())
 

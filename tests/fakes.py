@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES
 from duplex.backbones.base import Model
+from duplex.config import Config
+from duplex.events import Event
+from duplex.session import DuplexSession, summary_of
 from duplex.tokens import THINK, Token
 
 
@@ -68,3 +75,21 @@ class ListMicrophone:
 
 def scripted_model(script: Sequence[Sequence[Token]], **kw: object) -> Model:
     return Model(backbone=ScriptedBackbone(script, **kw), vocoder=ToneVocoder(), name="scripted")  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class OfflineRun:
+    events: list[Event]
+    summary: dict[str, Any]
+
+
+async def play_offline(cfg: Config | None, input: Any, output: Any = None, events_path: Path | None = None, *,
+                       model: Model | None = None) -> OfflineRun:
+    """One offline session through DuplexSession (what `duplex-chat --input` runs): events and summary."""
+    events = await DuplexSession(config=cfg, input=input, output=output, events_path=events_path, model=model).play()
+    return OfflineRun(events, summary_of(events))
+
+
+def run_offline(cfg: Config | None, input: Any, output: Any = None, events_path: Path | None = None, *,
+                model: Model | None = None) -> OfflineRun:
+    return asyncio.run(play_offline(cfg, input, output, events_path, model=model))

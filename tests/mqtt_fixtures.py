@@ -339,12 +339,9 @@ def comparable(events: list[Any]) -> list[dict[str, Any]]:
 
 async def reference_run(question: Path, output: Path | None = None) -> list[Any]:
     """The same input through the CLI's offline path, without any MQTT: the events to expect."""
-    from audio_io.wav import NullOutput, WavOutput
-    from duplex.config import Config
-    from duplex.offline import run_session
+    from tests.fakes import play_offline
 
-    result = await run_session(Config(), input=WavInput(question), output=WavOutput(output) if output else NullOutput())
-    return result.events
+    return (await play_offline(None, WavInput(question), output)).events
 
 
 def kiosk_argv(*args: str) -> list[str]:

@@ -17,9 +17,10 @@ pytest.importorskip("transformers")
 from audio_io.wav import NullOutput, WavInput  # noqa: E402
 from duplex.backbones import load_model  # noqa: E402
 from duplex.backbones.covo.turn import CovoTurnBackbone  # noqa: E402
-from duplex.offline import run_session, run_wav_session  # noqa: E402
 from duplex.scenario.runner import run_scenario_file  # noqa: E402
 from tests.covo_fixtures import SMALL, covo_config, tiny_checkpoint, token2wav_standin  # noqa: E402
+from tests.fakes import play_offline  # noqa: E402
+from tests.fakes import run_offline as run_wav_session
 from tests.speech import audible_spans, silence, write_wav  # noqa: E402
 
 QUESTION = "What is the weather like in Paris today?"
@@ -70,7 +71,7 @@ def test_turn_mode_barge_in_stops_the_reply_and_cuts_the_context(tiny: Path, voc
     model = load_model(cfg)
     backbone = model.backbone
     assert isinstance(backbone, CovoTurnBackbone)
-    result = asyncio.run(run_session(cfg, input=WavInput(wav), output=NullOutput(), model=model))
+    result = asyncio.run(play_offline(cfg, WavInput(wav), NullOutput(), model=model))
     controls = [e.data["token"] for e in events_of(result, "control")]
     assert controls[:2] == ["SHIFT", "BREAK"]
     cut = backbone.history[0]

@@ -9,8 +9,9 @@ from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES
 from audio_io.wav import MemoryOutput
 from duplex.backbones.base import Model
 from duplex.clock import VirtualClock
+from duplex.commands import Mute, Stop, StopSpeaking, Unmute
 from duplex.config import EngineConfig
-from duplex.engine import Command, Engine
+from duplex.engine import Engine
 from duplex.events import EventBus, EventType
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Kind, Token, audio
 from tests.fakes import ListMicrophone, ScriptedBackbone, ToneVocoder, scripted_model
@@ -96,14 +97,14 @@ async def test_backbone_must_return_four_tokens() -> None:
 async def test_mute_feeds_silence_and_stop_speaking_cuts_the_turn() -> None:
     script = [(THINK,) * 4, (SHIFT, A(0), A(1), A(2)), (A(3),) * 4, (A(4),) * 4, (A(5),) * 4]
     engine, backbone, out, events = make(script, chunks=8, value=0.5)
-    engine.submit(Command.MUTE)
+    engine.submit(Mute())
     await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
     assert np.all(backbone.chunks[0] == 0)
-    engine.submit(Command.UNMUTE)
+    engine.submit(Unmute())
     await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
     assert np.all(backbone.chunks[1] == 0.5)
     await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
-    engine.submit(Command.STOP_SPEAKING)
+    engine.submit(StopSpeaking())
     await engine.step(np.full(STEP_SAMPLES, 0.5, dtype=np.float32))
     assert engine.phase.name == "LISTENING"
     assert len(backbone.heard_calls) == 1
@@ -113,7 +114,7 @@ async def test_mute_feeds_silence_and_stop_speaking_cuts_the_turn() -> None:
 
 async def test_stop_command_ends_the_session_in_idle() -> None:
     engine, *_ = make([(SHIFT, A(0), A(1), A(2))], chunks=100)
-    engine.submit(Command.STOP)
+    engine.submit(Stop())
     await engine.run()
     assert engine.phase.name == "IDLE" and engine.step_index == 0
 

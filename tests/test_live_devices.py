@@ -249,25 +249,25 @@ def test_each_canceller_removes_a_simple_echo(kind: str) -> None:
 def test_tui_folds_events_into_latencies_and_renders(fake_sd: SimpleNamespace) -> None:
     from rich.console import Console
 
-    from duplex.events import Event, EventType
-    from duplex.stats import StepStats
+    from duplex.events import from_dict
+    from duplex.stats import SessionStats
     from duplex.tui import LiveView, SessionMetrics, summary_lines
 
     out, _ = speaker()
     mic = SimpleNamespace(level=0.1, speech=False, speech_started=-1.0, speech_ended=-1.0, overflows=0,
                           dropped_chunks=0, lost=0, latency_s=0.04, echo_figures=dict)
-    engine = SimpleNamespace(stats=StepStats(), step_index=100)
-    engine.stats.add(1.0)
-    m = SessionMetrics(mic=mic, speaker=out, engine=engine, aec="webrtc")  # type: ignore[arg-type]
+    stats = SessionStats("s", True, "SPEAKING", True, 100, 16.0, 1.0, 1.0, 0, 10.0, 4)
+    session = SimpleNamespace(stats=lambda: stats)
+    m = SessionMetrics(mic=mic, speaker=out, session=session, aec="webrtc")  # type: ignore[arg-type]
     mic.speech_ended = 2.0
-    m.add(Event(2.9, EventType.STATE, {"from": "LISTENING", "to": "SPEAKING"}))
-    m.add(Event(3.0, EventType.SPEAKER, {"what": "started"}))
+    m.add(from_dict({"t": 2.9, "type": "state", "from": "LISTENING", "to": "SPEAKING"}))
+    m.add(from_dict({"t": 3.0, "type": "speaker", "what": "started"}))
     mic.speech_started = 4.0
-    m.add(Event(4.3, EventType.CONTROL, {"token": "BREAK"}))
-    m.add(Event(4.35, EventType.SPEAKER, {"what": "stopped"}))
+    m.add(from_dict({"t": 4.3, "type": "control", "token": "BREAK"}))
+    m.add(from_dict({"t": 4.35, "type": "speaker", "what": "stopped"}))
     assert m.turn_latency_s == [pytest.approx(1.0)] and m.stop_latency_s == [pytest.approx(0.35)]
     console = Console(record=True, width=100)
-    console.print(LiveView(m, engine).render())  # type: ignore[arg-type]
+    console.print(LiveView(m, lambda command: None).render())
     screen = console.export_text()
     assert "SPEAKING" in screen and "barge-in" in screen and "stop latency 350 ms" in screen
     assert any("barge-ins" in line and "1" in line for line in summary_lines(m))

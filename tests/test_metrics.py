@@ -10,7 +10,7 @@ import pytest
 
 from audio_io.format import SAMPLE_RATE
 from audio_io.wav import load_mono16k
-from duplex.events import Event, EventType
+from duplex.events import from_dict
 from duplex.scenario import fdb
 from duplex.scenario.expect import evaluate
 from duplex.scenario.metrics import ClipTruth, Timeline, compute_metrics, speech_segments, strict_metrics
@@ -34,7 +34,7 @@ def clip(index: int, role: Role, start: float, end: float, *pauses: tuple[float,
 
 def timeline(audio: np.ndarray, clips: list[ClipTruth], breaks: tuple[float, ...] = (),
              user: np.ndarray | None = None) -> Timeline:
-    events = [Event(t, EventType.CONTROL, {"token": "BREAK"}) for t in breaks]
+    events = [from_dict({"t": t, "type": "control", "token": "BREAK"}) for t in breaks]
     return Timeline.build(clips, audio, events, {}, user_audio=user)
 
 

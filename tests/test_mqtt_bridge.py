@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from duplex.events import EventType
+from duplex.kiosk import SessionHost
 from duplex.mqtt.bridge import MqttBridge
-from duplex.mqtt.host import SessionHost
 from duplex.session import DuplexSession
 from tests import mqtt_fixtures
 from tests.mqtt_fixtures import BASE, Broker, EndlessInput, Watcher, check_schema, commander, comparable, reference_run

@@ -12,9 +12,9 @@ import pytest
 
 from duplex.config import Config, MqttConfig
 from duplex.errors import ConfigError
+from duplex.kiosk import SessionHost
 from duplex.mqtt.bridge import MqttBridge
 from duplex.mqtt.guards import read_password_file
-from duplex.mqtt.host import SessionHost
 from duplex.session import DuplexSession
 from tests import mqtt_fixtures
 from tests.mqtt_fixtures import BASE, Broker, EndlessInput, Watcher, commander, kiosk_argv, kiosk_env, need_broker

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from duplex.commands import CommandError, Mute, Ping, Reset, Start, Stop, StopSpeaking, Unmute
 from duplex.config import load_config
 from duplex.events import EventType
-from duplex.mqtt.host import SessionHost
-from duplex.mqtt.protocol import Cmd, CommandError
+from duplex.kiosk import SessionHost
 from duplex.session import DuplexSession
 from tests import mqtt_fixtures, pulse_fixtures
 from tests.mqtt_fixtures import BASE, ROOT, Broker, Watcher, commander, kiosk_argv, kiosk_env
@@ -71,16 +71,16 @@ async def test_stop_is_final_and_commands_need_a_session(question: Path) -> None
     host = SessionHost(open_session=lambda: DuplexSession(input=mqtt_fixtures.EndlessInput(question)),
                        autostart=False)
     async with host:
-        host.command(Cmd.PING)
-        for cmd in (Cmd.MUTE, Cmd.UNMUTE, Cmd.STOP_SPEAKING, Cmd.RESET, Cmd.STOP):
-            with pytest.raises(CommandError, match=f"no session is running \\('{cmd.value}' needs one"):
+        host.command(Ping())
+        for cmd in (Mute(), Unmute(), StopSpeaking(), Reset(), Stop()):
+            with pytest.raises(CommandError, match=f"no session is running \\('{cmd.name}' needs one"):
                 host.command(cmd)
-        host.command(Cmd.START)
+        host.command(Start())
         with pytest.raises(CommandError, match="already running"):
-            host.command(Cmd.START)
+            host.command(Start())
         await until(lambda: host.session is not None)
-        host.command(Cmd.MUTE)
-        host.command(Cmd.STOP)
+        host.command(Mute())
+        host.command(Stop())
         await until(lambda: host.session is None)
         await asyncio.sleep(0.3)
         assert host.sessions_started == 1 and host.session is None  # not restarted

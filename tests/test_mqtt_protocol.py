@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from duplex.commands import WIRE, Mute, Ping, Stop
 from duplex.config import MqttConfig, load_config
 from duplex.errors import ConfigError
-from duplex.events import Event, EventType
+from duplex.events import Event, EventType, from_dict
 from duplex.mqtt.limits import Backoff, CommandCounters, GateQueue, TokenBucket
 from duplex.mqtt.protocol import (
-    Cmd,
     CommandError,
     Outage,
     StateTracker,
@@ -27,13 +27,13 @@ from tests.mqtt_fixtures import check_schema
 LIMIT = 4096
 
 
-@pytest.mark.parametrize("cmd", [c.value for c in Cmd])
+@pytest.mark.parametrize("cmd", list(WIRE))
 @pytest.mark.parametrize("id_", ["op-1", 7, None])
 def test_every_listed_command_parses(cmd: str, id_: Any) -> None:
     body: dict[str, Any] = {"cmd": cmd} if id_ is None else {"cmd": cmd, "id": id_}
     check_schema("command", body)
     request = parse_command(json.dumps(body).encode(), max_bytes=LIMIT)
-    assert request.cmd is Cmd(cmd) and request.id == id_
+    assert request.cmd == WIRE[cmd] and request.cmd.name == cmd and request.id == id_
 
 
 REFUSED = [
@@ -81,38 +81,45 @@ def test_pathological_json_under_a_large_limit_is_refused_not_crashed(payload: b
 
 
 def test_replies_and_notices_match_their_schema() -> None:
-    for payload in (reply("a", cmd=Cmd.MUTE), reply(None, error="x"), reply(5, cmd=Cmd.STOP, error="no session"),
+    for payload in (reply("a", cmd=Mute()), reply(None, error="x"), reply(5, cmd=Stop(), error="no session"),
                     drop_notice(9000)):
         check_schema("command-result", payload)
-    assert json.loads(reply(1, cmd=Cmd.PING)) == {"id": 1, "ok": True, "cmd": "ping"}
+    assert json.loads(reply(1, cmd=Ping())) == {"id": 1, "ok": True, "cmd": "ping"}
 
 
 def ev(t: float, type: EventType, **data: Any) -> Event:
-    return Event(t, type, data)
+    return from_dict({"t": t, "type": type.value, **data})
+
+
+STOPPED = {"steps": 19, "step_ms_p50": 1.0, "step_ms_p99": 2.0, "overruns": 0, "realtime_factor": 9.0}
 
 
 def test_state_tracker_follows_a_session_and_reports_changes_only() -> None:
     tracker = StateTracker()
-    stream = [ev(0, EventType.SESSION, what="started"), ev(0, EventType.STATE, **{"from": "IDLE", "to": "LISTENING"}),
+    stream = [ev(0, EventType.SESSION, what="started", backbone="b"),
+              ev(0, EventType.STATE, **{"from": "IDLE", "to": "LISTENING"}),
               ev(1, EventType.MIC, what="muted"), ev(1.1, EventType.TEXT, text="hi"),
               ev(2, EventType.STATE, **{"from": "LISTENING", "to": "SPEAKING"}),
-              ev(3, EventType.STATE, **{"from": "SPEAKING", "to": "IDLE"}), ev(3, EventType.SESSION, what="stopped")]
+              ev(3, EventType.STATE, **{"from": "SPEAKING", "to": "IDLE"}),
+              ev(3, EventType.SESSION, what="stopped", **STOPPED)]
     changes = [tracker.feed(e) for e in stream]
     assert changes == [True, True, True, False, True, True, True]
     assert json.loads(tracker.to_bytes()) == {"state": "IDLE", "session": "ended", "mic_open": False, "sessions": 1,
                                               "t": 3.0}
     check_schema("state", tracker.to_bytes())
-    tracker.feed(ev(0, EventType.SESSION, what="started"))
+    tracker.feed(ev(0, EventType.SESSION, what="started", backbone="b"))
     tracker.feed(ev(1, EventType.ERROR, message="mic unplugged"))
-    tracker.feed(ev(1, EventType.SESSION, what="stopped"))
+    tracker.feed(ev(1, EventType.SESSION, what="stopped", **STOPPED))
     assert tracker.payload()["session"] == "failed" and tracker.payload()["sessions"] == 2
 
 
 def test_outage_summary_counts_in_constant_space() -> None:
     outage = Outage(since=100.0)
     for i in range(10_000):
-        outage.add(ev(i * 0.16, EventType.STATE if i % 2 else EventType.TEXT, to="LISTENING"))
-    outage.add(ev(1600.0, EventType.STATE, to="IDLE"), overflowed=5)  # five lost in the queue before this one
+        outage.add(ev(i * 0.16, EventType.STATE, **{"from": "IDLE", "to": "LISTENING"}) if i % 2
+                   else ev(i * 0.16, EventType.TEXT, text="x"))
+    # five lost in the queue before this one:
+    outage.add(ev(1600.0, EventType.STATE, **{"from": "LISTENING", "to": "IDLE"}), overflowed=5)
     outage.failed_attempts = 3
     summary = json.loads(outage.summary(102.5, StateTracker(state="LISTENING")))
     assert summary == {"t": 1600.0, "type": "bridge", "what": "reconnected", "down_s": 2.5, "missed": 10_006,
@@ -177,8 +184,7 @@ def test_mqtt_config_keys_are_validated_like_every_other_key() -> None:
 
 async def test_stop_during_a_restart_delay_cancels_the_restart() -> None:
     """A failed session waits before it is restarted; 'stop' in that wait means no restart."""
-    from duplex.mqtt.host import SessionHost
-    from duplex.mqtt.protocol import Cmd
+    from duplex.kiosk import SessionHost
 
     opened = 0
 
@@ -193,6 +199,6 @@ async def test_stop_during_a_restart_delay_cancels_the_restart() -> None:
                 break
             await asyncio.sleep(0.01)
         assert host.failures == 1
-        host.command(Cmd.STOP)  # answered, not refused with "no session is running"
+        host.command(Stop())  # answered, not refused with "no session is running"
         await asyncio.sleep(0.8)
     assert opened == 1

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from duplex.events import Event, EventBus, EventType
+from duplex.commands import HostCommand
+from duplex.events import Event, EventBus, EventType, StateChanged, Text
+from duplex.kiosk import SessionHost
 from duplex.mqtt.bridge import MqttBridge
-from duplex.mqtt.host import SessionHost
-from duplex.mqtt.protocol import Cmd
 from duplex.session import DuplexSession
+from states import Phase
 from tests import mqtt_fixtures
 from tests.mqtt_fixtures import (
     BASE,
@@ -128,7 +129,7 @@ class ScriptedHost:
     def __init__(self) -> None:
         self.bus = EventBus()
 
-    def command(self, cmd: Cmd) -> None:
+    def command(self, cmd: HostCommand) -> None:
         pass
 
     def metrics(self) -> dict[str, Any]:
@@ -151,12 +152,13 @@ async def test_what_happened_while_the_broker_was_away_is_one_summary_event(tmp_
     try:
         async with MqttBridge(config=config, host=host) as bridge:
             await until(lambda: bridge.online, "the bridge online")
-            host.bus.publish(Event(0.0, EventType.STATE, {"from": "IDLE", "to": "LISTENING"}))
+            host.bus.publish(StateChanged(0.0, Phase.IDLE, Phase.LISTENING))
             await until(lambda: bridge.counters.published == 1, "the first event published")
             chaos.kill()
             await until(lambda: not bridge.online, "the bridge to notice the broker is gone")
             for i in range(5000):  # what happens meanwhile is counted, not queued
-                host.bus.publish(Event(1 + i * 0.01, EventType.TEXT if i % 2 else EventType.STATE, {"to": "SPEAKING"}))
+                t = 1 + i * 0.01
+                host.bus.publish(Text(t, "x") if i % 2 else StateChanged(t, Phase.LISTENING, Phase.SPEAKING))
                 if i % 100 == 0:
                     await asyncio.sleep(0)
             del chaos.users[KIOSK[0]]  # back, but refusing the bridge until the watcher listens
@@ -164,7 +166,7 @@ async def test_what_happened_while_the_broker_was_away_is_one_summary_event(tmp_
             async with Watcher(chaos, EVENT, STATE) as watcher:
                 chaos.admit(*KIOSK)
                 summary = await watcher.wait_for(EVENT, lambda e: e["type"] == "bridge")
-                host.bus.publish(Event(60.0, EventType.STATE, {"from": "SPEAKING", "to": "LISTENING"}))
+                host.bus.publish(StateChanged(60.0, Phase.SPEAKING, Phase.LISTENING))
                 await watcher.wait_for(EVENT, lambda e: e["t"] == 60.0)
                 retained_state = await watcher.wait_for(STATE, lambda s: s["state"] == "SPEAKING")
     finally:

@@ -13,7 +13,7 @@ import soundfile as sf
 from audio_io.format import SAMPLE_RATE
 from duplex.config import load_config
 from duplex.eventlog import read_events
-from duplex.offline import run_wav_session
+from tests.fakes import run_offline as run_wav_session
 from tests.speech import audible_spans, silence, write_wav
 
 QUESTION = "What is the weather like in Paris today?"

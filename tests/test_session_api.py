@@ -21,10 +21,9 @@ from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.config import Config
 from duplex.errors import AudioFileError
 from duplex.events import Event, EventType
-from duplex.offline import run_session
 from duplex.session import DuplexSession, NotSupportedError, SessionError
 from duplex.tokens import EOT, SHIFT, THINK, Token, audio
-from tests.fakes import scripted_model
+from tests.fakes import play_offline, scripted_model
 from tests.speech import silence, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,8 +46,8 @@ def kinds(events: Sequence[Event], type: EventType) -> list[dict[str, object]]:
 
 
 async def reference(question: Path, out: Path | None) -> list[Event]:
-    """The events of the same input through the CLI's offline path (duplex.offline)."""
-    result = await run_session(Config(), input=WavInput(question), output=WavOutput(out) if out else NullOutput())
+    """The events of the same input through the CLI's offline path (DuplexSession.play, device objects given)."""
+    result = await play_offline(Config(), WavInput(question), WavOutput(out) if out else NullOutput())
     return result.events
 
 
@@ -187,7 +186,7 @@ class SayingBackbone:
 
 async def test_say_speaks_the_given_audio_on_a_backbone_that_supports_it(tmp_path: Path) -> None:
     bank = FrameBank(256)
-    model = Model(backbone=SayingBackbone(bank), vocoder=FrameBankVocoder(bank), name="test/saying")
+    model = Model(backbone=SayingBackbone(bank), vocoder=FrameBankVocoder(bank), name="test/saying", can_say=True)
     quiet = write_wav(tmp_path / "quiet.wav", silence(2.0))
     tone = (0.3 * np.cos(2 * np.pi * 440 * np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE)).astype(np.float32)
     async with DuplexSession(input=quiet, output=tmp_path / "said.wav", model=model) as session:

@@ -18,7 +18,7 @@ from audio_io.levels import audible_spans  # noqa: E402
 from audio_io.wav import load_mono16k  # noqa: E402
 from duplex.backbones.tiny_fd.loader import SHIPPED  # noqa: E402
 from duplex.config import load_config  # noqa: E402
-from duplex.offline import run_wav_session  # noqa: E402
+from tests.fakes import run_offline as run_wav_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT / "examples" / "scenarios" / "clips"

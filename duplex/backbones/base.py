@@ -47,10 +47,16 @@ class Vocoder(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Model:
-    """What `load_model` returns: the pair the engine drives, and a name for logs."""
+    """What `load_model` returns: the pair the engine drives, and a name for logs.
+
+    `can_say`: the backbone can take the turn unprompted and speak given audio (its `say(audio)`),
+    so a session accepts the `Say` command. Weak-referenceable: its worker thread
+    (`duplex.worker.ModelWorker`) lives exactly as long as it does.
+    """
 
     backbone: Backbone
     vocoder: Vocoder
     name: str
+    can_say: bool = False

@@ -124,9 +124,8 @@ class PolicyBackbone:
             self.history[-1].heard = min(units, self.history[-1].units)
 
     def say(self, audio: np.ndarray) -> None:
-        """Speak `audio` unprompted at the next step where nobody holds the floor (SupportsSay).
-
-        Called from the event loop while `step` may run on the worker thread: a deque append only.
+        """Speak `audio` unprompted at the next step where nobody holds the floor (the `Say` command;
+        this model is loaded with `can_say`). Runs on the model's thread, between two steps.
         """
         assert self.responder is not None
         self._requests.append(np.asarray(audio, dtype=np.float32)[: self.responder.max_samples])
@@ -225,5 +224,6 @@ def load_policy(cfg: PolicyConfig, base: Path) -> Model:
     bank = FrameBank()
     backbone = PolicyBackbone(cfg, vad=make_vad(cfg.vad, cfg.webrtc_aggressiveness),
                               responder=Responder(cfg, base), bank=bank)
-    return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"policy/{cfg.responder}/{cfg.vad}")
+    return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"policy/{cfg.responder}/{cfg.vad}",
+                 can_say=True)
 

@@ -6,8 +6,9 @@ summary event says what was missed (no unbounded queue, no replay). Commands are
 the door, parsed strictly (`protocol.parse_command`) and always answered on `cmd/result`. The
 broker publishes `offline` on `status` through the last will when the process dies.
 
-Background work runs in one TaskGroup: the connection loop (connect, announce, serve commands,
-back off), the event forwarder, the metrics ticker and the rate-limit notices.
+Background work runs in one TaskGroup, inside one task started on entry: the connection loop
+(connect, announce, serve commands, back off), the event forwarder, the metrics ticker and the
+rate-limit notices.
 """
 
 from __future__ import annotations
@@ -105,9 +106,8 @@ class MqttBridge:
         self._lock = asyncio.Lock()  # one writer at a time for events/state, so order is kept
         self._events: Subscription | None = None
         self._dropped_seen = 0
-        self._tasks: asyncio.TaskGroup | None = None
-        self._loops: list[asyncio.Task[None]] = []
-        self._forwarder: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
 
     @property
     def online(self) -> bool:
@@ -116,35 +116,45 @@ class MqttBridge:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._events = self._host.bus.subscribe(maxsize=self.config.event_queue)
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
-        name = f"duplex.mqtt[{self.config.device_id}]"
-        self._forwarder = self._tasks.create_task(self._forward_events(self._events), name=f"{name}.events")
-        self._loops = [
-            self._tasks.create_task(self._connection_loop(), name=f"{name}.connection"),
-            self._tasks.create_task(self._metrics_loop(), name=f"{name}.metrics"),
-            self._tasks.create_task(self._notice_loop(), name=f"{name}.notices"),
-        ]
+        events = self._host.bus.subscribe(maxsize=self.config.event_queue)
+        self._events = events
+        self._runner = asyncio.create_task(self._run(events), name=f"duplex.mqtt[{self.config.device_id}]")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        assert self._tasks is not None and self._events is not None and self._forwarder is not None
-        self._events.close()  # the forwarder publishes what is queued, then ends
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._forwarder), DRAIN_S)
-            conn = self._conn
-            if conn is not None:  # a clean exit is not a death: say offline ourselves
-                await asyncio.wait_for(self._send(conn, self.topics.status, OFFLINE, qos=1, retain=True), DRAIN_S)
-        except TimeoutError:
-            log.warning("the broker did not take 'offline' within %.0f s", DRAIN_S)
-        finally:
-            self.link = Link.CLOSED
-            for task in (self._forwarder, *self._loops):
-                task.cancel()
-            await self._tasks.__aexit__(exc_type, exc, tb)
+        assert self._runner is not None
+        self._closing.set()
+        await asyncio.wait([self._runner])  # it drains, says offline, ends its tasks
+        failure = None if self._runner.cancelled() else self._runner.exception()
+        if failure is not None:
+            raise failure
+
+    async def _run(self, events: Subscription) -> None:
+        """The bridge's tasks in one TaskGroup, until `__aexit__` asks to close."""
+        name = f"duplex.mqtt[{self.config.device_id}]"
+        async with asyncio.TaskGroup() as tasks:
+            forwarder = tasks.create_task(self._forward_events(events), name=f"{name}.events")
+            loops = [
+                tasks.create_task(self._connection_loop(), name=f"{name}.connection"),
+                tasks.create_task(self._metrics_loop(), name=f"{name}.metrics"),
+                tasks.create_task(self._notice_loop(), name=f"{name}.notices"),
+            ]
+            await self._closing.wait()
+            events.close()  # the forwarder publishes what is queued, then ends
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(forwarder), DRAIN_S)
+                conn = self._conn
+                if conn is not None:  # a clean exit is not a death: say offline ourselves
+                    await asyncio.wait_for(self._send(conn, self.topics.status, OFFLINE, qos=1, retain=True),
+                                           DRAIN_S)
+            except TimeoutError:
+                log.warning("the broker did not take 'offline' within %.0f s", DRAIN_S)
+            finally:
+                self.link = Link.CLOSED
+                for task in (forwarder, *loops):
+                    task.cancel()
 
     # ---- connection -----------------------------------------------------------------------
 

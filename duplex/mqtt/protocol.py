@@ -1,51 +1,30 @@
 """The MQTT wire protocol: topics, command parsing, reply and state payloads. Pure, no network.
 
 Kept apart from the bridge so every rule a remote client can hit (size limit, JSON, types, the
-closed list of commands) is checked by plain unit tests, and so the JSON schemas under
+closed list of commands, `duplex.commands.WIRE`) is checked by plain unit tests, and so the JSON schemas under
 `examples/schemas/` describe exactly what these functions produce and accept. A command is a
-name from a closed list and an optional id: there is no argument, so no command can carry a file
-path, a URL or code.
+name from a closed list and an optional id, parsed into a `duplex.commands` object: there is no
+argument, so no command can carry a file path, a URL or code.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from duplex.commands import WIRE, CommandError, HostCommand
 from duplex.config import MqttConfig
 from duplex.errors import ConfigError
-from duplex.events import Event, EventBus, EventType
+from duplex.events import Error, Event, EventBus, Mic, SessionStarted, SessionStopped, StateChanged
 
 MAX_ID_CHARS = 128
 _TOPIC_WORD = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-class Cmd(enum.Enum):
-    """Everything a remote client may ask; nothing else exists on the wire."""
-
-    MUTE = "mute"
-    UNMUTE = "unmute"
-    STOP_SPEAKING = "stop_speaking"
-    RESET = "reset"
-    START = "start"
-    STOP = "stop"
-    PING = "ping"
-
-
-COMMAND_NAMES = ", ".join(c.value for c in Cmd)
-
-
-class CommandError(Exception):
-    """A command that is refused; the message goes back to the sender in the reply's `error`."""
-
-    def __init__(self, message: str, *, id: str | int | None = None, cmd: Cmd | None = None) -> None:
-        super().__init__(message)
-        self.id = id
-        self.cmd = cmd
+COMMAND_NAMES = ", ".join(WIRE)
 
 
 class Host(Protocol):
@@ -53,7 +32,7 @@ class Host(Protocol):
 
     bus: EventBus
 
-    def command(self, cmd: Cmd) -> None:
+    def command(self, cmd: HostCommand) -> None:
         """Apply `cmd` or raise CommandError saying why not (e.g. no session is running)."""
         ...
 
@@ -109,7 +88,7 @@ OFFLINE = b"offline"
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    cmd: Cmd
+    cmd: HostCommand
     id: str | int | None
 
 
@@ -139,18 +118,17 @@ def parse_command(payload: bytes, *, max_bytes: int) -> Request:
     name = obj["cmd"]
     if not isinstance(name, str):
         raise CommandError(f"'cmd' must be a string, got {_json_type(name)}", id=id_)
-    try:
-        cmd = Cmd(name)
-    except ValueError:
-        raise CommandError(f"unknown cmd {_show(name)}: expected one of {COMMAND_NAMES}", id=id_) from None
+    cmd = WIRE.get(name)
+    if cmd is None:
+        raise CommandError(f"unknown cmd {_show(name)}: expected one of {COMMAND_NAMES}", id=id_)
     return Request(cmd, id_)
 
 
-def reply(id: str | int | None, *, cmd: Cmd | None = None, error: str | None = None) -> bytes:
+def reply(id: str | int | None, *, cmd: HostCommand | None = None, error: str | None = None) -> bytes:
     """The `cmd/result` payload: the request's id, ok, and the error when refused."""
     out: dict[str, Any] = {"id": id, "ok": error is None}
     if cmd is not None:
-        out["cmd"] = cmd.value
+        out["cmd"] = cmd.name
     if error is not None:
         out["error"] = error
     return _dumps(out)
@@ -175,20 +153,20 @@ class StateTracker:
     def feed(self, event: Event) -> bool:
         """Apply one event; True if the payload changed."""
         before = self.payload()
-        d = event.data
-        if event.type is EventType.STATE:
-            self.state = str(d.get("to", self.state))
-        elif event.type is EventType.MIC:
-            self.mic_open = d.get("what") != "muted"
-        elif event.type is EventType.SESSION and d.get("what") == "started":
-            self.session, self.mic_open, self.sessions = "running", True, self.sessions + 1
-        elif event.type is EventType.SESSION and d.get("what") == "stopped":
-            self.session = "failed" if self.session == "failed" else "ended"
-            self.mic_open = False  # the engine closes the microphone when a session stops
-        elif event.type is EventType.ERROR:
-            self.session = "failed"
-        else:
-            return False
+        match event:
+            case StateChanged(dst=phase):
+                self.state = phase.value
+            case Mic(open=is_open):
+                self.mic_open = is_open
+            case SessionStarted():
+                self.session, self.mic_open, self.sessions = "running", True, self.sessions + 1
+            case SessionStopped():
+                self.session = "failed" if self.session == "failed" else "ended"
+                self.mic_open = False  # the engine closes the microphone when a session stops
+            case Error():
+                self.session = "failed"
+            case _:
+                return False
         changed = self.payload() != before
         if changed:
             self.t = event.t

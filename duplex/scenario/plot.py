@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_io.levels import WINDOW_S, envelope
-from duplex.events import EventType
+from duplex.events import Control, StateChanged
 from duplex.scenario.runner import ScenarioResult
 
 STATE_COLOURS = {"IDLE": "#bbbbbb", "LISTENING": "#8ecae6", "SPEAKING": "#ffb703", "DRAINING": "#fb8500",
@@ -54,7 +54,7 @@ def plot_result(result: ScenarioResult, path: Path) -> None:
             mic_ax.axvspan(clip.start, clip.end, color="#a8dadc", alpha=0.4)
             mic_ax.text(clip.start, -5, f"{clip.index} {clip.role.value}", fontsize=8, va="top")
 
-    states = [(e.t, e.data["to"]) for e in tl.events if e.type is EventType.STATE]
+    states = [(e.t, e.dst.value) for e in tl.events if isinstance(e, StateChanged)]
     for (t0, state), (t1, _) in zip(states, [*states[1:], (end, "")], strict=True):
         state_ax.axvspan(t0, t1, color=STATE_COLOURS.get(state, "#ffffff"))
         if t1 - t0 > end / 60:
@@ -63,11 +63,11 @@ def plot_result(result: ScenarioResult, path: Path) -> None:
     state_ax.set_ylabel("state")
 
     for e in tl.events:
-        if e.type is EventType.CONTROL:
-            colour = TOKEN_COLOURS.get(e.data["token"], "k")
+        if isinstance(e, Control):
+            colour = TOKEN_COLOURS.get(e.token.value, "k")
             for ax in (model_ax, state_ax):
                 ax.axvline(e.t, color=colour, linewidth=1.2)
-            model_ax.text(e.t, -8, e.data["token"], color=colour, fontsize=8, rotation=90, va="top")
+            model_ax.text(e.t, -8, e.token.value, color=colour, fontsize=8, rotation=90, va="top")
 
     for row, outcome in enumerate(result.outcomes):
         colour = "#2a9d8f" if outcome.passed else "#d62828"

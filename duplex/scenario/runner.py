@@ -24,19 +24,29 @@ from audio_io.wav import MemoryOutput
 from duplex.backbones import Model, load_model
 from duplex.config import Config, load_config, to_dict
 from duplex.errors import DuplexError
-from duplex.events import Event, EventBus, EventType
-from duplex.offline import run_session
+from duplex.events import Control, Event, Speaker
 from duplex.scenario.expect import Outcome, evaluate
 from duplex.scenario.metrics import INNER_PAUSE_S, ClipTruth, Timeline, compute_metrics
 from duplex.scenario.spec import MAX_DURATION_S, Scenario, Trigger, load_scenario
+from duplex.session import DuplexSession, summary_of
+from duplex.tokens import Kind
+from duplex.worker import ModelWorker
 
-TRIGGERS: dict[Trigger, tuple[EventType, str, str]] = {
-    Trigger.SPEAKING_STARTED: (EventType.SPEAKER, "what", "started"),
-    Trigger.SPEAKING_STOPPED: (EventType.SPEAKER, "what", "stopped"),
-    Trigger.BARGE_IN: (EventType.CONTROL, "token", "BREAK"),
-    Trigger.SHIFT: (EventType.CONTROL, "token", "SHIFT"),
-    Trigger.EOT: (EventType.CONTROL, "token", "EOT"),
-}
+
+def trigger_of(event: Event) -> Trigger | None:
+    """The scenario trigger an event fires, if any."""
+    match event:
+        case Speaker(audible=True):
+            return Trigger.SPEAKING_STARTED
+        case Speaker(audible=False):
+            return Trigger.SPEAKING_STOPPED
+        case Control(token=Kind.BREAK):
+            return Trigger.BARGE_IN
+        case Control(token=Kind.SHIFT):
+            return Trigger.SHIFT
+        case Control(token=Kind.EOT):
+            return Trigger.EOT
+    return None
 
 
 @dataclass(slots=True)
@@ -70,9 +80,10 @@ class ModelCache:
         model = self._models.get(key)
         if model is None:
             model = self._models[key] = load_model(cfg)
-        else:
-            model.backbone.reset()
-            model.vocoder.reset()
+        else:  # on the model's own thread, like every call into it
+            worker = ModelWorker.of(model)
+            worker.call(model.backbone.reset)
+            worker.call(model.vocoder.reset)
         return model
 
 
@@ -105,22 +116,23 @@ def run_scenario(scenario: Scenario, *, config: Path | None = None, cache: Model
     echo = EchoPath(scenario.echo.gain_db, scenario.echo.delay_ms) if scenario.echo else None
     memory = MemoryOutput()
     output = EchoTap(memory, echo) if echo else memory
-    bus = EventBus()
-    watch = bus.subscribe()
     seen: dict[Trigger, int] = {}
 
     def fire_triggers(now: float) -> None:
         for event in watch.pending():
-            for trigger, (etype, key, value) in TRIGGERS.items():
-                if event.type is etype and event.data.get(key) == value:
-                    seen[trigger] = seen.get(trigger, 0) + 1
-                    for i, spec in enumerate(scenario.user):
-                        if spec.after and spec.after.event is trigger and spec.after.nth == seen[trigger]:
-                            mic.trigger(i, event.t + spec.after.delay)
+            trigger = trigger_of(event)
+            if trigger is None:
+                continue
+            seen[trigger] = seen.get(trigger, 0) + 1
+            for i, spec in enumerate(scenario.user):
+                if spec.after and spec.after.event is trigger and spec.after.nth == seen[trigger]:
+                    mic.trigger(i, event.t + spec.after.delay)
 
     mic = ScriptedMicrophone(clips, duration=scenario.duration, noise=noise, echo=echo, before_read=fire_triggers)
-    session = asyncio.run(run_session(cfg, input=mic, output=output, model=model, bus=bus))
-    return judge(scenario, clips, mic, memory.audio(), session.events, session.summary)
+    session = DuplexSession(config=cfg, input=mic, output=output, model=model)
+    watch = session.events(maxsize=0)
+    events = asyncio.run(session.play())
+    return judge(scenario, clips, mic, memory.audio(), events, summary_of(events))
 
 
 def judge(scenario: Scenario, clips: list[ScheduledClip], mic: ScriptedMicrophone, model_audio: np.ndarray,

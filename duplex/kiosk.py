@@ -3,7 +3,9 @@
 A kiosk runs for days while sessions come and go: an operator stops and starts them, a device
 error ends one. The host owns a bus that outlives the sessions and carries every event of every
 session in order, so the MQTT bridge (or a JSON log) follows one stream. Commands from outside
-are checked against the current session and answered with a reason when they cannot apply.
+(`duplex.commands`, plus the host's own `Start` and `Ping`) are checked against the current
+session and refused with a reason when they cannot apply. Kiosk code, not MQTT code: it runs the
+same with the bridge off.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-from duplex.events import Event, EventBus, EventType
-from duplex.mqtt.protocol import Cmd, CommandError
+from duplex.commands import CommandError, HostCommand, Ping, Start, Stop
+from duplex.events import Error, Event, EventBus
 from duplex.session import DuplexSession
 
 log = logging.getLogger("duplex.kiosk")
@@ -48,7 +50,6 @@ class SessionHost:
         self._between = asyncio.Event()  # set while no session is being run
         self._between.set()
         self._session: DuplexSession | None = None
-        self._tasks: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._last_t = 0.0
         self.sessions_started = 0
@@ -57,14 +58,12 @@ class SessionHost:
         self.started_at = time.monotonic()
 
     async def __aenter__(self) -> Self:
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
-        self._supervisor = self._tasks.create_task(self._supervise(), name="duplex.host.supervisor")
+        self._supervisor = asyncio.create_task(self._supervise(), name="duplex.host.supervisor")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        assert self._tasks is not None and self._supervisor is not None
+        assert self._supervisor is not None
         try:
             self._wanted.clear()  # no restart from here on
             if self._session is not None:
@@ -73,7 +72,9 @@ class SessionHost:
                 await self._between.wait()  # its last events are on the bus
         finally:
             self._supervisor.cancel()
-            await self._tasks.__aexit__(exc_type, exc, tb)
+            await asyncio.wait([self._supervisor])  # it ends at its next await
+        if not self._supervisor.cancelled() and self._supervisor.exception() is not None:
+            raise self._supervisor.exception()  # type: ignore[misc]
 
     @property
     def session(self) -> DuplexSession | None:
@@ -88,34 +89,26 @@ class SessionHost:
 
     def start(self) -> None:
         if self._session is not None or self._wanted.is_set():
-            raise CommandError("a session is already running (send 'stop' first)", cmd=Cmd.START)
+            raise CommandError("a session is already running (send 'stop' first)", cmd=Start())
         self._wanted.set()
 
-    def command(self, cmd: Cmd) -> None:
+    def command(self, cmd: HostCommand) -> None:
         """Apply one outside command now (session commands take effect at its next step)."""
-        if cmd is Cmd.PING:
-            return
-        if cmd is Cmd.START:
-            self.start()
-            return
+        match cmd:
+            case Ping():
+                return
+            case Start():
+                self.start()
+                return
         session = self._session
-        if cmd is Cmd.STOP and session is None and self._wanted.is_set():
+        if isinstance(cmd, Stop) and session is None and self._wanted.is_set():
             self._wanted.clear()  # a failed session is waiting out its restart delay: cancel the restart
             return
         if session is None or not session.running:
-            raise CommandError(f"no session is running ('{cmd.value}' needs one; send 'start')", cmd=cmd)
-        match cmd:
-            case Cmd.STOP:
-                self._wanted.clear()
-                session.stop()
-            case Cmd.MUTE:
-                session.mute()
-            case Cmd.UNMUTE:
-                session.unmute()
-            case Cmd.STOP_SPEAKING:
-                session.stop_speaking()
-            case Cmd.RESET:
-                session.reset()
+            raise CommandError(f"no session is running ('{cmd.name}' needs one; send 'start')", cmd=cmd)
+        if isinstance(cmd, Stop):
+            self._wanted.clear()
+        session.submit(cmd)
 
     def metrics(self) -> dict[str, Any]:
         session = self._session
@@ -161,13 +154,13 @@ class SessionHost:
                 self.sessions_started += 1
                 async for event in events:
                     self._forward(event)
-                    if event.type is EventType.ERROR:
+                    if isinstance(event, Error):
                         failed = True
-                        self.last_error = str(event.data.get("message", ""))
+                        self.last_error = event.message
         except Exception as exc:  # a session must never take the kiosk down with it
             failed = True
             self.last_error = f"{type(exc).__name__}: {exc}"
-            self._forward(Event(self._last_t, EventType.ERROR, {"message": self.last_error}))
+            self._forward(Error(self._last_t, self.last_error))
             log.error("session failed: %s", self.last_error)
         finally:
             self._session = None
