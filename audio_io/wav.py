@@ -15,9 +15,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audio_io.errors import AudioFileError, one_line
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, to_mono
 from audio_io.speaker import SpeakerQueue
-from duplex.errors import AudioFileError, one_line
 
 
 def probe(path: Path) -> sf._SoundFileInfo:

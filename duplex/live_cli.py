@@ -54,7 +54,7 @@ def run_live(cfg: Config, args: argparse.Namespace) -> int:
         from audio_io.devices import default_indices, describe_devices, list_devices
 
         inp, out = default_indices()
-        print(describe_devices(list_devices(), inp, out))
+        print(describe_devices(list_devices(), inp, out) + "; choose with --input-device/--output-device IDX|NAME")
         return 0
     live = live_options(cfg, args)
     session = LiveSession(cfg, live, record=getattr(args, "record", None), events=getattr(args, "events", None),

@@ -21,7 +21,7 @@ import numpy as np
 from audio_io.format import STEP_SAMPLES
 from audio_io.wav import WavInput
 from duplex.config import load_config
-from duplex.errors import DuplexError
+from duplex.errors import USER_ERRORS
 from duplex.events import EventType
 from duplex.session import DuplexSession
 
@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         asyncio.run(converse(args.question, args.output, config_path=args.config, cut=args.cut))
-    except DuplexError as exc:
+    except USER_ERRORS as exc:
         print(f"embed.py: error: {exc}", file=sys.stderr)
         return 2
     return 0

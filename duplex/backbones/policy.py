@@ -25,7 +25,8 @@ import numpy as np
 
 from audio_io.clip import load_clip
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS, rms
-from audio_io.vad import Vad, make_vad
+from audio_io.vad import Vad
+from duplex.audio_setup import vad_from_config
 from duplex.backbones.base import TOKENS_PER_STEP, Model
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.config import PolicyConfig
@@ -223,7 +224,7 @@ def steps(seconds: float) -> int:
 
 def load_policy(cfg: PolicyConfig, base: Path) -> Model:
     bank = FrameBank()
-    backbone = PolicyBackbone(cfg, vad=make_vad(cfg.vad, cfg.webrtc_aggressiveness),
+    backbone = PolicyBackbone(cfg, vad=vad_from_config(cfg),
                               responder=Responder(cfg, base), bank=bank)
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"policy/{cfg.responder}/{cfg.vad}")
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audio_io.vad import make_vad
+from duplex.audio_setup import vad_from_config
 from duplex.backbones.base import Model, Vocoder
 from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.covo.config import CovoConfig
@@ -77,7 +77,7 @@ def build_model(cfg: Config) -> Model:
     else:
         chat = chat_context(c, ckpt, vocab, rt)
         policy = cfg.policy
-        backbone = CovoTurnBackbone(policy, vad=make_vad(policy.vad, policy.webrtc_aggressiveness), chat=chat,
+        backbone = CovoTurnBackbone(policy, vad=vad_from_config(policy), chat=chat,
                                     level=lambda: float(getattr(vocoder, "level", 0.0)))
         if isinstance(vocoder, StreamingToken2Wav):
             vocoder.ahead = lambda: units_ahead(chat)  # decode ahead of the speaker
