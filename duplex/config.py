@@ -15,12 +15,13 @@ from typing import Any
 
 import yaml
 
+from duplex import yamlsafe
 from duplex.backbones import registry
 from duplex.backbones.covo.config import CovoConfig
 from duplex.backbones.registry import BackboneEntry, register
 from duplex.backbones.tiny_fd.config import TinyFdConfig
 from duplex.errors import ConfigError
-from duplex.fields import build, opt, section, to_dict
+from duplex.fields import build, opt, section, show, to_dict
 
 __all__ = ["Config", "EngineConfig", "LiveConfig", "MqttConfig", "PolicyConfig", "build", "dump_yaml",
            "load_config", "opt", "reference_table", "section", "to_dict"]
@@ -123,21 +124,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         p = Path(path)
         source = str(p)
         base_dir = str(p.parent)
-        try:
-            text = p.read_text()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{p}: no such config file") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})") from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}:{where} not valid YAML") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of keys, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = read_yaml_mapping(p)
     if overrides:
         data = _merge(data, dict(overrides))
     for item in sets or []:
@@ -150,7 +137,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
         try:
-            cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+            cursor[parts[-1]] = yamlsafe.safe_load(raw) if raw.strip() else ""
+        except yamlsafe.YamlLimitError as exc:
+            raise ConfigError(f"--set {show(item)}: the value is {exc.problem}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from exc
         data = _merge(data, node)
@@ -158,6 +147,36 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         source = f"{source} + --set" if path is not None else "--set"
     cfg = build(Config, data, source=source)
     return dataclasses.replace(cfg, base_dir=base_dir)
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few kilobytes; refuse to read a huge one into memory
+
+
+def read_yaml_mapping(p: Path) -> dict[str, Any]:
+    """A config file's top-level mapping, read with bounds (size, nesting, alias expansion)."""
+    try:
+        if p.exists() and not p.is_file():
+            raise ConfigError(f"{p}: not a regular file")
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: larger than {MAX_CONFIG_BYTES // 1024} KiB, not a config file")
+        text = raw.decode()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such config file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})") from exc
+    try:
+        loaded = yamlsafe.safe_load(text)
+    except yamlsafe.YamlLimitError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}:{where} not valid YAML") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: expected a mapping of keys, got {type(loaded).__name__}")
+    return loaded or {}
 
 
 def dump_yaml(cfg: Config) -> str:
