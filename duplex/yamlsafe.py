@@ -2,10 +2,11 @@
 
 `yaml.safe_load` builds aliases as shared objects, but everything that walks the result (merging,
 validation, an error message's repr) sees the *expanded* tree: nine levels of nine aliases in
-700 bytes is 9**9 values. A 5000-deep list overflows the composer's recursion. This loader counts
-while composing, before anything is constructed: every node's expanded size (an alias counts as
-the whole node it names) and the nesting depth. Past a limit it stops with `YamlLimitError`, a
-`yaml.YAMLError` whose message says which limit and where, and never shows the value.
+700 bytes is 9**9 values. A 5000-deep list overflows the composer's recursion (and makes the
+scanner quadratic). This loader counts while scanning and composing, before anything is
+constructed: every node's expanded size (an alias counts as the whole node it names) and the
+nesting depth. Past a limit it stops with `YamlLimitError`, a `yaml.YAMLError` whose message says
+which limit and where, and never shows the value.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class BoundedSafeLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> values in its expansion; nodes live as long as the tree
+
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        # The scanner's simple-key bookkeeping costs O(depth) per token: stop deep `[[[...` here,
+        # while scanning, before it turns quadratic (the composer's check below comes too late).
+        if self.flow_level >= self.max_depth:
+            raise YamlLimitError(f"nested deeper than {self.max_depth} levels", self.get_mark())
+        super().fetch_flow_collection_start(token_class)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         mark = self.peek_event().start_mark
