@@ -87,3 +87,12 @@ def safe_load(text: str) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def compose(text: str) -> yaml.Node | None:
+    """`yaml.compose` within the same bounds (for callers that map nodes back to lines)."""
+    loader = BoundedSafeLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()

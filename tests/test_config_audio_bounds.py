@@ -251,3 +251,29 @@ def test_blockwise_conversion_matches_the_file(tmp_path: Path) -> None:
     assert abs(audio.size - 3 * SAMPLE_RATE) <= 1
     expected = (0.1 * np.sin(np.arange(audio.size) * 0.01 * 44_100 / SAMPLE_RATE)).astype(np.float32)
     assert np.max(np.abs(audio[100:-100] - expected[100:-100])) < 2e-3
+
+
+def test_scenario_yaml_is_bounded_too(tmp_path: Path) -> None:
+    from duplex.errors import ScenarioError
+    from duplex.scenario.spec import load_scenario
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("duration: 5\nuser: []\nexpect: []\nconfig:\n" + alias_bomb().replace("backbone:", "  policy:")
+                    .replace("\n  a", "\n    a"))
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError, match=r"bomb\.yaml:\d+: malformed YAML \(aliases expand to more than"):
+        load_scenario(bomb)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("duration: 5\nuser: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ScenarioError, match=r"deep\.yaml:2: malformed YAML \(nested deeper than 64 levels"):
+        load_scenario(deep)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_noise_file_read_only_as_far_as_the_scenario_lasts_gives_the_same_noise(tmp_path: Path) -> None:
+    from audio_io.scripted import noise_signal
+
+    path = wav_at(tmp_path / "noise.wav", 22_050, 7.0)
+    n = 3 * SAMPLE_RATE + 17
+    whole = noise_signal("file", -30.0, n, 0, load_mono16k(path))
+    assert np.array_equal(noise_signal("file", -30.0, n, 0, load_mono16k(path, max_seconds=n / SAMPLE_RATE)), whole)
