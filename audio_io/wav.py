@@ -25,7 +25,7 @@ MAX_RATE = 384_000  # the highest rate sound hardware uses
 BLOCK_BYTES = 1 << 21  # input read per block (2 MB): with the rate bounds, a block yields at most 2x as many samples
 
 
-def probe(path: Path) -> sf._SoundFileInfo:
+def probe(path: Path, *, check_rate: bool = True) -> sf._SoundFileInfo:
     """Check that `path` is a non-empty audio file at a rate we convert (8..384 kHz); else AudioFileError naming it."""
     if not path.exists():
         raise AudioFileError(path, "no such file")
@@ -39,7 +39,7 @@ def probe(path: Path) -> sf._SoundFileInfo:
         raise AudioFileError(path, "permission denied") from exc
     if info.frames <= 0:
         raise AudioFileError(path, "holds no audio frames")
-    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+    if check_rate and not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise AudioFileError(path, f"sample rate {info.samplerate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
     return info
 
