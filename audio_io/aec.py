@@ -21,15 +21,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 
+from audio_io.errors import AudioValueError, NotInstalledError
 from audio_io.format import SAMPLE_RATE
-from duplex.errors import ConfigError
 
 FRAME = SAMPLE_RATE // 100  # 10 ms: the frame both engines work on
-CHOICES = ("auto", "webrtc", "speex", "none")
+
+
+class AecKind(StrEnum):
+    AUTO = "auto"
+    WEBRTC = "webrtc"
+    SPEEX = "speex"
+    NONE = "none"
+
+
+CHOICES = tuple(k.value for k in AecKind)
 
 
 class EchoCanceller(Protocol):
@@ -66,7 +76,7 @@ class WebRtcAec:
         try:
             from livekit import rtc
         except ImportError as exc:
-            raise ConfigError("live.aec = webrtc needs the livekit package: pip install livekit") from exc
+            raise NotInstalledError("webrtc echo cancellation needs the livekit package: pip install livekit") from exc
         self._rtc = rtc
         self._delay_ms = delay_ms
         self._near = np.zeros(FRAME, dtype=np.int16)
@@ -102,7 +112,7 @@ class _Speex:
         try:
             lib = ctypes.CDLL(path)
         except OSError as exc:
-            raise ConfigError("live.aec = speex needs libspeexdsp: apt-get install libspeexdsp1") from exc
+            raise NotInstalledError("speex echo cancellation needs libspeexdsp: apt-get install libspeexdsp1") from exc
         p, i, i16 = ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int16)
         for name, args, res in (
             ("speex_echo_state_init", [i, i], p), ("speex_echo_state_destroy", [p], None),
@@ -161,28 +171,32 @@ class SpeexAec:
         self.close()
 
 
-def make_aec(kind: str, *, gated: bool = True) -> EchoCanceller:
-    """The canceller `kind` names; `auto` = webrtc if livekit is installed, else speex, else off.
+def make_aec(kind: AecKind | str, *, gated: bool = True) -> EchoCanceller:
+    """The canceller `kind` names; `auto` = webrtc if livekit is installed, else speex, else none.
 
     `gated` (the default) wraps it in the echo-path gate; `False` gives the bare engine (benches).
+    NotInstalledError when a named engine is missing (`auto` then tries the next one; any other
+    error is a real failure and propagates); AudioValueError for a name that is not an AecKind.
     """
     from audio_io.echo_path import GatedCanceller
 
-    if kind == "none":
+    try:
+        kind = AecKind(kind)
+    except ValueError as exc:
+        raise AudioValueError(f"unknown echo canceller {kind!r}: expected one of {', '.join(CHOICES)}") from exc
+    if kind is AecKind.NONE:
         return PassThrough()
     wrap = GatedCanceller if gated else (lambda inner: inner)
-    if kind == "webrtc":
+    if kind is AecKind.WEBRTC:
         return wrap(WebRtcAec())
-    if kind == "speex":
+    if kind is AecKind.SPEEX:
         return wrap(SpeexAec())
-    if kind == "auto":
-        for make in (WebRtcAec, SpeexAec):
-            try:
-                return wrap(make())
-            except ConfigError:
-                continue
-        return PassThrough()
-    raise ConfigError(f"live.aec = {kind!r}: expected one of {', '.join(CHOICES)}")
+    for make in (WebRtcAec, SpeexAec):
+        try:
+            return wrap(make())
+        except NotInstalledError:
+            continue
+    return PassThrough()
 
 
 def erle_db(near: np.ndarray, cleaned: np.ndarray) -> float:

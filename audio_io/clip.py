@@ -16,11 +16,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audio_io.errors import AudioFileError, one_line
 from audio_io.format import SAMPLE_RATE, to_mono
-from audio_io.wav import probe
-from duplex.errors import AudioFileError, one_line
+from audio_io.wav import MAX_RATE, MIN_RATE, probe
 
-MIN_RATE, MAX_RATE = 8_000, 384_000
 MAX_CLIP_S = 120.0  # say() audio and policy.reply_wav
 BLOCK_FRAMES = 1 << 16
 
@@ -28,7 +27,7 @@ BLOCK_FRAMES = 1 << 16
 def load_clip(path: Path, *, max_s: float = MAX_CLIP_S, what: str = "audio") -> np.ndarray:
     """`path` as 16 kHz mono float32, refused (AudioFileError naming `what`) beyond `max_s` seconds."""
     path = Path(path)
-    info = probe(path)
+    info = probe(path, check_rate=False)  # checked below, naming `what`
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise AudioFileError(path, f"{what}: sample rate {info.samplerate} Hz is outside "
                                    f"{MIN_RATE}..{MAX_RATE} Hz")

@@ -2,7 +2,7 @@
 
 Kept apart from the streams so that `--list-devices` and the "what to install" messages work
 without opening anything, and so that every failure is a `DeviceError` with one line that names
-the culprit and the fix (the CLI turns it into exit status 2).
+the culprit and the fix (`DeviceNotFoundError` when nothing matches what was asked for).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
-from duplex.errors import DeviceError
+from audio_io.errors import DeviceError, DeviceNotFoundError
 
 Direction = Literal["input", "output"]
 
@@ -19,7 +19,7 @@ INSTALL_PORTAUDIO = (
     "PortAudio is not installed: apt-get install libportaudio2 (Debian/Ubuntu), "
     "dnf install portaudio (Fedora) or brew install portaudio (macOS)"
 )
-INSTALL_SOUNDDEVICE = "live sessions need sounddevice: pip install 'duplex[live]'"
+INSTALL_SOUNDDEVICE = "sound devices need the sounddevice package: pip install sounddevice"
 INSTALL_SOUND_SERVER = (
     "no {what} found: plug one in, or run a sound server "
     "(apt-get install pulseaudio libasound2-plugins; pulseaudio --start)"
@@ -73,7 +73,7 @@ def describe_devices(devices: list[DeviceInfo], default_in: int | None, default_
         mark = ("<" if d.index == default_in else " ") + (">" if d.index == default_out else " ")
         lines.append(f"{mark}{d.index:3d}  {d.max_input_channels:2d} {d.max_output_channels:3d}  "
                      f"{d.default_samplerate:6.0f}  {d.name} ({d.hostapi})")
-    lines.append("< default microphone, > default speaker; choose with --input-device/--output-device IDX|NAME")
+    lines.append("< default microphone, > default speaker")
     return "\n".join(lines)
 
 
@@ -98,21 +98,21 @@ def find_device(spec: str, direction: Direction) -> DeviceInfo:
         default = default_indices()[0 if direction == "input" else 1]
         chosen = next((d for d in devices if d.index == default), None)
         if chosen is None:
-            raise DeviceError(f"no default {what}: choose one with --{direction}-device (see --list-devices)")
+            raise DeviceNotFoundError(f"no default {what}: choose an {direction} device by index or name")
         return chosen
     if spec.isdigit():
         chosen = next((d for d in devices if d.index == int(spec)), None)
         if chosen is None:
-            raise DeviceError(f"{what} device {spec}: no {direction} device with that index (see --list-devices)")
+            raise DeviceNotFoundError(f"{what} device {spec}: no {direction} device with that index")
         return chosen
     matches = [d for d in devices if spec.lower() in d.name.lower()]
     exact = [d for d in matches if d.name.lower() == spec.lower()]
     if len(exact) == 1 or len(matches) == 1:
         return (exact or matches)[0]
     if not matches:
-        raise DeviceError(f"{what} device {spec!r}: no {direction} device name contains it (see --list-devices)")
+        raise DeviceNotFoundError(f"{what} device {spec!r}: no {direction} device name contains it")
     names = ", ".join(f"{d.index}: {d.name}" for d in matches[:6])
-    raise DeviceError(f"{what} device {spec!r} is ambiguous ({names}); give the index instead")
+    raise DeviceNotFoundError(f"{what} device {spec!r} is ambiguous ({names}); give the index instead")
 
 
 def rescan() -> None:

@@ -31,12 +31,12 @@ import soxr
 
 from audio_io.aec import FRAME, EchoCanceller, PassThrough
 from audio_io.devices import DeviceInfo, close_stream, sounddevice
+from audio_io.errors import DeviceError
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, STEP_SECONDS
 from audio_io.live_output import LiveOutput
 from audio_io.mic_profile import MicProfile
 from audio_io.ring import SampleRing
 from audio_io.vad import WebRtcVad
-from duplex.errors import DeviceError
 
 OFFSET_OBSERVATIONS = 32  # callbacks whose reference offset the tracked one is the median of
 OFFSET_SLACK = 3 * FRAME  # samples (16 kHz) the median may wander before the offset moves

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from audio_io.errors import DeviceError
 from audio_io.format import STEP_SAMPLES
 from audio_io.speaker import SpeakerQueue
-from duplex.errors import DeviceError
 
 SPEAKER_STALL_S = 1.0  # a speaker callback missing this long (sink suspended, server gone) is a failure
 FIRST_BACKOFF_S = 0.25

@@ -29,10 +29,10 @@ import numpy as np
 
 from audio_io.blockrate import BlockResampler, block_frames
 from audio_io.devices import DeviceInfo, close_stream, sounddevice
+from audio_io.errors import DeviceError
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS
 from audio_io.ring import SampleRing
 from audio_io.speaker import FADE_SAMPLES, SpeakerQueue
-from duplex.errors import DeviceError
 
 TTS_SLOTS = 256  # time-to-silence measurements kept
 

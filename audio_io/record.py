@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from audio_io.errors import AudioFileError
 from audio_io.format import SAMPLE_RATE
 from audio_io.wav import sync_header
-from duplex.errors import AudioFileError
 
 NAMES = ("mic.wav", "mic_raw.wav", "speaker.wav")
 

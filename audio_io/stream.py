@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from audio_io.errors import AudioFileError
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
 from audio_io.wav import WavInput
-from duplex.errors import AudioFileError
 
 MIN_RATE, MAX_RATE = 8_000, 384_000
 MAX_CHANNELS = 32

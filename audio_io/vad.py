@@ -8,13 +8,19 @@ same recordings.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from importlib import resources
 from typing import Protocol
 
 import numpy as np
 
+from audio_io.errors import AudioValueError, NotInstalledError
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
-from duplex.errors import ConfigError
+
+
+class VadKind(StrEnum):
+    WEBRTC = "webrtc"
+    SILERO = "silero"
 
 
 class Vad(Protocol):
@@ -60,8 +66,8 @@ class SileroVad:
             import onnxruntime as ort
             model = resources.files("silero_vad") / "data" / "silero_vad.onnx"
         except ImportError as exc:
-            raise ConfigError(
-                "policy.vad = silero needs the 'silero' extra: pip install 'duplex[silero]'"
+            raise NotInstalledError(
+                "the silero VAD needs silero-vad and onnxruntime: pip install silero-vad onnxruntime"
             ) from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -88,9 +94,15 @@ class SileroVad:
         self._buffer[:] = 0.0
 
 
-def make_vad(kind: str, aggressiveness: int = 2) -> Vad:
-    if kind == "webrtc":
+def make_vad(kind: VadKind | str, aggressiveness: int = 2) -> Vad:
+    """The detector `kind` names (NotInstalledError if its package is missing, AudioValueError if unknown)."""
+    try:
+        kind = VadKind(kind)
+    except ValueError as exc:
+        choices = ", ".join(repr(k.value) for k in VadKind)
+        raise AudioValueError(f"unknown voice activity detector {kind!r}: expected {choices}") from exc
+    if not 0 <= aggressiveness <= 3:
+        raise AudioValueError(f"webrtcvad aggressiveness {aggressiveness} is not in 0..3")
+    if kind is VadKind.WEBRTC:
         return WebRtcVad(aggressiveness)
-    if kind == "silero":
-        return SileroVad()
-    raise ConfigError(f"policy.vad = {kind!r}: expected 'webrtc' or 'silero'")
+    return SileroVad()

@@ -1,7 +1,8 @@
 """WAV devices for offline sessions: a file as the microphone, a file as the speaker.
 
-The input accepts any rate, channel count and sample format libsndfile reads and streams it as
-16 kHz mono 160 ms chunks (soxr, exact across block boundaries). The output records exactly what
+The input accepts any rate from 8 to 384 kHz, any channel count and any sample format libsndfile
+reads, and streams it as 16 kHz mono 160 ms chunks (soxr, exact across block boundaries), decoding
+in bounded blocks so that memory never depends on the file's length or rate. The output records exactly what
 the speaker would have played, one step per step, so it is sample-aligned with the session clock.
 It is flushed to disk every second, so even an interrupted session leaves a readable WAV.
 """
@@ -15,13 +16,17 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audio_io.errors import AudioFileError, one_line
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, to_mono
 from audio_io.speaker import SpeakerQueue
-from duplex.errors import AudioFileError, one_line
+
+MIN_RATE = 8_000  # below this a file is not speech audio (a 1 Hz WAV would become hours of 16 kHz samples)
+MAX_RATE = 384_000  # the highest rate sound hardware uses
+BLOCK_BYTES = 1 << 21  # input read per block (2 MB): with the rate bounds, a block yields at most 2x as many samples
 
 
-def probe(path: Path) -> sf._SoundFileInfo:
-    """Check that `path` is a non-empty audio file; raise AudioFileError naming it if not."""
+def probe(path: Path, *, check_rate: bool = True) -> sf._SoundFileInfo:
+    """Check that `path` is a non-empty audio file at a rate we convert (8..384 kHz); else AudioFileError naming it."""
     if not path.exists():
         raise AudioFileError(path, "no such file")
     if path.is_dir():
@@ -34,43 +39,85 @@ def probe(path: Path) -> sf._SoundFileInfo:
         raise AudioFileError(path, "permission denied") from exc
     if info.frames <= 0:
         raise AudioFileError(path, "holds no audio frames")
+    if check_rate and not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioFileError(path, f"sample rate {info.samplerate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
     return info
 
 
-def load_mono16k(path: Path) -> np.ndarray:
-    """The whole file as 16 kHz mono float32 (for clips, replies and tests)."""
-    probe(path)
+class Decoder:
+    """Any audio file libsndfile reads -> 16 kHz mono float32, in bounded blocks.
+
+    Each `read()` decodes at most `BLOCK_BYTES` of input (fewer frames for many channels) and
+    returns its converted samples (soxr streaming: exact across block boundaries), so memory
+    depends on the block, never on the file's length or rate; an empty array once the file ends.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.info = probe(self.path)
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioFileError(self.path, f"not a readable audio file ({one_line(exc)})") from exc
+        rate = self._file.samplerate
+        self.block = max(64, min(8192, BLOCK_BYTES // (4 * self._file.channels)))
+        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+        self.done = False
+
+    def read(self) -> np.ndarray:
+        """The next block at 16 kHz (possibly empty mid-file while soxr fills its window); empty at the end."""
+        if self.done:
+            return np.zeros(0, dtype=np.float32)
+        try:
+            block = self._file.read(self.block, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioFileError(self.path, f"corrupt audio data ({one_line(exc)})") from exc
+        self.done = len(block) < self.block
+        mono = to_mono(block)
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(mono, last=self.done)
+        return mono
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def load_mono16k(path: Path, *, max_seconds: float | None = None) -> np.ndarray:
+    """The file as 16 kHz mono float32 (clips, replies, noise, tests), at most `max_seconds` of it.
+
+    Decoded block by block, so memory is the result plus one block whatever the file's rate.
+    """
+    limit = None if max_seconds is None else max(0, round(max_seconds * SAMPLE_RATE))
+    decoder = Decoder(path)
+    blocks: list[np.ndarray] = []
+    got = 0
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioFileError(path, f"corrupt audio data ({one_line(exc)})") from exc
-    mono = to_mono(data)
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
-    return mono
+        while not decoder.done and (limit is None or got < limit):
+            block = decoder.read()
+            blocks.append(block)
+            got += block.size
+    finally:
+        decoder.close()
+    out = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return out if limit is None else out[:limit].copy()
 
 
 class WavInput:
     """A WAV file as the microphone: 160 ms chunks, the last one padded with silence."""
 
-    BLOCK = 8192
-
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        info = probe(self.path)
+        self._decoder = Decoder(self.path)
+        info = self._decoder.info
         self.duration = info.frames / info.samplerate
-        self._file = sf.SoundFile(str(self.path))
-        rate = self._file.samplerate
-        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
         self._pending = np.zeros(0, dtype=np.float32)
-        self._eof = False
 
     async def read(self) -> np.ndarray | None:
         return self.read_now()
 
     def read_now(self) -> np.ndarray | None:
-        while self._pending.size < STEP_SAMPLES and not self._eof:
-            self._fill()
+        while self._pending.size < STEP_SAMPLES and not self._decoder.done:
+            self._pending = np.concatenate([self._pending, self._decoder.read()])
         if self._pending.size == 0:
             return None
         chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
@@ -79,20 +126,8 @@ class WavInput:
         self._pending = self._pending[n:]
         return chunk
 
-    def _fill(self) -> None:
-        try:
-            block = self._file.read(self.BLOCK, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioFileError(self.path, f"corrupt audio data ({one_line(exc)})") from exc
-        last = len(block) < self.BLOCK
-        mono = to_mono(block)
-        if self._resampler is not None:
-            mono = self._resampler.resample_chunk(mono, last=last)
-        self._pending = np.concatenate([self._pending, mono])
-        self._eof = last
-
     def close(self) -> None:
-        self._file.close()
+        self._decoder.close()
 
 
 _SFC_UPDATE_HEADER_NOW = 0x1060  # libsndfile: rewrite the header for the frames written so far

@@ -9,8 +9,10 @@ The public API, all importable from here:
 - configuration: `load_config`, `Config`
 - commands (`duplex.commands`): `Mute`, `Unmute`, `StopSpeaking`, `Reset`, `Stop`, `Say`
 - events (`duplex.events`): `StateChanged`, `Control`, `Speaker`, `Text`, `Mic`, `CommandApplied`,
-  `Step`, `Overrun`, `Error`, `BadSamples`, `SessionStarted`, `SessionStopped`, `SessionSummary` (all `Event`s)
-- errors (`duplex.errors`): `DuplexError` and its subclasses
+  `Step`, `Overrun`, `Error`, `BadSamples`, `Device`, `SessionStarted`, `SessionStopped`, `SessionSummary`
+  (all `Event`s)
+- errors (`duplex.errors`): `DuplexError` and its subclasses, `AudioError` (from `audio_io`), and
+  `USER_ERRORS` (both roots: what a CLI turns into a one-line message)
 
 Importing this package stays cheap (no torch, no numpy, no sound devices): each name is loaded
 on first use (PEP 562), from the module that defines it.
@@ -28,10 +30,11 @@ _EXPORTS: dict[str, str] = {
     "load_config": "duplex.config", "Config": "duplex.config", "WavInput": "audio_io.wav",
     **dict.fromkeys(("Command", "Mute", "Unmute", "StopSpeaking", "Reset", "Stop", "Say"), "duplex.commands"),
     **dict.fromkeys(("Event", "EventType", "StateChanged", "Control", "Speaker", "Text", "Mic", "CommandApplied",
-                     "Step", "Overrun", "Error", "BadSamples", "SessionStarted", "SessionStopped", "SessionSummary"),
-                    "duplex.events"),
+                     "Step", "Overrun", "Error", "BadSamples", "Device", "SessionStarted", "SessionStopped",
+                     "SessionSummary"), "duplex.events"),
     **dict.fromkeys(("DuplexError", "ConfigError", "AudioFileError", "DeviceError", "CheckpointError",
-                     "ScenarioError", "SessionError", "NotSupportedError"), "duplex.errors"),
+                     "ScenarioError", "SessionError", "NotSupportedError", "AudioError", "USER_ERRORS"),
+                    "duplex.errors"),
 }
 
 __all__ = [
@@ -39,7 +42,7 @@ __all__ = [
     "Unmute", "StopSpeaking", "Reset", "Stop", "Say", "Event", "EventType", "StateChanged", "Control",
     "Speaker", "Text", "Mic", "CommandApplied", "Step", "Overrun", "Error", "BadSamples", "SessionStarted",
     "SessionStopped", "SessionSummary", "DuplexError", "ConfigError", "AudioFileError", "DeviceError",
-    "CheckpointError", "ScenarioError", "SessionError", "NotSupportedError",
+    "CheckpointError", "ScenarioError", "SessionError", "NotSupportedError", "AudioError", "USER_ERRORS", "Device",
 ]
 assert set(__all__) == {"__version__", *_EXPORTS}
 
@@ -63,6 +66,8 @@ if TYPE_CHECKING:
     from duplex.config import Config, load_config
     from duplex.engine import Lifecycle
     from duplex.errors import (
+        USER_ERRORS,
+        AudioError,
         AudioFileError,
         CheckpointError,
         ConfigError,
@@ -76,6 +81,7 @@ if TYPE_CHECKING:
         BadSamples,
         CommandApplied,
         Control,
+        Device,
         Error,
         Event,
         EventType,

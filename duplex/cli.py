@@ -1,6 +1,6 @@
 """Command-line entry points: `duplex-chat` (live or offline sessions) and `duplex-test`.
 
-Any `DuplexError` ends with one line naming the culprit and exit status 2, never a traceback.
+Any user error (`duplex.errors.USER_ERRORS`) ends with one line naming the culprit and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from duplex.errors import DuplexError
+from duplex.errors import USER_ERRORS, DuplexError
 
 EXIT_BAD_INPUT = 2
 
@@ -18,7 +18,7 @@ EXIT_BAD_INPUT = 2
 def guarded(prog: str, main: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return main(args)
-    except DuplexError as exc:
+    except USER_ERRORS as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BaseExceptionGroup as group:  # a task group's one failure (a log on a full disk): still one line

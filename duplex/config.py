@@ -8,8 +8,6 @@ key and the value. Sections are plain dataclasses; the loader walks them generic
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,20 +15,16 @@ from typing import Any
 
 import yaml
 
+from duplex import yamlsafe
+from duplex.backbones import registry
+from duplex.backbones.covo.config import CovoConfig
+from duplex.backbones.registry import BackboneEntry, register
+from duplex.backbones.tiny_fd.config import TinyFdConfig
 from duplex.errors import ConfigError
+from duplex.fields import build, opt, section, show, to_dict
 
-
-def opt(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
-        choices: tuple[Any, ...] | None = None) -> Any:
-    """A config field: default, doc and bounds in one place."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def section(cls: type, doc: str) -> Any:
-    return field(default_factory=cls, metadata={"doc": doc, "section": True})
+__all__ = ["Config", "EngineConfig", "LiveConfig", "MqttConfig", "PolicyConfig", "build", "dump_yaml",
+           "load_config", "opt", "reference_table", "section", "to_dict"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +42,9 @@ class PolicyConfig:
     responder: str = opt("echo", "what the model says: echo = the user's last utterance, wav = reply_wav", choices=("echo", "wav"))
     reply_wav: str = opt("", "WAV file the wav responder plays (relative to the config file)")
     max_reply_s: float = opt(12.0, "longest reply, in seconds", lo=0.5, hi=120.0)
+
+
+register(BackboneEntry("policy", "VAD turn policy", "duplex.backbones.policy:load_policy", ("policy",)))
 
 
 @dataclass(frozen=True)
@@ -100,14 +97,9 @@ class MqttConfig:
     restart_delay_s: float = opt(2.0, "kiosk: restart a failed session after this (doubling per failure, up to 60 s); 0 = never", lo=0.0, hi=600.0)
 
 
-# Defined beside the covo backbone (it needs `opt` above); imported here to join the tree.
-from duplex.backbones.covo.config import CovoConfig  # noqa: E402
-from duplex.backbones.tiny_fd.config import TinyFdConfig  # noqa: E402
-
-
 @dataclass(frozen=True)
 class Config:
-    backbone: str = opt("tiny-fd", "model: tiny-fd (built-in full-duplex model), policy (VAD turn policy), covo", choices=("policy", "tiny-fd", "covo"))
+    backbone: str = opt("tiny-fd", f"model: {registry.describe()}", choices=registry.choices())
     policy: PolicyConfig = section(PolicyConfig, "VAD turn policy backbone")
     engine: EngineConfig = section(EngineConfig, "step loop")
     live: LiveConfig = section(LiveConfig, "sound devices and terminal UI")
@@ -132,21 +124,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         p = Path(path)
         source = str(p)
         base_dir = str(p.parent)
-        try:
-            text = p.read_text()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{p}: no such config file") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})") from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}:{where} not valid YAML") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of keys, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = read_yaml_mapping(p)
     if overrides:
         data = _merge(data, dict(overrides))
     for item in sets or []:
@@ -159,7 +137,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
         try:
-            cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+            cursor[parts[-1]] = yamlsafe.safe_load(raw) if raw.strip() else ""
+        except yamlsafe.YamlLimitError as exc:
+            raise ConfigError(f"--set {show(item)}: the value is {exc.problem}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from exc
         data = _merge(data, node)
@@ -169,67 +149,34 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return dataclasses.replace(cfg, base_dir=base_dir)
 
 
-def build(cls: type, data: Mapping[str, Any], *, source: str = "config", prefix: str = "") -> Any:
-    """Validate `data` against dataclass `cls`; unknown keys and bad values name themselves."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping, got {_show(data)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("hidden")}
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if key not in fields:
-            near = _nearest(str(key), list(fields))
-            hint = f" (did you mean '{prefix}{near}'?)" if near else ""
-            raise ConfigError(f"{source}: unknown key '{name}'{hint}")
-        f = fields[key]
-        if f.metadata.get("section"):
-            values[key] = build(hints[key], value if value is not None else {}, source=source, prefix=name + ".")
-        else:
-            values[key] = _check(name, value, hints[key], f.metadata, source)
-    return cls(**values)
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few kilobytes; refuse to read a huge one into memory
 
 
-def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any], source: str) -> Any:
-    bad = f"{source}: {name} = {_show(value)}"
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        hint = args[0]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{bad} is not true/false")
-    elif hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{bad} is not a whole number")
-    elif hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{bad} is not a number")
-        value = float(value)
-    elif hint is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise ConfigError(f"{bad} is not a string")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"{bad} is not one of {', '.join(map(str, choices))}")
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"{bad} is out of range [{lo}, {hi}]")
-    return value
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        if f.metadata.get("hidden"):
-            continue
-        value = getattr(cfg, f.name)
-        out[f.name] = to_dict(value) if dataclasses.is_dataclass(value) else value
-    return out
+def read_yaml_mapping(p: Path) -> dict[str, Any]:
+    """A config file's top-level mapping, read with bounds (size, nesting, alias expansion)."""
+    try:
+        if p.exists() and not p.is_file():
+            raise ConfigError(f"{p}: not a regular file")
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: larger than {MAX_CONFIG_BYTES // 1024} KiB, not a config file")
+        text = raw.decode()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such config file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.__class__.__name__})") from exc
+    try:
+        loaded = yamlsafe.safe_load(text)
+    except yamlsafe.YamlLimitError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}:{where} not valid YAML") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: expected a mapping of keys, got {type(loaded).__name__}")
+    return loaded or {}
 
 
 def dump_yaml(cfg: Config) -> str:
@@ -285,15 +232,3 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def _nearest(key: str, names: list[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

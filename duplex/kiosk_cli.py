@@ -82,11 +82,11 @@ def _session_factory(cfg: Config, args: argparse.Namespace) -> SessionFactory:
 
 def _live_factory(cfg: Config) -> SessionFactory:
     """Sessions on the sound card: the same device set-up as `duplex-chat` live, repeated per session."""
-    from audio_io.devices import find_device
+    from duplex.audio_setup import device_from_config
 
     live = cfg.live
-    find_device(live.input_device, "input")  # one line naming the device (or what to install), exit 2
-    find_device(live.output_device, "output")
+    device_from_config(live, "input")  # one line naming the device (or what to install), exit 2
+    device_from_config(live, "output")
 
     loaded: list[Model] = []  # loaded once; each session starts it afresh (START resets its context)
 

@@ -53,7 +53,7 @@ def run_live(cfg: Config, args: argparse.Namespace) -> int:
         from audio_io.devices import default_indices, describe_devices, list_devices
 
         inp, out = default_indices()
-        print(describe_devices(list_devices(), inp, out))
+        print(describe_devices(list_devices(), inp, out) + "; choose with --input-device/--output-device IDX|NAME")
         return 0
     return asyncio.run(converse(cfg, live_options(cfg, args), record=getattr(args, "record", None),
                                 events=getattr(args, "events", None), duration=getattr(args, "duration", None)))

@@ -43,12 +43,11 @@ class LiveDevices:
 
 async def open_live_devices(live: LiveConfig, *, tap: Any = None) -> LiveDevices:
     """Open and start both streams; the session clock starts at the microphone's first block."""
-    from audio_io.aec import make_aec
-    from audio_io.devices import find_device
     from audio_io.live_link import LiveLink
+    from duplex.audio_setup import aec_from_config, device_from_config
 
-    names = {"input": find_device(live.input_device, "input"), "output": find_device(live.output_device, "output")}
-    aec = make_aec(live.aec)
+    names = {"input": device_from_config(live, "input"), "output": device_from_config(live, "output")}
+    aec = aec_from_config(live)
     guard = live.guard_s if live.guard_s is not None else (0.0 if aec.name != "none" else GUARD_WITHOUT_AEC_S)
     common: dict[str, Any] = {"rate": live.sample_rate, "block_ms": live.block_ms, "latency": live.latency}
     clock: WallClock | None = None

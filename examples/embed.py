@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplex import DuplexError, DuplexSession, Speaker, StopSpeaking, WavInput, load_config
+from duplex import USER_ERRORS, DuplexSession, Speaker, StopSpeaking, WavInput, load_config
 
 
 class PaddedWav:
@@ -63,7 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         asyncio.run(converse(args.question, args.output, config_path=args.config, cut=args.cut))
-    except DuplexError as exc:
+    except USER_ERRORS as exc:
         print(f"embed.py: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -25,7 +25,7 @@ def run(model, audio: np.ndarray) -> list[list[Kind]]:
 
 
 def test_question_then_silence_gives_think_shift_units_eot(speech) -> None:
-    model = load_policy(PolicyConfig(), Path("."))
+    model = load_policy(PolicyConfig())
     q = load_mono16k(speech("What time does the museum open?"))
     steps = run(model, np.concatenate([q, np.zeros(16000 * 5, np.float32)]))
     flat = [k for s in steps for k in s]
@@ -38,7 +38,7 @@ def test_question_then_silence_gives_think_shift_units_eot(speech) -> None:
 
 
 def test_reply_units_decode_to_the_users_words(speech) -> None:
-    model = load_policy(PolicyConfig(), Path("."))
+    model = load_policy(PolicyConfig())
     q = load_mono16k(speech("Please repeat after me."))
     tokens = [t for c in chunks(np.concatenate([q, np.zeros(16000 * 5, np.float32)])) for t in model.backbone.step(c)]
     units = [t.unit for t in tokens if t.kind is Kind.AUDIO]
@@ -52,7 +52,7 @@ def test_reply_units_decode_to_the_users_words(speech) -> None:
 def test_wav_responder_plays_the_configured_file(speech, tmp_path: Path) -> None:
     reply_wav = speech("This is the fixed answer.", voice="en-gb")
     cfg = load_config(sets=["policy.responder=wav", f"policy.reply_wav={reply_wav}"]).policy
-    model = load_policy(cfg, tmp_path)
+    model = load_policy(cfg, resolve=lambda p: tmp_path / p)
     q = load_mono16k(speech("Hello?"))
     tokens = [t for c in chunks(np.concatenate([q, np.zeros(16000 * 6, np.float32)])) for t in model.backbone.step(c)]
     units = [t.unit for t in tokens if t.kind is Kind.AUDIO]
@@ -63,11 +63,11 @@ def test_wav_responder_plays_the_configured_file(speech, tmp_path: Path) -> None
 
 def test_wav_responder_without_a_file_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="policy.reply_wav"):
-        load_policy(PolicyConfig(responder="wav"), Path("."))
+        load_policy(PolicyConfig(responder="wav"))
 
 
 def test_heard_is_recorded_in_the_history(speech) -> None:
-    model = load_policy(PolicyConfig(), Path("."))
+    model = load_policy(PolicyConfig())
     q = load_mono16k(speech("Tell me a story."))
     run(model, np.concatenate([q, np.zeros(16000, np.float32)]))
     model.backbone.heard(5)
@@ -77,14 +77,14 @@ def test_heard_is_recorded_in_the_history(speech) -> None:
 
 
 def test_quiet_noise_never_starts_a_turn() -> None:
-    model = load_policy(PolicyConfig(), Path("."))
+    model = load_policy(PolicyConfig())
     rng = np.random.default_rng(3)
     noise = (rng.standard_normal(16000 * 10) * 10 ** (-55 / 20)).astype(np.float32)
     assert {k for s in run(model, noise) for k in s} == {Kind.THINK}
 
 
 def test_say_takes_a_free_floor_and_waits_while_the_user_speaks(speech) -> None:
-    model = load_policy(PolicyConfig(), Path("."))
+    model = load_policy(PolicyConfig())
     announcement = load_mono16k(speech("Your order is ready."))
     user = load_mono16k(speech("I would like a coffee please."))
     model.backbone.say(announcement)

@@ -1,18 +1,18 @@
 """Backbones (the models the engine drives) and the factory that builds one from config.
 
-Each kind is imported only when chosen, so the core stays light: torch and transformers load for
-model backbones alone.
+The kinds are listed in `registry` (each registers beside its config section). Each is imported
+only when chosen, so the core stays light: torch and transformers load for model backbones alone.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from duplex.backbones.base import TOKENS_PER_STEP, Backbone, Model, Vocoder
+from duplex.backbones.registry import REGISTRY
 from duplex.errors import ConfigError
 
-if TYPE_CHECKING:  # duplex.config imports duplex.backbones.covo.config: no cycle at run time
+if TYPE_CHECKING:  # a Config is passed in: duplex.config is loaded by then
     from duplex.config import Config
 
 __all__ = ["TOKENS_PER_STEP", "Backbone", "Model", "Vocoder", "load_model"]
@@ -36,17 +36,7 @@ _MODEL_DEPENDENCIES = {"torch", "transformers", "safetensors", "tokenizers"}
 
 
 def _load(cfg: Config) -> Model:
-    base = Path(cfg.base_dir)
-    if cfg.backbone == "policy":
-        from duplex.backbones.policy import load_policy
-
-        return load_policy(cfg.policy, base)
-    if cfg.backbone == "tiny-fd":
-        from duplex.backbones.tiny_fd.loader import load_tiny_fd
-
-        return load_tiny_fd(cfg)
-    if cfg.backbone == "covo":
-        from duplex.backbones.covo import load_covo
-
-        return load_covo(cfg)
-    raise ConfigError(f"backbone = {cfg.backbone!r} is not available in this build")
+    entry = REGISTRY.get(cfg.backbone)
+    if entry is None:
+        raise ConfigError(f"backbone = {cfg.backbone!r} is not available in this build")
+    return entry.load(cfg, cfg.resolve)

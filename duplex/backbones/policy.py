@@ -25,9 +25,11 @@ import numpy as np
 
 from audio_io.clip import load_clip
 from audio_io.format import SAMPLE_RATE, STEP_SECONDS, rms
-from audio_io.vad import Vad, make_vad
+from audio_io.vad import Vad
+from duplex.audio_setup import vad_from_config
 from duplex.backbones.base import TOKENS_PER_STEP, Model
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
+from duplex.backbones.registry import Resolver
 from duplex.config import PolicyConfig
 from duplex.errors import ConfigError
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
@@ -73,15 +75,14 @@ class TurnRecord:
 class Responder:
     """Decides what the model says, given the user's utterance."""
 
-    def __init__(self, cfg: PolicyConfig, base: Path) -> None:
+    def __init__(self, cfg: PolicyConfig, resolve: Resolver = Path) -> None:
         self.kind = cfg.responder
         self.max_samples = int(cfg.max_reply_s * SAMPLE_RATE)
         self._fixed: np.ndarray | None = None
         if self.kind == "wav":
             if not cfg.reply_wav:
                 raise ConfigError("policy.reply_wav must name a WAV file when policy.responder = wav")
-            path = Path(cfg.reply_wav)
-            self._fixed = load_clip(path if path.is_absolute() else base / path, what="policy.reply_wav")
+            self._fixed = load_clip(resolve(cfg.reply_wav), what="policy.reply_wav")
 
     def reply(self, utterance: np.ndarray) -> np.ndarray:
         audio_ = self._fixed if self._fixed is not None else utterance
@@ -220,10 +221,11 @@ def steps(seconds: float) -> int:
     return math.ceil(seconds / STEP_SECONDS - 1e-6)
 
 
-def load_policy(cfg: PolicyConfig, base: Path) -> Model:
+def load_policy(cfg: PolicyConfig, *, resolve: Resolver = Path) -> Model:
+    """The VAD policy backbone from the `policy:` section (`reply_wav` resolved against the config file)."""
     bank = FrameBank()
-    backbone = PolicyBackbone(cfg, vad=make_vad(cfg.vad, cfg.webrtc_aggressiveness),
-                              responder=Responder(cfg, base), bank=bank)
+    backbone = PolicyBackbone(cfg, vad=vad_from_config(cfg),
+                              responder=Responder(cfg, resolve), bank=bank)
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"policy/{cfg.responder}/{cfg.vad}",
                  can_say=True)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from duplex.cli import guarded
-from duplex.errors import DuplexError
+from duplex.errors import USER_ERRORS, DuplexError
 
 
 def collect(paths: Sequence[Path]) -> list[Path]:
@@ -78,7 +78,7 @@ def _main(args: argparse.Namespace) -> int:
 def _is_slow(path: Path, load) -> bool:  # noqa: ANN001
     try:
         return load(path).slow
-    except DuplexError:
+    except USER_ERRORS:
         return False
 
 

@@ -23,7 +23,7 @@ from audio_io.scripted import EchoPath, EchoTap, ScheduledClip, ScriptedMicropho
 from audio_io.wav import MemoryOutput
 from duplex.backbones import Model, load_model
 from duplex.config import Config, load_config, to_dict
-from duplex.errors import DuplexError
+from duplex.errors import USER_ERRORS, DuplexError
 from duplex.events import Control, Event, Speaker
 from duplex.scenario.expect import Outcome, evaluate
 from duplex.scenario.metrics import INNER_PAUSE_S, ClipTruth, Timeline, compute_metrics
@@ -92,7 +92,7 @@ def run_scenario_file(path: Path, *, config: Path | None = None, cache: ModelCac
     try:
         scenario = load_scenario(path)
         result = run_scenario(scenario, config=config, cache=cache)
-    except DuplexError as exc:
+    except USER_ERRORS as exc:
         result = ScenarioResult(name=Path(path).stem, file=Path(path), passed=False, failures=[str(exc)])
     result.wall_s = time.perf_counter() - started
     return result

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from audio_io.wav import probe
+from duplex import yamlsafe
 from duplex.errors import AudioFileError, ScenarioError
 
 MAX_DURATION_S = 600.0  # a scripted session is rendered in memory: 10 min is ~75 MB, 100,000 s was 11.9 GiB
@@ -170,8 +171,8 @@ def load_scenario(path: Path) -> Scenario:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read ({exc.__class__.__name__})") from exc
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yamlsafe.compose(text)  # bounded: nesting depth and alias expansion (see duplex.yamlsafe)
+        data = yamlsafe.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1

@@ -18,21 +18,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-# duplex.config imports our config section, which needs duplex.config's `opt`: load duplex.config
-# first whichever module is imported first, so the cycle always resolves the same way.
-import duplex.config  # noqa: F401, E402
-
 if TYPE_CHECKING:
     from duplex.backbones.base import Model
-    from duplex.config import Config
+    from duplex.backbones.covo.config import CovoConfig
+    from duplex.backbones.registry import Resolver
+    from duplex.config import PolicyConfig
 
 __all__ = ["load_covo"]
 
 
-def load_covo(cfg: Config) -> Model:
-    """Build the covo backbone and its vocoder from `cfg.covo` (imports torch)."""
+def load_covo(covo: CovoConfig, policy: PolicyConfig, *, resolve: Resolver) -> Model:
+    """Build the covo backbone and its vocoder from the `covo:` section (turn mode: and `policy:`); imports torch."""
     from duplex.backbones import model_imports
     from duplex.backbones.covo.factory import build_model
 
     model_imports.ensure()  # sessions that load together must not race on transformers' lazy names
-    return build_model(cfg)
+    return build_model(covo, policy, resolve)

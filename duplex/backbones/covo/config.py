@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from duplex.config import opt
+from duplex.backbones.registry import BackboneEntry, register
+from duplex.fields import opt
 
 # The system prompt the released Covo-Audio-Chat was trained with (its public inference code): it
 # asks for replies in text and audio, alternating 5 text and 15 audio tokens, voice default_female.
@@ -87,3 +88,7 @@ class CovoConfig:
     vocoder_ode_points: int = opt(10, "stream: flow-matching ODE time points (the release: 10; fewer is faster)",
                                   lo=2, hi=64)
     vocoder_prompt_units: int = opt(0, "stream: voice-prompt units kept, the last ones (0 = all 291)", lo=0, hi=4096)
+
+
+# Turn mode wraps the chat model in the VAD turn policy, so the loader takes that section too.
+register(BackboneEntry("covo", "Covo-Audio", "duplex.backbones.covo:load_covo", ("covo", "policy")))

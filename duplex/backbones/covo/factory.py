@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audio_io.vad import make_vad
+from duplex.audio_setup import vad_from_config
 from duplex.backbones.base import Model, Vocoder
 from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.covo.config import CovoConfig
@@ -31,7 +31,8 @@ from duplex.backbones.covo.turn import CovoTurnBackbone
 from duplex.backbones.covo.vocab import Vocab, checkpoint_vocab
 from duplex.backbones.covo.vocoder import load_token2wav, silent
 from duplex.backbones.files import read_json_object
-from duplex.config import Config
+from duplex.backbones.registry import Resolver
+from duplex.config import PolicyConfig
 from duplex.errors import CheckpointError, ConfigError, one_line
 
 log = logging.getLogger(__name__)
@@ -62,22 +63,20 @@ def runtime(cfg: CovoConfig) -> Runtime:
     return Runtime(device, dtype, optimise)
 
 
-def build_model(cfg: Config) -> Model:
-    c = cfg.covo
+def build_model(c: CovoConfig, policy: PolicyConfig, resolve: Resolver) -> Model:
     check_versions()
     rt = runtime(c)
     if rt.device.type == "cpu" and c.cpu_threads:
         torch.set_num_threads(c.cpu_threads)  # process-wide: torch has no per-model setting
     torch.manual_seed(c.seed)
-    ckpt = load_checkpoint(cfg.resolve(c.checkpoint), device=rt.device, dtype=rt.dtype)
+    ckpt = load_checkpoint(resolve(c.checkpoint), device=rt.device, dtype=rt.dtype)
     vocab = checkpoint_vocab(ckpt)
-    vocoder = make_vocoder(cfg, rt)
+    vocoder = make_vocoder(c, resolve, rt)
     if c.mode == "native":
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
     else:
         chat = chat_context(c, ckpt, vocab, rt)
-        policy = cfg.policy
-        backbone = CovoTurnBackbone(policy, vad=make_vad(policy.vad, policy.webrtc_aggressiveness), chat=chat,
+        backbone = CovoTurnBackbone(policy, vad=vad_from_config(policy), chat=chat,
                                     level=lambda: float(getattr(vocoder, "level", 0.0)))
         if isinstance(vocoder, StreamingToken2Wav):
             vocoder.ahead = lambda: units_ahead(chat)  # decode ahead of the speaker
@@ -125,15 +124,14 @@ def chat_context(c: CovoConfig, ckpt: Checkpoint, vocab: Vocab, rt: Runtime) -> 
     return chat
 
 
-def make_vocoder(cfg: Config, rt: Runtime) -> Vocoder:
-    c = cfg.covo
+def make_vocoder(c: CovoConfig, resolve: Resolver, rt: Runtime) -> Vocoder:
     if not c.vocoder_repo:
         return silent()
     if not c.vocoder_checkpoint:
         raise ConfigError("covo.vocoder_checkpoint must name token2wav's model.pt when covo.vocoder_repo is set")
-    repo, checkpoint = cfg.resolve(c.vocoder_repo), cfg.resolve(c.vocoder_checkpoint)
-    config = cfg.resolve(c.vocoder_config) if c.vocoder_config else None
-    prompt_dir = cfg.resolve(c.vocoder_prompt_dir) if c.vocoder_prompt_dir else None
+    repo, checkpoint = resolve(c.vocoder_repo), resolve(c.vocoder_checkpoint)
+    config = resolve(c.vocoder_config) if c.vocoder_config else None
+    prompt_dir = resolve(c.vocoder_prompt_dir) if c.vocoder_prompt_dir else None
     device = c.vocoder_device or str(rt.device)
     if c.vocoder_engine == "stream":
         return stream_vocoder(c, config or repo / "token2wav" / "config.json", checkpoint,

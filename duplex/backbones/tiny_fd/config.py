@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from duplex.config import opt
+from duplex.backbones.registry import BackboneEntry, register
+from duplex.fields import opt
 
 
 @dataclass(frozen=True)
@@ -21,3 +22,7 @@ class TinyFdConfig:
     break_threshold: float = opt(0.5, "probability of BREAK needed to stop for good (below it the reply only holds)",
                                  lo=0.01, hi=0.99)
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)
+
+
+register(BackboneEntry("tiny-fd", "built-in full-duplex model", "duplex.backbones.tiny_fd.loader:load_tiny_fd",
+                       ("tiny_fd",)))

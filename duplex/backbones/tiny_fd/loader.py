@@ -14,18 +14,19 @@ from duplex.backbones.tiny_fd.checkpoint import load_weights, read_config, read_
 from duplex.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
-    from duplex.config import Config
+    from duplex.backbones.registry import Resolver
+    from duplex.backbones.tiny_fd.config import TinyFdConfig
 
 SHIPPED = Path(__file__).resolve().parents[3] / "checkpoints" / "tiny-fd"
 
 
-def checkpoint_dir(cfg: Config) -> Path:
-    return cfg.resolve(cfg.tiny_fd.checkpoint) if cfg.tiny_fd.checkpoint else SHIPPED
+def checkpoint_dir(t: TinyFdConfig, resolve: Resolver) -> Path:
+    return resolve(t.checkpoint) if t.checkpoint else SHIPPED
 
 
-def load_tiny_fd(cfg: Config) -> Model:
-    t = cfg.tiny_fd
-    return load_folder(checkpoint_dir(cfg), context_steps=t.context_steps, window_steps=t.window_steps,
+def load_tiny_fd(t: TinyFdConfig, *, resolve: Resolver) -> Model:
+    """The tiny-fd model from the `tiny_fd:` section (paths resolved against the config file)."""
+    return load_folder(checkpoint_dir(t, resolve), context_steps=t.context_steps, window_steps=t.window_steps,
                        threads=t.threads, shift_threshold=t.shift_threshold, break_threshold=t.break_threshold)
 
 
