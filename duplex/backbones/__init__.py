@@ -40,7 +40,7 @@ def _load(cfg: Config) -> Model:
     if cfg.backbone == "policy":
         from duplex.backbones.policy import load_policy
 
-        return load_policy(cfg.policy, base)
+        return load_policy(cfg.policy, base, cfg.tiny_fd, cfg.resolve)
     if cfg.backbone == "tiny-fd":
         from duplex.backbones.tiny_fd.loader import load_tiny_fd
 

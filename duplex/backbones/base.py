@@ -49,8 +49,13 @@ class Vocoder(Protocol):
 
 @dataclass(slots=True)
 class Model:
-    """What `load_model` returns: the pair the engine drives, and a name for logs."""
+    """What `load_model` returns: the pair the engine drives, a name for logs, and what it can do.
+
+    `can_say`: the backbone plays given audio unprompted (`backbone.say(audio)`, at the next step
+    with a free floor); a model that speaks only its own units cannot, and the session refuses.
+    """
 
     backbone: Backbone
     vocoder: Vocoder
     name: str
+    can_say: bool = False

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from audio_io.vad import make_vad
 from duplex.backbones.base import Model, Vocoder
 from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.covo.config import CovoConfig
@@ -24,6 +23,7 @@ from duplex.backbones.covo.sampling import Sampler
 from duplex.backbones.covo.turn import CovoTurnBackbone
 from duplex.backbones.covo.vocab import Vocab
 from duplex.backbones.covo.vocoder import load_token2wav, silent
+from duplex.backbones.floor import make_floor
 from duplex.config import Config
 from duplex.errors import ConfigError
 
@@ -66,11 +66,10 @@ def build_model(cfg: Config) -> Model:
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
     else:
         chat = chat_context(c, ckpt, vocab, rt)
-        policy = cfg.policy
-        backbone = CovoTurnBackbone(policy, vad=make_vad(policy.vad, policy.webrtc_aggressiveness), chat=chat,
-                                    level=lambda: float(getattr(vocoder, "level", 0.0)))
+        floor = make_floor(cfg.policy, tiny_fd=cfg.tiny_fd, resolve=cfg.resolve)
+        backbone = CovoTurnBackbone(floor, chat=chat, level=lambda: float(getattr(vocoder, "level", 0.0)))
     name = f"covo/{c.mode}/{c.cache}" + (f"+{rt.optimise}" if c.cache == "static" and rt.optimise != "none" else "")
-    return Model(backbone=backbone, vocoder=vocoder, name=name)
+    return Model(backbone=backbone, vocoder=vocoder, name=name, can_say=False)
 
 
 def sampler(c: CovoConfig, vocab: Vocab, vocab_size: int, rt: Runtime, *, turn: bool) -> Sampler:
