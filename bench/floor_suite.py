@@ -3,7 +3,9 @@
     python bench/floor_suite.py [--config examples/policy.yaml] [--set key=value ...] [--family espeak|flite|all]
 
 A stand-in for the project's evaluation tool while that is being built: conversations are spoken
-by espeak-ng and flite voices (never festival: that family is held out for the final evaluation),
+by espeak-ng (paused turns as one sentence with SSML breaks, so each fragment keeps the sentence's
+intonation) and flite voices (fragments spoken separately, so each can sound final); never festival:
+that family is held out for the final evaluation. They are
 run through the scenario runner offline, and the speaker's audio is judged directly:
 
 - false start: an audible model onset (>= 60 ms) while the user holds the floor: inside a turn clip,
@@ -70,11 +72,13 @@ class Voice:
 
 
 def speak(cache: Path, voice: Voice, text: str) -> np.ndarray:
+    """`text` in `voice`, trimmed and peak-normalised; SSML (espeak only) when it starts with <speak>."""
     key = f"{voice.family}-{voice.name}-{hashlib.sha1(text.encode()).hexdigest()[:10]}".replace("+", "_")
     out = cache / f"{key}.wav"
     if not out.exists():
         raw = cache / f"{key}.raw.wav"
-        cmd = (["espeak-ng", "-v", voice.name, "-w", str(raw), text] if voice.family == "espeak"
+        ssml = ["-m"] if text.startswith("<speak>") else []
+        cmd = (["espeak-ng", *ssml, "-v", voice.name, "-w", str(raw), text] if voice.family == "espeak"
                else ["flite", "-voice", voice.name, "-t", text, "-o", str(raw)])
         subprocess.run(cmd, check=True, capture_output=True)
         audio = load_mono16k(raw)
@@ -114,7 +118,11 @@ def build(folder: Path, cache: Path, voices: list[Voice], overrides: dict) -> li
         tag = f"{v.family}-{v.name}".replace("+", "_")
         for k, frags in enumerate(PAUSED):
             gaps = [float(g) for g in rng.uniform(0.5, 1.5, len(frags) - 1)]
-            audio = joined([speak(cache, v, f) for f in frags], gaps)
+            if v.family == "espeak":  # one sentence with breaks: the fragments keep its intonation
+                marked = "".join(f'{f} <break time="{round(g * 1000)}ms"/> ' for f, g in zip(frags, gaps, strict=False))
+                audio = speak(cache, v, f"<speak>{marked}{frags[-1]}</speak>")
+            else:  # flite ignores SSML breaks: fragments spoken on their own (each can sound final)
+                audio = joined([speak(cache, v, f) for f in frags], gaps)
             scenario("paused", f"paused-{tag}-{k}", [(audio, "at: 0.5")], 0.5 + audio.size / SAMPLE_RATE + 4)
         for k, sents in enumerate(MONOLOGUES):
             audio = joined([speak(cache, v, s) for s in sents], [0.45] * (len(sents) - 1))
