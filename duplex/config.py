@@ -41,7 +41,7 @@ class PolicyConfig:
     speech_threshold: float = opt(0.5, "VAD probability above which a 160 ms chunk is speech", lo=0.05, hi=0.95)
     min_speech_s: float = opt(0.32, "speech needed before a user utterance counts", lo=0.0, hi=5.0)
     min_silence_s: float = opt(0.64, "silence after the user's speech before the model takes the turn", lo=0.16, hi=10.0)
-    unfinished_silence_s: float = opt(1.6, "silence needed instead when the last fragment's pitch does not fall (mid-turn pauses); <= min_silence_s turns the cue off", lo=0.16, hi=10.0)
+    unfinished_silence_s: float = opt(0.64, "silence needed instead when the last fragment's pitch does not fall (mid-turn pauses); <= min_silence_s: cue off", lo=0.16, hi=10.0)
     barge_in_s: float = opt(0.16, "user speech over the model that silences it", lo=0.16, hi=5.0)
     backchannel_max_s: float = opt(0.8, "overlaps this short only pause the reply (backchannels); 0 = every overlap is a BREAK", lo=0.0, hi=5.0)
     resume_after_s: float = opt(0.96, "silence after a backchannel before the held reply resumes (a second piece of speech before then is a barge-in)", lo=0.16, hi=5.0)
