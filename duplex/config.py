@@ -35,7 +35,7 @@ def section(cls: type, doc: str) -> Any:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    floor: str = opt("vad", "who decides the turns: vad = the VAD rules below, tiny-fd = tiny-fd's learned decisions (its speech discarded)", choices=("vad", "tiny-fd"))
+    floor: str = opt("vad", "who times the turns of policy and covo's turn mode: vad = the VAD rules (these keys), tiny-fd = tiny-fd's decisions (its speech discarded)", choices=("vad", "tiny-fd"))
     vad: str = opt("webrtc", "voice activity detector", choices=("webrtc", "silero"))
     webrtc_aggressiveness: int = opt(3, "webrtcvad mode: 0 (lenient) .. 3 (strict)", lo=0, hi=3)
     speech_threshold: float = opt(0.5, "VAD probability above which a 160 ms chunk is speech", lo=0.05, hi=0.95)
