@@ -66,7 +66,7 @@ def build_model(cfg: Config) -> Model:
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
     else:
         chat = chat_context(c, ckpt, vocab, rt)
-        floor = make_floor(cfg.policy, tiny_fd=cfg.tiny_fd, resolve=cfg.resolve)
+        floor = make_floor(cfg.policy, tiny_fd=cfg.tiny_fd, resolve=cfg.resolve, threads=0)  # covo sets threads
         backbone = CovoTurnBackbone(floor, chat=chat, level=lambda: float(getattr(vocoder, "level", 0.0)))
     name = f"covo/{c.mode}/{c.cache}" + (f"+{rt.optimise}" if c.cache == "static" and rt.optimise != "none" else "")
     return Model(backbone=backbone, vocoder=vocoder, name=name, can_say=False)

@@ -84,12 +84,16 @@ def tokens_for(move: Move, next_units: Callable[[int], Sequence[int]]) -> tuple[
 
 
 def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
-               resolve: Callable[[str], Path] | None = None) -> FloorPolicy:
-    """The floor `policy.floor` names (tiny-fd imports torch; the VAD rules do not)."""
+               resolve: Callable[[str], Path] | None = None, threads: int | None = None) -> FloorPolicy:
+    """The floor `policy.floor` names (tiny-fd imports torch; the VAD rules do not).
+
+    `threads` overrides `tiny_fd.threads` (torch's setting is process-wide: a backbone that sets its
+    own, as Covo does, passes 0 so the floor leaves it alone).
+    """
     if cfg.floor == "tiny-fd":
         from duplex.backbones.floor.tinyfd import load_tiny_fd_floor
 
-        return load_tiny_fd_floor(cfg, tiny_fd, resolve)
+        return load_tiny_fd_floor(cfg, tiny_fd, resolve, threads)
     from audio_io.vad import make_vad
     from duplex.backbones.floor.vad import VadFloor
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from audio_io.format import rms
 from duplex.backbones.floor import Move
+from duplex.errors import ConfigError
 from duplex.tokens import Kind
 
 if TYPE_CHECKING:
@@ -140,14 +141,20 @@ class TinyFdFloor:
         return np.concatenate(list(self._chunks)[loud[0]: loud[-1] + 1])
 
 
-def load_tiny_fd_floor(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None,
-                       resolve: Callable[[str], Path] | None) -> TinyFdFloor:
+def load_tiny_fd_floor(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None, resolve: Callable[[str], Path] | None,
+                       threads: int | None = None) -> TinyFdFloor:
     """tiny-fd's checkpoint and settings from the `tiny_fd:` section, as the tiny-fd backbone loads them."""
     from duplex.backbones.tiny_fd.config import TinyFdConfig
     from duplex.backbones.tiny_fd.loader import SHIPPED, load_folder
 
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ConfigError("policy.floor = 'tiny-fd' needs torch (pip install 'duplex[model]'); "
+                          "or keep the VAD rules: --set policy.floor=vad") from exc
     t = tiny_fd or TinyFdConfig()
     folder = ((resolve or Path)(t.checkpoint)) if t.checkpoint else SHIPPED
-    model = load_folder(folder, context_steps=t.context_steps, window_steps=t.window_steps, threads=t.threads,
+    threads = t.threads if threads is None else threads
+    model = load_folder(folder, context_steps=t.context_steps, window_steps=t.window_steps, threads=threads,
                         shift_threshold=t.shift_threshold, break_threshold=t.break_threshold)
     return TinyFdFloor(model.backbone, min_level_db=cfg.min_level_db)
