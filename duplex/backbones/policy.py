@@ -114,8 +114,9 @@ class PolicyBackbone:
 def load_policy(cfg: PolicyConfig, base: Path, tiny_fd: TinyFdConfig | None = None,
                 resolve: Callable[[str], Path] | None = None) -> Model:
     """The policy backbone: `cfg.floor` times the turns (tiny-fd's settings from `tiny_fd`)."""
-    bank = FrameBank()
+    responder = Responder(cfg, base)  # a bad reply_wav is refused before tiny-fd is loaded
     floor = make_floor(cfg, tiny_fd=tiny_fd, resolve=resolve or (lambda p: base / p))
-    backbone = PolicyBackbone(floor, Responder(cfg, base), bank)
+    bank = FrameBank()
+    backbone = PolicyBackbone(floor, responder, bank)
     name = f"policy/{cfg.responder}/{cfg.vad if cfg.floor == 'vad' else cfg.floor}"
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=name, can_say=True)
