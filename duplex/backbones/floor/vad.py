@@ -82,7 +82,7 @@ class VadFloor:
         self.backchannel_max = steps(cfg.backchannel_max_s)
         self.resume_after = steps(cfg.resume_after_s)
         self._min_level = 10 ** (cfg.min_level_db / 20)
-        self._recent_output: deque[float] = deque(maxlen=3)  # model output RMS, last steps
+        self._recent_output: deque[float] = deque(maxlen=6)  # model output RMS, last ~1 s (live paths delay the echo)
         self.reset()
 
     @property
