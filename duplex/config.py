@@ -29,14 +29,16 @@ __all__ = ["Config", "EngineConfig", "LiveConfig", "MqttConfig", "PolicyConfig",
 
 @dataclass(frozen=True)
 class PolicyConfig:
+    floor: str = opt("vad", "who times the turns of policy and covo's turn mode: vad = the VAD rules (these keys), tiny-fd = tiny-fd's decisions (its speech discarded)", choices=("vad", "tiny-fd"))
     vad: str = opt("webrtc", "voice activity detector", choices=("webrtc", "silero"))
     webrtc_aggressiveness: int = opt(3, "webrtcvad mode: 0 (lenient) .. 3 (strict)", lo=0, hi=3)
     speech_threshold: float = opt(0.5, "VAD probability above which a 160 ms chunk is speech", lo=0.05, hi=0.95)
     min_speech_s: float = opt(0.32, "speech needed before a user utterance counts", lo=0.0, hi=5.0)
     min_silence_s: float = opt(0.64, "silence after the user's speech before the model takes the turn", lo=0.16, hi=10.0)
+    unfinished_silence_s: float = opt(0.64, "silence needed instead when the last fragment's pitch does not fall (mid-turn pauses); <= min_silence_s: cue off", lo=0.16, hi=10.0)
     barge_in_s: float = opt(0.16, "user speech over the model that silences it", lo=0.16, hi=5.0)
     backchannel_max_s: float = opt(0.8, "overlaps this short only pause the reply (backchannels); 0 = every overlap is a BREAK", lo=0.0, hi=5.0)
-    resume_after_s: float = opt(0.48, "silence after a backchannel before the paused reply resumes", lo=0.16, hi=5.0)
+    resume_after_s: float = opt(0.96, "silence after a backchannel before the held reply resumes (a second piece of speech before then is a barge-in)", lo=0.16, hi=5.0)
     min_level_db: float = opt(-45.0, "chunks quieter than this (RMS dBFS) are never speech, whatever the VAD says", lo=-120.0, hi=0.0)
     echo_gate_db: float = opt(-12.0, "while the model speaks, mic level must exceed its own output level plus this to count as the user", lo=-60.0, hi=20.0)
     responder: str = opt("echo", "what the model says: echo = the user's last utterance, wav = reply_wav", choices=("echo", "wav"))
@@ -44,7 +46,8 @@ class PolicyConfig:
     max_reply_s: float = opt(12.0, "longest reply, in seconds", lo=0.5, hi=120.0)
 
 
-register(BackboneEntry("policy", "VAD turn policy", "duplex.backbones.policy:load_policy", ("policy",)))
+register(BackboneEntry("policy", "VAD turn policy", "duplex.backbones.policy:load_policy",
+                       ("policy", "tiny_fd")))
 
 
 @dataclass(frozen=True)

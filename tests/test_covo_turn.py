@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from audio_io.wav import load_mono16k  # noqa: E402
 from duplex.backbones import load_model  # noqa: E402
 from duplex.backbones.covo.chat import ChatContext  # noqa: E402
 from duplex.backbones.covo.turn import CovoTurnBackbone  # noqa: E402
+from duplex.backbones.floor.tinyfd import TinyFdFloor  # noqa: E402
+from duplex.backbones.floor.vad import VadFloor  # noqa: E402
 from duplex.tokens import Kind  # noqa: E402
 from tests.covo_fixtures import covo_config, tiny_checkpoint  # noqa: E402
 
@@ -135,3 +138,24 @@ def test_shift_carries_three_units_and_the_text_arrives_in_a_free_slot(tiny: Pat
     texts = [t.text for tokens in out for t in tokens if t.kind is Kind.TEXT]
     assert len(texts) == 1 and texts[0]
     assert b.last_shift_to_unit_ms is not None and b.last_shift_to_unit_ms > 0
+
+
+def test_turn_mode_composes_a_floor_policy_and_cannot_say(tiny: Path) -> None:
+    model = load_model(covo_config(tiny, "turn"))
+    assert not model.can_say
+    assert isinstance(model.backbone.floor, VadFloor)
+
+
+def test_tiny_fd_as_the_floor_times_covos_replies(tiny: Path, speech) -> None:
+    cfg = covo_config(tiny, "turn", interleave="2,6", max_reply_tokens=16)
+    cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, floor="tiny-fd"))
+    b = load_model(cfg).backbone
+    assert isinstance(b, CovoTurnBackbone) and isinstance(b.floor, TinyFdFloor)
+    question = load_mono16k(speech("What time does the museum open on Sundays?"))
+    question = np.concatenate([question, np.zeros(-question.size % 2560 + 2560 * 20, np.float32)])
+    kinds = [[t.kind for t in b.step(question[i : i + 2560])] for i in range(0, question.size, 2560)]
+    shift = next(i for i, k in enumerate(kinds) if Kind.SHIFT in k)
+    assert kinds[shift] == [Kind.SHIFT, Kind.AUDIO, Kind.AUDIO, Kind.AUDIO]  # Covo's units, tiny-fd's timing
+    assert shift * 0.16 > question.size / 16000 - 20 * 0.16 - 0.5
+    assert any(Kind.EOT in k for k in kinds[shift:])
+    assert b.chat.turn_starts  # the question went into Covo's context

@@ -9,7 +9,9 @@ import pytest
 
 from audio_io.format import STEP_SAMPLES
 from audio_io.wav import load_mono16k
+from duplex.backbones.floor.vad import VadFloor
 from duplex.backbones.policy import load_policy
+from duplex.backbones.tiny_fd.config import TinyFdConfig
 from duplex.config import PolicyConfig, load_config
 from duplex.errors import ConfigError
 from duplex.tokens import Kind
@@ -98,3 +100,54 @@ def test_say_takes_a_free_floor_and_waits_while_the_user_speaks(speech) -> None:
     assert kinds.index(Kind.EOT) < shifts[1]  # not before the answer is over
     units = [t.unit for t in tokens[shifts[1] :] if t.kind is Kind.AUDIO]
     assert np.allclose(model.vocoder.decode(units)[: announcement.size], announcement)
+
+
+def test_the_policy_model_can_say_and_its_floor_is_a_composed_vad_floor() -> None:
+    model = load_policy(PolicyConfig())
+    assert model.can_say
+    assert isinstance(model.backbone.floor, VadFloor)
+
+
+def test_a_hesitant_barge_in_breaks_the_reply_and_it_never_resumes(speech) -> None:
+    model = load_policy(PolicyConfig())
+    q = load_mono16k(speech("Tell me about the history of this old town and its castle."))
+    wait, no = load_mono16k(speech("Wait,")), load_mono16k(speech("no,"))
+    rest = load_mono16k(speech("that is not what I asked you about."))
+    gap = np.zeros(int(0.5 * 16000), np.float32)
+    pause, tail = np.zeros(16000 * 2, np.float32), np.zeros(16000 * 3, np.float32)
+    audio_ = np.concatenate([q, pause, wait, gap, no, gap, rest, tail])
+    kinds = [k for s in run(model, audio_) for k in s]
+    shift, brk = kinds.index(Kind.SHIFT), kinds.index(Kind.BREAK)
+    held = max(i for i in range(shift, brk) if kinds[i] is Kind.AUDIO) + 1
+    assert held < brk and set(kinds[held:brk]) == {Kind.THINK}  # held quiet until the BREAK: no resume
+    assert (brk - held) // 4 * 0.16 < 2.0
+
+
+def test_a_backchannel_holds_the_reply_and_it_goes_on(speech) -> None:
+    model = load_policy(PolicyConfig())
+    q = load_mono16k(speech("Tell me about the history of this old town and its castle."))
+    mmhmm = load_mono16k(speech("mm-hmm"))
+    audio_ = np.concatenate([q, np.zeros(16000 * 2, np.float32), mmhmm, np.zeros(16000 * 5, np.float32)])
+    kinds = [k for s in run(model, audio_) for k in s]
+    assert Kind.BREAK not in kinds and kinds.count(Kind.SHIFT) == 1 and kinds.count(Kind.EOT) == 1
+    shift, eot = kinds.index(Kind.SHIFT), kinds.index(Kind.EOT)
+    units = kinds[shift + 1 : eot].count(Kind.AUDIO)
+    assert units >= q.size / 640 * 0.8  # the whole reply was played, around the hold
+    assert Kind.THINK in kinds[shift:eot]  # and it did hold for the backchannel
+
+
+def test_tiny_fd_as_the_floor_drives_the_echo_responder(speech) -> None:
+    pytest.importorskip("torch")
+    model = load_policy(PolicyConfig(floor="tiny-fd"), TinyFdConfig())
+    assert model.name == "policy/echo/tiny-fd" and model.can_say
+    q = load_mono16k(speech("What time does the museum open on Sundays?"))
+    tokens = [t for c in chunks(np.concatenate([q, np.zeros(16000 * 6, np.float32)])) for t in model.backbone.step(c)]
+    kinds = [t.kind for t in tokens]
+    shift = kinds.index(Kind.SHIFT)
+    assert shift // 4 * 0.16 > q.size / 16000 - 0.5  # not before the question is (nearly) over
+    units = [t.unit for t in tokens[shift:] if t.kind is Kind.AUDIO]
+    reply = model.vocoder.decode(units)
+    assert reply.size > 0.5 * q.size  # the responder's audio, not tiny-fd's own replies
+    n = min(reply.size, q.size) - 2560
+    best = max(np.corrcoef(reply[:n], q[lag : lag + n])[0, 1] for lag in range(0, q.size - n, 160))
+    assert best > 0.99

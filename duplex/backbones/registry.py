@@ -8,7 +8,7 @@ adds one entry, not a branch in an `if` chain plus a hand-kept tuple of names.
 A loader takes only the config sections its entry names (its own first) and a path resolver for
 paths written relative to the config file, never the whole root config:
 
-    load_covo(covo: CovoConfig, policy: PolicyConfig, *, resolve: Resolver) -> Model
+    load_covo(covo: CovoConfig, policy: PolicyConfig, tiny_fd: TinyFdConfig, *, resolve: Resolver) -> Model
 """
 
 from __future__ import annotations

@@ -22,15 +22,18 @@ if TYPE_CHECKING:
     from duplex.backbones.base import Model
     from duplex.backbones.covo.config import CovoConfig
     from duplex.backbones.registry import Resolver
+    from duplex.backbones.tiny_fd.config import TinyFdConfig
     from duplex.config import PolicyConfig
 
 __all__ = ["load_covo"]
 
 
-def load_covo(covo: CovoConfig, policy: PolicyConfig, *, resolve: Resolver) -> Model:
-    """Build the covo backbone and its vocoder from the `covo:` section (turn mode: and `policy:`); imports torch."""
+def load_covo(covo: CovoConfig, policy: PolicyConfig, tiny_fd: TinyFdConfig | None = None, *,
+              resolve: Resolver) -> Model:
+    """Build the covo backbone and its vocoder from the `covo:` section (turn mode: and `policy:`, whose
+    `floor` may be tiny-fd, configured by `tiny_fd:`); imports torch."""
     from duplex.backbones import model_imports
     from duplex.backbones.covo.factory import build_model
 
     model_imports.ensure()  # sessions that load together must not race on transformers' lazy names
-    return build_model(covo, policy, resolve)
+    return build_model(covo, policy, tiny_fd, resolve)

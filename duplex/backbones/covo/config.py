@@ -91,4 +91,4 @@ class CovoConfig:
 
 
 # Turn mode wraps the chat model in the VAD turn policy, so the loader takes that section too.
-register(BackboneEntry("covo", "Covo-Audio", "duplex.backbones.covo:load_covo", ("covo", "policy")))
+register(BackboneEntry("covo", "Covo-Audio", "duplex.backbones.covo:load_covo", ("covo", "policy", "tiny_fd")))

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from duplex.audio_setup import vad_from_config
 from duplex.backbones.base import Model, Vocoder
 from duplex.backbones.covo.chat import ChatContext
 from duplex.backbones.covo.config import CovoConfig
@@ -31,7 +30,9 @@ from duplex.backbones.covo.turn import CovoTurnBackbone
 from duplex.backbones.covo.vocab import Vocab, checkpoint_vocab
 from duplex.backbones.covo.vocoder import load_token2wav, silent
 from duplex.backbones.files import read_json_object
+from duplex.backbones.floor import make_floor
 from duplex.backbones.registry import Resolver
+from duplex.backbones.tiny_fd.config import TinyFdConfig
 from duplex.config import PolicyConfig
 from duplex.errors import CheckpointError, ConfigError, one_line
 
@@ -63,7 +64,7 @@ def runtime(cfg: CovoConfig) -> Runtime:
     return Runtime(device, dtype, optimise)
 
 
-def build_model(c: CovoConfig, policy: PolicyConfig, resolve: Resolver) -> Model:
+def build_model(c: CovoConfig, policy: PolicyConfig, tiny_fd: TinyFdConfig | None, resolve: Resolver) -> Model:
     check_versions()
     rt = runtime(c)
     if rt.device.type == "cpu" and c.cpu_threads:
@@ -76,12 +77,12 @@ def build_model(c: CovoConfig, policy: PolicyConfig, resolve: Resolver) -> Model
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
     else:
         chat = chat_context(c, ckpt, vocab, rt)
-        backbone = CovoTurnBackbone(policy, vad=vad_from_config(policy), chat=chat,
-                                    level=lambda: float(getattr(vocoder, "level", 0.0)))
+        floor = make_floor(policy, tiny_fd=tiny_fd, resolve=resolve, threads=0)  # covo sets torch's threads
+        backbone = CovoTurnBackbone(floor, chat=chat, level=lambda: float(getattr(vocoder, "level", 0.0)))
         if isinstance(vocoder, StreamingToken2Wav):
             vocoder.ahead = lambda: units_ahead(chat)  # decode ahead of the speaker
     name = f"covo/{c.mode}/{c.cache}" + (f"+{rt.optimise}" if c.cache == "static" and rt.optimise != "none" else "")
-    return Model(backbone=backbone, vocoder=vocoder, name=name)
+    return Model(backbone=backbone, vocoder=vocoder, name=name, can_say=False)
 
 
 def sampler(c: CovoConfig, vocab: Vocab, vocab_size: int, rt: Runtime, *, turn: bool) -> Sampler:

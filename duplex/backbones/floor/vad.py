@@ -1,0 +1,191 @@
+"""The VAD floor: turn-taking rules over a voice activity detector, one decision per 160 ms step.
+
+Listening: the user's turn is over after `min_silence_s` of silence following at least
+`min_speech_s` of speech, or after `unfinished_silence_s` when the last fragment's pitch does not
+fall (a speaker pausing mid-thought holds or raises it; see pitch.py).
+
+Speaking: user speech over the reply first *holds* it (the model goes quiet at once). The hold
+ends one of three ways:
+- the user goes quiet for `resume_after_s`: it was a backchannel ("mm-hmm"), the reply resumes;
+- the user's speech outlasts `backchannel_max_s`: a barge-in (BREAK);
+- the user starts a second piece while the reply is held ("wait, ... no, ... that is not it"):
+  a barge-in too, never a cue to resume (a hesitant interruption is still an interruption).
+While the model speaks, the microphone must be louder than the model's own recent output plus
+`echo_gate_db` to count as the user, so a speaker leaking into the microphone does not hold it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audio_io.format import STEP_SECONDS, rms
+from audio_io.vad import Vad
+from duplex.backbones.floor import Move
+from duplex.backbones.floor.pitch import ending_falls
+from duplex.config import PolicyConfig
+
+PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech; shorter gaps are inside a word
+
+
+class Floor(enum.Enum):
+    LISTEN = "listen"
+    REPLY = "reply"
+    PAUSED = "paused"  # the reply is held: the user overlaps it, backchannel or barge-in not yet known
+
+
+@dataclass(slots=True)
+class Utterance:
+    """The user's current utterance: its audio and how much of it was speech."""
+
+    chunks: list[np.ndarray] = field(default_factory=list)
+    speech: int = 0  # steps of speech so far
+    silence: int = 0  # steps of silence since the last speech
+    pieces: int = 0  # runs of speech separated by PIECE_GAP_STEPS or more of silence
+
+    def add(self, chunk: np.ndarray, speech: bool) -> None:
+        if speech or self.chunks:
+            self.chunks.append(chunk.copy())
+        if speech:
+            if self.speech == 0 or self.silence >= PIECE_GAP_STEPS:
+                self.pieces += 1
+            self.speech += 1
+            self.silence = 0
+        elif self.chunks:
+            self.silence += 1
+
+    def audio(self) -> np.ndarray:
+        """The utterance without its trailing silence."""
+        keep = len(self.chunks) - self.silence
+        return np.concatenate(self.chunks[: max(keep, 1)]) if self.chunks else np.zeros(0, np.float32)
+
+
+def steps(seconds: float) -> int:
+    """Whole 160 ms steps needed to cover `seconds` (thresholds are checked once a step)."""
+    return math.ceil(seconds / STEP_SECONDS - 1e-6)
+
+
+class VadFloor:
+    """The floor decided by VAD, silence lengths, overlap length and the pitch of the last fragment."""
+
+    def __init__(self, cfg: PolicyConfig, vad: Vad) -> None:
+        self.cfg = cfg
+        self.vad = vad
+        self.min_speech = max(1, steps(cfg.min_speech_s))
+        self.min_silence = steps(cfg.min_silence_s)
+        self.unfinished_silence = max(self.min_silence, steps(cfg.unfinished_silence_s))
+        self.barge_in = steps(cfg.barge_in_s)
+        self.backchannel_max = steps(cfg.backchannel_max_s)
+        self.resume_after = steps(cfg.resume_after_s)
+        self._min_level = 10 ** (cfg.min_level_db / 20)
+        self._recent_output: deque[float] = deque(maxlen=6)  # model output RMS, last ~1 s (live paths delay the echo)
+        self.reset()
+
+    @property
+    def speaking(self) -> bool:
+        return self.state is not Floor.LISTEN
+
+    def reset(self) -> None:
+        self.state = Floor.LISTEN
+        self.utterance = Utterance()
+        self._overlap = Utterance()
+        self._turn = np.zeros(0, np.float32)
+        self._wait: int | None = None  # silence steps this utterance needs before the turn is taken
+        self.vad.reset()
+        self._recent_output.clear()
+
+    def decide(self, chunk: np.ndarray, *, offer: bool = False) -> Move:
+        speech = self._is_user_speech(chunk)
+        if self.state is Floor.LISTEN:
+            if offer and not speech and not self.utterance.chunks:
+                self._start_reply()
+                return Move.OFFER
+            return self._listen(chunk, speech)
+        return self._overlapped(chunk, speech)
+
+    def turn_audio(self) -> np.ndarray:
+        return self._turn
+
+    def played(self, level: float, audio: np.ndarray | None = None) -> None:
+        self._recent_output.append(level)
+
+    def ended(self) -> None:
+        self.state = Floor.LISTEN
+
+    def cut(self) -> None:
+        if self.state is not Floor.LISTEN:
+            self.state = Floor.LISTEN
+            self._overlap = Utterance()
+
+    # ---- per state --------------------------------------------------------------------------
+
+    def _listen(self, chunk: np.ndarray, speech: bool) -> Move:
+        u = self.utterance
+        u.add(chunk, speech)
+        if speech:
+            self._wait = None
+        if u.speech >= self.min_speech and u.silence >= self.min_silence:
+            if self._wait is None:
+                self._wait = self._silence_needed(u)
+            if u.silence >= self._wait:
+                self._turn = u.audio()
+                self._start_reply()
+                return Move.TAKE
+        elif u.chunks and u.silence >= self.min_silence:
+            self.utterance = Utterance()  # a blip too short to answer
+        return Move.WAIT
+
+    def _silence_needed(self, u: Utterance) -> int:
+        """min_silence after a falling (or unreadable) ending; longer after a level or rising one."""
+        if self.unfinished_silence <= self.min_silence:
+            return self.min_silence
+        return self.unfinished_silence if ending_falls(u.audio()) is False else self.min_silence
+
+    def _overlapped(self, chunk: np.ndarray, speech: bool) -> Move:
+        """REPLY or PAUSED: watch for the user while speaking."""
+        o = self._overlap
+        new_piece = speech and o.speech > 0 and o.silence >= PIECE_GAP_STEPS
+        o.add(chunk, speech)
+        if not o.chunks:
+            return Move.SPEAK
+        if self.state is Floor.PAUSED:
+            if new_piece or o.speech > self.backchannel_max:
+                return self._barge_in()
+            if o.silence >= self.resume_after:
+                self._overlap = Utterance()  # a backchannel: carry on
+                self.state = Floor.REPLY
+                return Move.SPEAK
+            return Move.HOLD
+        if o.speech < self.barge_in:
+            if not speech:
+                self._overlap = Utterance()  # a blip
+            return Move.SPEAK
+        if o.speech > self.backchannel_max:
+            return self._barge_in()
+        self.state = Floor.PAUSED
+        return Move.HOLD
+
+    def _start_reply(self) -> None:
+        self.utterance = Utterance()
+        self._overlap = Utterance()
+        self._wait = None
+        self.state = Floor.REPLY
+
+    def _barge_in(self) -> Move:
+        self.utterance = self._overlap  # what the user said over the model starts their turn
+        self._overlap = Utterance()
+        self._wait = None
+        self.state = Floor.LISTEN
+        return Move.BREAK
+
+    def _is_user_speech(self, chunk: np.ndarray) -> bool:
+        level = rms(chunk)
+        speech = level > self._min_level and self.vad.speech_prob(chunk) >= self.cfg.speech_threshold
+        if speech and self.state is not Floor.LISTEN:
+            reference = max(self._recent_output, default=0.0)
+            speech = level > reference * 10 ** (self.cfg.echo_gate_db / 20)
+        return speech

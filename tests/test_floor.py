@@ -1,0 +1,172 @@
+"""Floor policies: the VAD rules' holds, resumes and barge-ins, the pitch cue, and tiny-fd's decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
+from duplex.backbones.floor import Move, tokens_for
+from duplex.backbones.floor.pitch import ending_falls
+from duplex.backbones.floor.tinyfd import TinyFdFloor
+from duplex.backbones.floor.vad import VadFloor
+from duplex.config import PolicyConfig
+from duplex.tokens import BREAK, EOT, SHIFT, THINK, Kind, Token, audio
+
+
+class ScriptedVad:
+    """Speech wherever the chunk is loud: the rules under test, not a detector's quirks."""
+
+    def speech_prob(self, chunk: np.ndarray) -> float:
+        return 1.0 if float(np.abs(chunk).max()) > 0.05 else 0.0
+
+    def reset(self) -> None: ...
+
+
+def glide(seconds: float, f0: float, f1: float) -> np.ndarray:
+    """A voiced-like tone (harmonics) gliding from f0 to f1 Hz."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    phase = 2 * np.pi * np.cumsum(np.linspace(f0, f1, t.size)) / SAMPLE_RATE
+    return (0.2 * sum(np.sin(k * phase) / k for k in range(1, 6))).astype(np.float32)
+
+
+def run(floor: VadFloor, pattern: str) -> list[Move]:
+    """One move per character: 's' a speech step, '.' a silent step; the model's output is silent."""
+    moves = []
+    for c in pattern:
+        chunk = glide(0.16, 150, 150) if c == "s" else np.zeros(STEP_SAMPLES, np.float32)
+        moves.append(floor.decide(chunk))
+        floor.played(0.0)
+    return moves
+
+
+def vad_floor(**kw: float) -> VadFloor:
+    return VadFloor(PolicyConfig(unfinished_silence_s=0.16, **kw), ScriptedVad())
+
+
+def test_the_turn_is_taken_after_min_silence() -> None:
+    moves = run(vad_floor(), "ssss....")
+    assert moves == [Move.WAIT] * 7 + [Move.TAKE]
+
+
+def test_a_backchannel_holds_the_reply_then_it_resumes() -> None:
+    floor = vad_floor()
+    run(floor, "ssss....")
+    moves = run(floor, "..ss" + "." * 6 + "..")
+    assert moves[:2] == [Move.SPEAK] * 2 and moves[2:4] == [Move.HOLD] * 2
+    assert moves[4:9] == [Move.HOLD] * 5 and moves[9] is Move.SPEAK  # 0.96 s of silence, then resume
+    assert Move.BREAK not in moves
+
+
+def test_a_second_piece_while_held_is_a_barge_in_never_a_resume() -> None:
+    floor = vad_floor()
+    run(floor, "ssss....")
+    moves = run(floor, ".ss...ss")  # "wait, ... no": 0.48 s apart
+    assert moves[:3] == [Move.SPEAK, Move.HOLD, Move.HOLD]
+    assert moves[3:6] == [Move.HOLD] * 3  # quiet, but too soon to resume
+    assert moves[6] is Move.BREAK
+    assert not floor.speaking
+
+
+def test_long_overlap_is_a_barge_in() -> None:
+    floor = vad_floor()
+    run(floor, "ssss....")
+    moves = run(floor, "ssssss")
+    assert moves[:5] == [Move.HOLD] * 5 and moves[5] is Move.BREAK
+
+
+def test_pitch_cue_reads_falling_and_rising_endings() -> None:
+    assert ending_falls(glide(1.0, 180, 110)) is True
+    assert ending_falls(glide(1.0, 140, 190)) is False
+    assert ending_falls(glide(1.0, 150, 150)) is False
+    assert ending_falls(np.zeros(SAMPLE_RATE, np.float32)) is None
+
+
+def test_a_rising_fragment_waits_longer_than_a_falling_one() -> None:
+    rising = VadFloor(PolicyConfig(unfinished_silence_s=1.6), ScriptedVad())
+    falling = VadFloor(PolicyConfig(unfinished_silence_s=1.6), ScriptedVad())
+    pause = [np.zeros(STEP_SAMPLES, np.float32)] * 12
+
+    def moves(floor: VadFloor, fragment: np.ndarray) -> list[Move]:
+        chunks = [fragment[i : i + STEP_SAMPLES] for i in range(0, fragment.size, STEP_SAMPLES)]
+        return [floor.decide(c) for c in chunks + pause]
+
+    up, down = moves(rising, glide(0.96, 140, 200)), moves(falling, glide(0.96, 190, 110))
+    assert down.index(Move.TAKE) == 6 + 3  # 0.64 s: 4 silent steps
+    assert up.index(Move.TAKE) == 6 + 9  # 1.6 s: 10 silent steps
+
+
+def test_tokens_for_pads_to_four_and_closes_a_short_reply() -> None:
+    units = iter([[1, 2, 3], [4, 5]])
+    assert tokens_for(Move.TAKE, lambda n: next(units)) == ([SHIFT, audio(1), audio(2), audio(3)], False)
+    assert tokens_for(Move.SPEAK, lambda n: next(units)) == ([audio(4), audio(5), EOT, THINK], True)
+    assert tokens_for(Move.BREAK, lambda n: []) == ([BREAK, THINK, THINK, THINK], False)
+    assert tokens_for(Move.HOLD, lambda n: []) == ([THINK] * 4, False)
+
+
+@dataclass
+class Grammar:
+    speaking: bool = False
+    cursor: int = 0
+    end: int = 0
+
+
+@dataclass
+class FakeTinyFd:
+    """Plays a script of first tokens as a TinyFdBackbone would emit them; records its echo reference."""
+
+    script: list[str]
+    floor: Grammar = field(default_factory=Grammar)
+    voice: object = None
+    references: list[int] = field(default_factory=list)
+    cut: bool = False
+
+    def step(self, chunk: np.ndarray) -> Sequence[Token]:
+        self.references.append(self.voice.decode([]).size)
+        first = self.script.pop(0)
+        if first == "S":
+            self.floor.speaking, self.floor.cursor, self.floor.end = True, 11, 20
+            return [SHIFT, audio(10), audio(11), audio(12)]
+        if first == "B":
+            self.floor.speaking = False
+            return [BREAK, THINK, THINK, THINK]
+        if first == "U":
+            self.floor.cursor += 4
+            return [audio(0)] * 4
+        return [THINK] * 4
+
+    def heard(self, units: int) -> None:
+        self.floor.speaking, self.cut = False, True
+
+    def reset(self) -> None: ...
+
+
+def test_tiny_fd_decisions_map_to_moves_and_its_reply_is_kept_in_step() -> None:
+    model = FakeTinyFd(list("TSUUUTTUB"))
+    floor = TinyFdFloor(model)
+    loud = glide(0.16, 150, 150)
+    moves = []
+    for _ in range(9):
+        moves.append(floor.decide(loud))
+        floor.played(0.1, np.ones(640 * 4, np.float32) if moves[-1] in (Move.TAKE, Move.SPEAK) else None)
+        assert model.floor.cursor < model.floor.end or not model.floor.speaking  # never runs out
+    assert moves == [Move.WAIT, Move.TAKE, Move.SPEAK, Move.SPEAK, Move.SPEAK, Move.HOLD, Move.HOLD,
+                     Move.SPEAK, Move.BREAK]
+    assert floor.turn_audio().size == 2 * STEP_SAMPLES  # what the user said up to the SHIFT
+    assert model.references[:3] == [0, 0, 2560] and model.references[6] == 0  # it hears what was played
+
+
+def test_tiny_fd_floor_ends_its_reply_with_the_responders_and_stops_on_a_cut() -> None:
+    model = FakeTinyFd(list("SU"))
+    floor = TinyFdFloor(model)
+    assert floor.decide(glide(0.16, 150, 150)) is Move.TAKE
+    floor.ended()
+    assert model.floor.end == model.floor.cursor and not floor.speaking  # its grammar closes with EOT next
+    assert floor.decide(np.zeros(STEP_SAMPLES, np.float32)) is Move.WAIT
+    model.script[:] = ["S"]
+    floor.decide(glide(0.16, 150, 150))
+    floor.cut()
+    assert model.cut and not floor.speaking
+    assert [t.kind for t in tokens_for(Move.WAIT, lambda n: [])[0]] == [Kind.THINK] * 4
