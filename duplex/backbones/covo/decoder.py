@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from duplex.backbones.covo.accel import Accelerated
 from duplex.backbones.covo.sampling import Sampler
+from duplex.backbones.hf_cache import cache_keyword
 
 PREFILL_CHUNK = 256
 
@@ -247,13 +248,6 @@ class DynamicDecoder(DecoderBase):
         out = self.llm(inputs_embeds=x[None], use_cache=True, logits_to_keep=1, **{self._cache_kw: self.cache})
         self.length += x.shape[0]
         return out.logits[0, -1:].float()
-
-
-def cache_keyword(llm: Any) -> str:
-    """The forward's KV-cache argument: `cache` in current transformers, `past_key_values` before the rename."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(type(llm).forward).parameters else "past_key_values"
 
 
 def _rope_tables(cfg: Any, capacity: int, head_dim: int, device: torch.device,

@@ -22,6 +22,7 @@ import torch
 
 from audio_io.format import STEP_SAMPLES, rms
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
+from duplex.backbones.hf_cache import cache_keyword, returned_cache
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.backbones.tiny_fd.features import MelStream
 from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
@@ -37,6 +38,7 @@ class TinyFdBackbone:
                  context_steps: int = 48, window_steps: int = 16, shift_threshold: float = 0.5,
                  break_threshold: float = 0.5) -> None:
         self.net = net.eval()
+        self._cache_kw = cache_keyword(net.llm)  # `cache` (current transformers) or `past_key_values`
         self.replies = [(int(a), int(b)) for a, b in replies]
         self.bank = bank
         self.voice = FrameBankVocoder(bank)  # for the echo reference
@@ -146,9 +148,8 @@ class TinyFdBackbone:
         return allowed[order[0]]
 
     def _forward(self, embeds: torch.Tensor) -> torch.Tensor:
-        # transformers' current cache API: `cache=` in, `.cache` out (`past_key_values` is deprecated)
-        out = self.net.llm(inputs_embeds=embeds, cache=self.cache, use_cache=True, logits_to_keep=1)
-        self.cache = out.cache
+        out = self.net.llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: self.cache})
+        self.cache = returned_cache(out)
         self.length += embeds.shape[1]
         return out.logits[0, -1]
 
