@@ -18,13 +18,15 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-from duplex.commands import CommandError, HostCommand, Ping, Start, Stop
+from duplex.commands import Command, CommandError, HostCommand, Ping, Start, Stop
+from duplex.errors import DuplexError
 from duplex.events import Error, Event, EventBus
 from duplex.session import DuplexSession
 
 log = logging.getLogger("duplex.kiosk")
 
 MAX_RESTART_DELAY_S = 60.0
+MAX_EARLY_COMMANDS = 16  # session commands held while a session starts (a 'start' then 'mute' at once)
 
 
 class SessionHost:
@@ -50,6 +52,7 @@ class SessionHost:
         self._between = asyncio.Event()  # set while no session is being run
         self._between.set()
         self._session: DuplexSession | None = None
+        self._early: list[Command] = []  # accepted while the wanted session starts; applied at its start
         self._supervisor: asyncio.Task[None] | None = None
         self._last_t = 0.0
         self.sessions_started = 0
@@ -104,6 +107,13 @@ class SessionHost:
         if isinstance(cmd, Stop) and session is None and self._wanted.is_set():
             self._wanted.clear()  # a failed session is waiting out its restart delay: cancel the restart
             return
+        if (session is None or not session.running) and self._wanted.is_set() and not isinstance(cmd, Stop):
+            # A session is starting (loading its model, opening devices): an operator's 'start' then
+            # 'mute' must not lose the mute. Held, in order, and applied when the session runs.
+            if len(self._early) >= MAX_EARLY_COMMANDS:
+                raise CommandError("too many commands while the session starts; wait for it", cmd=cmd)
+            self._early.append(cmd)
+            return
         if session is None or not session.running:
             raise CommandError(f"no session is running ('{cmd.name}' needs one; send 'start')", cmd=cmd)
         if isinstance(cmd, Stop):
@@ -152,6 +162,7 @@ class SessionHost:
                 self._session = session
                 self._between.clear()
                 self.sessions_started += 1
+                self._apply_early(session)
                 async for event in events:
                     self._forward(event)
                     if isinstance(event, Error):
@@ -164,8 +175,21 @@ class SessionHost:
             log.error("session failed: %s", self.last_error)
         finally:
             self._session = None
+            self._early.clear()
             self._between.set()
         return not failed
+
+    def _apply_early(self, session: DuplexSession) -> None:
+        """The commands accepted while this session started, in order; a 'stop' meanwhile stops it."""
+        early, self._early = self._early, []
+        if not self._wanted.is_set():  # 'stop' arrived while it was starting
+            session.stop()
+            return
+        for cmd in early:
+            try:
+                session.submit(cmd)
+            except DuplexError as exc:  # e.g. 'say' on a model that cannot speak on request
+                log.warning("command %s given while the session started was refused: %s", cmd.name, exc)
 
     def _forward(self, event: Event) -> None:
         self._last_t = event.t

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from duplex.commands import CommandError, Mute, Ping, Reset, Start, Stop, StopSpeaking, Unmute
 from duplex.config import load_config
-from duplex.events import EventType
+from duplex.events import EventType, Mic
 from duplex.kiosk import SessionHost
 from duplex.session import DuplexSession
 from tests import mqtt_fixtures, pulse_fixtures
@@ -182,3 +182,34 @@ def test_without_aiomqtt_the_kiosk_says_what_to_install(question: Path) -> None:
     assert done.returncode == 2
     assert done.stderr == ("duplex-kiosk: error: mqtt.enabled needs the 'mqtt' extra: "
                            "pip install 'duplex[mqtt]' (aiomqtt)\n")
+
+
+async def test_commands_sent_while_a_session_starts_are_applied_when_it_runs(question: Path) -> None:
+    """'start' then 'mute' at once (an operator's script): the mute is held, not refused, and applied."""
+    async def open_slowly() -> DuplexSession:
+        await asyncio.sleep(0.2)  # e.g. a model loading
+        return DuplexSession(input=mqtt_fixtures.EndlessInput(question))
+
+    host = SessionHost(open_session=open_slowly, autostart=False)
+    events = host.bus.subscribe()
+    async with host:
+        host.command(Start())
+        host.command(Mute())  # the session is not running yet
+        await until(lambda: host.session is not None and not host.session.stats().mic_open)
+        host.command(Stop())
+        await until(lambda: host.session is None)
+    mics = [e for e in events.pending() if isinstance(e, Mic)]
+    assert [m.open for m in mics] == [False]
+
+
+async def test_a_stop_sent_while_a_session_starts_stops_it(question: Path) -> None:
+    async def open_slowly() -> DuplexSession:
+        await asyncio.sleep(0.2)
+        return DuplexSession(input=mqtt_fixtures.EndlessInput(question))
+
+    host = SessionHost(open_session=open_slowly, autostart=False)
+    async with host:
+        host.command(Start())
+        await asyncio.sleep(0.05)
+        host.command(Stop())  # before it runs: it must not then run for ever
+        await until(lambda: host.sessions_started == 1 and host.session is None)
