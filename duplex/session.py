@@ -95,8 +95,9 @@ class DuplexSession:
         if self._engine is not None:
             raise SessionError(f"session {self.name!r} runs once; make a new DuplexSession")
         try:
+            self._open_input()  # a bad input is reported before seconds of model loading
             model = self._model or await asyncio.to_thread(load_model, self.config)
-            self._open_devices()
+            self._open_outputs()  # created only once the model has loaded
         except BaseException:  # the session owns the devices it was given, started or not: close them
             for given in (self._input_spec, self._output_spec):
                 if given is not None and not isinstance(given, (str, os.PathLike)) and given not in self._devices:
@@ -144,11 +145,13 @@ class DuplexSession:
         finally:
             self._done.set()
 
-    def _open_devices(self) -> None:
+    def _open_input(self) -> None:
         source = self._input_spec
         if isinstance(source, (str, os.PathLike)):
             source = open_input(Path(source))  # a file, or a pipe/FIFO read as a stream
         self._devices.append(source)
+
+    def _open_outputs(self) -> None:
         sink = self._output_spec
         try:
             if sink is None:
