@@ -24,9 +24,15 @@ MAX_CLIP_S = 120.0  # say() audio and policy.reply_wav
 BLOCK_FRAMES = 1 << 16
 
 
-def load_clip(path: Path, *, max_s: float = MAX_CLIP_S, what: str = "audio") -> np.ndarray:
-    """`path` as 16 kHz mono float32, refused (AudioFileError naming `what`) beyond `max_s` seconds."""
+def check_clip(path: Path, *, max_s: float = MAX_CLIP_S, what: str = "audio") -> int:
+    """Read only the header of `path`: its sample rate if supported and within `max_s`, else AudioFileError.
+
+    Cheap enough for an event loop (no samples are read), and a FIFO or device is refused before
+    anything opens it, so callers can report a bad file at once and decode it later on a thread.
+    """
     path = Path(path)
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise AudioFileError(path, f"{what}: not a regular file (a pipe or device); give an audio file")
     info = probe(path, check_rate=False)  # checked below, naming `what`
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise AudioFileError(path, f"{what}: sample rate {info.samplerate} Hz is outside "
@@ -34,7 +40,13 @@ def load_clip(path: Path, *, max_s: float = MAX_CLIP_S, what: str = "audio") -> 
     seconds = info.frames / info.samplerate
     if seconds > max_s:
         raise AudioFileError(path, f"{what}: {seconds:.1f} s long; at most {max_s:g} s is accepted")
-    rate = info.samplerate
+    return int(info.samplerate)
+
+
+def load_clip(path: Path, *, max_s: float = MAX_CLIP_S, what: str = "audio") -> np.ndarray:
+    """`path` as 16 kHz mono float32, refused (AudioFileError naming `what`) beyond `max_s` seconds."""
+    path = Path(path)
+    rate = check_clip(path, max_s=max_s, what=what)
     resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
     parts: list[np.ndarray] = []
     try:

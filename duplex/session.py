@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from audio_io.clip import MAX_CLIP_S, check_samples, load_clip
+from audio_io.clip import MAX_CLIP_S, check_clip, check_samples, load_clip_async
 from audio_io.stream import open_input
 from audio_io.wav import NullOutput, WavOutput
 from duplex.backbones import Model, load_model
@@ -48,6 +49,7 @@ AudioSource = InputDevice | str | os.PathLike[str]
 AudioSink = OutputDevice | str | os.PathLike[str] | None
 
 _names = itertools.count(1)
+_log = logging.getLogger(__name__)
 
 
 class DuplexSession:
@@ -82,6 +84,7 @@ class DuplexSession:
         self._devices: list[InputDevice | OutputDevice] = []
         self._log: EventLog | None = None
         self._driver: asyncio.Task[None] | None = None
+        self._says: set[asyncio.Task[None]] = set()  # say() files being decoded on worker threads
         self._done = asyncio.Event()
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -117,8 +120,13 @@ class DuplexSession:
         try:
             if exc is not None:
                 self._driver.cancel()  # the block failed or was cancelled: end now (the step in flight is awaited)
+                for say in list(self._says):
+                    say.cancel()
             elif self.running:
-                self.submit(Stop())  # applied at the first or next step
+                if self._says:  # files given to say() are queued before the Stop, like samples would be
+                    await asyncio.wait(list(self._says))
+                if self.running:
+                    self.submit(Stop())  # applied at the first or next step
             await asyncio.wait([self._driver])  # never cancels the driver on our own cancellation
             failure = None if self._driver.cancelled() else self._driver.exception()
             if failure is not None and exc is None:
@@ -263,13 +271,37 @@ class DuplexSession:
         """End the session at the next step (leaving the `async with` block does this too)."""
         self.submit(Stop())
 
-    def say(self, audio: np.ndarray | str | os.PathLike[str]) -> None:
+    def say(self, audio: np.ndarray | str | os.PathLike[str]) -> asyncio.Task[None] | None:
         """Have the model speak `audio` (16 kHz mono float32 samples, or an audio file) when it can.
 
         Only a model loaded with `can_say` can; others raise NotSupportedError. Applied at the next
         step and reported as a `command` event, `{"command": "say", "seconds": ...}`.
+        Samples are checked and submitted at once (returns None). A file's header is checked at
+        once (a bad rate, over 120 s, a pipe: AudioFileError here), then it is decoded on a worker
+        thread, so the event loop never waits on decoding or resampling, and submitted when ready:
+        the returned task ends then; await it to know it was queued or to get a decoding error
+        (one nobody awaits is logged).
         """
-        self.submit(Say(_say_audio(audio)))
+        if not isinstance(audio, (str, os.PathLike)):
+            self.submit(Say(_say_audio(audio)))
+            return None
+        path = Path(audio)
+        if self._engine is None or not self.running or not self._engine.model.can_say:
+            self.submit(Say(np.zeros(1, np.float32)))  # raises the SessionError / NotSupportedError naming why
+        check_clip(path, max_s=MAX_CLIP_S, what="say()")
+        task = asyncio.get_running_loop().create_task(self._say_file(path), name=f"{self.name} say()")
+        self._says.add(task)
+        task.add_done_callback(self._said)
+        return task
+
+    async def _say_file(self, path: Path) -> None:
+        samples = await load_clip_async(path, max_s=MAX_CLIP_S, what="say()")
+        self.submit(Say(samples))
+
+    def _said(self, task: asyncio.Task[None]) -> None:
+        self._says.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("session %s: say() dropped: %s", self.name, task.exception())
 
 
 def summary_of(events: list[Event]) -> dict[str, Any]:
@@ -278,9 +310,7 @@ def summary_of(events: list[Event]) -> dict[str, Any]:
     return stopped.summary() if stopped is not None else {}
 
 
-def _say_audio(audio: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
-    if isinstance(audio, (str, os.PathLike)):
-        return load_clip(Path(audio), max_s=MAX_CLIP_S, what="say()")  # bounded: header checked first
+def _say_audio(audio: np.ndarray) -> np.ndarray:
     if not isinstance(audio, np.ndarray):
         raise TypeError(f"say(): expected samples (numpy array) or an audio file path, got {type(audio).__name__}")
     if audio.ndim != 1 or audio.size == 0 or not np.issubdtype(audio.dtype, np.floating):
