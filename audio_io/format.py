@@ -31,3 +31,11 @@ def rms(x: np.ndarray) -> float:
 
 def dbfs(x: np.ndarray) -> float:
     return 20.0 * float(np.log10(max(rms(x), 1e-10)))
+
+
+def next_chunk(pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first 160 ms of `pending` as a whole chunk (zero-padded at the end of the audio), and the rest."""
+    chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
+    n = min(STEP_SAMPLES, pending.size)
+    chunk[:n] = pending[:n]
+    return chunk, pending[n:]

@@ -23,7 +23,7 @@ import numpy as np
 import soxr
 
 from audio_io.errors import AudioFileError
-from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
+from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, next_chunk
 from audio_io.wav import WavInput
 
 MIN_RATE, MAX_RATE = 8_000, 384_000
@@ -193,10 +193,7 @@ class StreamInput:
             self._fill()
         if self._pending.size == 0:
             return None
-        chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
-        n = min(STEP_SAMPLES, self._pending.size)
-        chunk[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        chunk, self._pending = next_chunk(self._pending)
         return chunk
 
     async def read(self) -> np.ndarray | None:

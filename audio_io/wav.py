@@ -17,7 +17,7 @@ import soundfile as sf
 import soxr
 
 from audio_io.errors import AudioFileError, one_line
-from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, to_mono
+from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, next_chunk, to_mono
 from audio_io.speaker import SpeakerQueue
 
 MIN_RATE = 8_000  # below this a file is not speech audio (a 1 Hz WAV would become hours of 16 kHz samples)
@@ -120,10 +120,7 @@ class WavInput:
             self._pending = np.concatenate([self._pending, self._decoder.read()])
         if self._pending.size == 0:
             return None
-        chunk = np.zeros(STEP_SAMPLES, dtype=np.float32)
-        n = min(STEP_SAMPLES, self._pending.size)
-        chunk[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        chunk, self._pending = next_chunk(self._pending)
         return chunk
 
     def close(self) -> None:

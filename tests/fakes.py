@@ -93,3 +93,13 @@ async def play_offline(cfg: Config | None, input: Any, output: Any = None, event
 def run_offline(cfg: Config | None, input: Any, output: Any = None, events_path: Path | None = None, *,
                 model: Model | None = None) -> OfflineRun:
     return asyncio.run(play_offline(cfg, input, output, events_path, model=model))
+
+
+async def max_loop_stall(stop: asyncio.Event) -> float:
+    """Wake every 10 ms until `stop`; the longest time between two wake-ups is how long the loop was held."""
+    worst, last = 0.0, time.perf_counter()
+    while not stop.is_set():
+        await asyncio.sleep(0.01)
+        now = time.perf_counter()
+        worst, last = max(worst, now - last), now
+    return worst

@@ -8,7 +8,6 @@ Issue 13 case 8: a file given to say() was decoded and resampled on the event lo
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from duplex.config import Config
 from duplex.errors import AudioFileError, NotSupportedError
 from duplex.events import EventType
 from duplex.session import DuplexSession
-from tests.fakes import scripted_model
+from tests.fakes import max_loop_stall, scripted_model
 from tests.speech import silence, write_wav
 
 STEP_S = 0.16
@@ -31,15 +30,6 @@ def tone_file(path: Path, seconds: float, rate: int) -> Path:
     return path
 
 
-async def largest_gap(stop: asyncio.Event) -> float:
-    """Wake every 10 ms until `stop`; the longest time between two wake-ups is how long the loop was held."""
-    worst, last = 0.0, time.perf_counter()
-    while not stop.is_set():
-        await asyncio.sleep(0.01)
-        now = time.perf_counter()
-        worst, last = max(worst, now - last), now
-    return worst
-
 
 @pytest.mark.parametrize("seconds, rate", [(100.0, 8_000), (60.0, 384_000)], ids=["100s-8kHz", "60s-384kHz"])
 async def test_a_long_file_given_to_say_never_blocks_the_loop_and_is_spoken(
@@ -50,7 +40,7 @@ async def test_a_long_file_given_to_say_never_blocks_the_loop_and_is_spoken(
                              realtime=True) as session:
         subscription = session.events()
         stop = asyncio.Event()
-        ticker = asyncio.create_task(largest_gap(stop))
+        ticker = asyncio.create_task(max_loop_stall(stop))
         await asyncio.sleep(0.05)
         task = session.say(said)
         assert task is not None

@@ -16,7 +16,7 @@ from duplex.backbones.base import Model
 from duplex.session import DuplexSession
 from duplex.tokens import SHIFT, THINK, Token, audio
 from duplex.worker import ModelWorker
-from tests.fakes import ListMicrophone
+from tests.fakes import ListMicrophone, max_loop_stall
 
 STEP_S = 0.3  # a slow step: long enough to be cancelled in the middle of one
 
@@ -76,22 +76,13 @@ class SlowVocoder:
         self.guard.enter("vocoder.reset", 0.05)
 
 
-async def _max_loop_stall(stop: asyncio.Event) -> float:
-    """The longest the loop went without running this ticker (it asks for 10 ms sleeps)."""
-    worst, last = 0.0, time.perf_counter()
-    while not stop.is_set():
-        await asyncio.sleep(0.01)
-        now = time.perf_counter()
-        worst, last = max(worst, now - last), now
-    return worst
-
 
 @pytest.mark.parametrize("cancel_after_s", [0.15, 0.75, 1.05])
 async def test_cancelling_mid_step_never_overlaps_model_calls_or_blocks_the_loop(cancel_after_s: float) -> None:
     guard = Exclusive()
     model = Model(backbone=SlowBackbone(guard), vocoder=SlowVocoder(guard), name="slow")  # type: ignore[arg-type]
     stop = asyncio.Event()
-    ticker = asyncio.create_task(_max_loop_stall(stop))
+    ticker = asyncio.create_task(max_loop_stall(stop))
 
     async def converse() -> None:
         async with DuplexSession(input=ListMicrophone(100), output=MemoryOutput(), model=model) as session:
