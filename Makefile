@@ -14,19 +14,22 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
+# setuptools prints a generic note (a BuildBackendWarning) on every editable install: not ours to act on.
+PIP_QUIET := PYTHONWARNINGS=ignore::UserWarning
+
 # torch: the CPU wheel first, so that nothing pulls a multi-GB CUDA build (GPU users install their own).
 torch: venv
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
 
 demo: torch
-	$(BIN)/pip install -q -e ".[model]"
+	$(PIP_QUIET) $(BIN)/pip install -q -e ".[model]"
 	mkdir -p $(OUT)
 	$(BIN)/duplex-chat --input examples/audio/conversation.wav --output $(OUT)/reply.wav --events $(OUT)/events.jsonl
 	@echo "wrote $(OUT)/reply.wav (what the speaker played) and $(OUT)/events.jsonl"
 
 test-deps: torch
 	bash scripts/install-system-deps.sh
-	$(BIN)/pip install -q -e ".[all,model,test]"
+	$(PIP_QUIET) $(BIN)/pip install -q -e ".[all,model,test]"
 
 test: test-deps
 	$(BIN)/ruff check .
