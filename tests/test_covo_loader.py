@@ -8,7 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -180,7 +182,9 @@ def test_the_cli_reports_a_bad_checkpoint_in_one_line_with_status_2(tiny: Path, 
     culprit = _wrong_model_type(folder)
     config = tmp_path / "covo.yaml"
     config.write_text(f"backbone: covo\ncovo:\n  checkpoint: {folder}\n  device: cpu\n")
-    proc = subprocess.run([sys.executable, "-m", "duplex", "--config", str(config), "--input", str(tmp_path / "x.wav")],
+    question = tmp_path / "x.wav"  # a good input: the input is checked before the model loads
+    sf.write(question, np.zeros(1600, np.float32), 16000)
+    proc = subprocess.run([sys.executable, "-m", "duplex", "--config", str(config), "--input", str(question)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
