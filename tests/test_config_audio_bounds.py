@@ -41,21 +41,27 @@ CHILD = textwrap.dedent("""
         code = exc.code
     except MemoryError:
         code = "MemoryError"
-    print(f"@@ {code} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+    print(f"@@ {code}", file=sys.stderr)
 """)
+# Runs CHILD as its own child and prints that child's peak RSS (KiB). A process's ru_maxrss starts
+# from its parent's at fork, so measuring in a child of the (large) pytest process would count
+# pytest's own memory; this small launcher's RUSAGE_CHILDREN counts the command alone.
+LAUNCH = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+          "print(f'@@rss {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr)")
 
 
 def run_child(*args: str | Path, timeout: float = 120) -> tuple[object, float, str, float]:
     """(exit status, peak RSS in MB, the other stderr lines, wall seconds) of `duplex-chat args`."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", LAUNCH, sys.executable, "-c", CHILD, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     wall = time.monotonic() - started
     lines = proc.stderr.strip().splitlines()
     tag = [line for line in lines if line.startswith("@@ ")]
-    assert tag, proc.stderr[-2000:]
-    _, code, rss = tag[-1].split()
-    rest = "\n".join(line for line in lines if not line.startswith("@@ "))
+    peak = [line for line in lines if line.startswith("@@rss ")]
+    assert tag and peak, proc.stderr[-2000:]
+    code, rss = tag[-1].split()[1], peak[-1].split()[1]
+    rest = "\n".join(line for line in lines if not line.startswith("@@"))
     return (int(code) if code.lstrip("-").isdigit() else code), int(rss) / 1024, rest, wall
 
 
@@ -77,7 +83,7 @@ def test_a_yaml_alias_bomb_is_refused_before_expansion(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert elapsed < 1.0 and peak < 20 * MB, (elapsed, peak)
+    assert elapsed < 10.0 and peak < 20 * MB, (elapsed, peak)  # landed main: 52 s and 5.9 GB
     assert "lol" not in str(info.value) and "\n" not in str(info.value)  # no repr of the value
     code, rss, err, _ = run_child("--config", bomb, "--print-config")
     assert code == 2 and rss < 500, (code, rss, err)
@@ -90,7 +96,7 @@ def test_a_5000_deep_yaml_list_is_one_line_not_a_recursion_error(tmp_path: Path)
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=r"deep\.yaml: line 2: nested deeper than 64 levels"):
         load_config(deep)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10.0  # generous: a shared machine; PyYAML alone was quadratic here
     code, rss, err, _ = run_child("--config", deep, "--print-config")
     assert code == 2 and "Traceback" not in err and "nested deeper" in err and rss < 500
 
@@ -267,7 +273,7 @@ def test_scenario_yaml_is_bounded_too(tmp_path: Path) -> None:
     deep.write_text("duration: 5\nuser: " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(ScenarioError, match=r"deep\.yaml:2: malformed YAML \(nested deeper than 64 levels"):
         load_scenario(deep)
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 10.0
 
 
 def test_a_noise_file_read_only_as_far_as_the_scenario_lasts_gives_the_same_noise(tmp_path: Path) -> None:
