@@ -26,23 +26,25 @@ PASSWORD_FILE_MAX = 4096
 AUTH_REFUSED = frozenset({4, 5, 134, 135})
 
 
-def read_password_file(path: Path) -> str:
-    """The first line of `path`: a regular file of at most 4 KiB of UTF-8, read without blocking."""
-    where = f"mqtt.password_file = {str(path)!r}"
+def read_password_file(path: Path, *, option: str = "mqtt.password_file = ", secret: str = "the password") -> str:
+    """The first line of `path`: a regular file of at most 4 KiB of UTF-8, read without blocking.
+
+    `option` names where the path came from in messages (`duplex-serve --token-file ` reuses it)."""
+    where = f"{option}{str(path)!r}"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read ({exc.strerror or type(exc).__name__})") from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"{where}: not a regular file (a device, pipe or folder); put the password in a file")
+            raise ConfigError(f"{where}: not a regular file (a device, pipe or folder); put {secret} in a file")
         data = os.read(fd, PASSWORD_FILE_MAX + 1)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read ({exc.strerror or type(exc).__name__})") from exc
     finally:
         os.close(fd)
     if len(data) > PASSWORD_FILE_MAX:
-        raise ConfigError(f"{where}: larger than {PASSWORD_FILE_MAX} bytes; it should hold one line, the password")
+        raise ConfigError(f"{where}: larger than {PASSWORD_FILE_MAX} bytes; it should hold one line, {secret}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

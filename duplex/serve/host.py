@@ -19,7 +19,7 @@ import threading
 from typing import Protocol, runtime_checkable
 
 from duplex.backbones.base import Model
-from duplex.errors import DuplexError
+from duplex.errors import ConfigError, DuplexError
 
 
 class HostFull(DuplexError):
@@ -80,3 +80,30 @@ class SeparateModels:
 
     def shutdown(self) -> None:
         pass
+
+
+def make_host(prototype: Model, *, backbone: str, capacity: int, batched: bool | None = None) -> ModelHost:
+    """The host for `duplex-serve --batched/--no-batched`; None (the default) picks the batched host
+    when the backbone has one (tiny-fd, once `duplex.backbones.tiny_fd.batched` is present).
+
+    Asking for `--batched` where there is none is a ConfigError naming the backbone."""
+    if batched is False:
+        return SeparateModels(prototype, capacity=capacity)
+    batched_host = _batched_host_class(backbone)
+    if batched_host is None:
+        if batched:
+            raise ConfigError(f"--batched: backbone {backbone!r} has no batched host in this build "
+                              "(tiny-fd has one); use --no-batched")
+        return SeparateModels(prototype, capacity=capacity)
+    host: ModelHost = batched_host(prototype, capacity=capacity)
+    return host
+
+
+def _batched_host_class(backbone: str) -> type | None:
+    if backbone != "tiny-fd":
+        return None
+    try:
+        from duplex.backbones.tiny_fd.batched import BatchedTinyFd
+    except ImportError:
+        return None
+    return BatchedTinyFd

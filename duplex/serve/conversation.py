@@ -1,0 +1,249 @@
+"""One WebSocket connection, one conversation: a `DuplexSession` whose microphone and speaker are the socket.
+
+The session runs on the virtual clock, paced by the client: each received frame is one step's
+microphone input, and each step's speaker block goes back as one binary frame, exactly the block
+an offline run writes to its WAV. Events leave in the order they happened relative to the audio
+(`Outbox`): everything published before a block is sent before it, so a client that flushes its
+speaker on BREAK never plays a block that was cut on the server.
+
+What a client sends is checked as it arrives (`protocol`); a bad frame, an unknown command or a
+flood closes this connection only, with a one-line reason. SIGTERM (`draining`) lets the model
+finish its turn, then stops the session and closes with 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from audio_io.format import STEP_SAMPLES, STEP_SECONDS
+from audio_io.speaker import SpeakerQueue
+from duplex.backbones.base import Model
+from duplex.commands import Ping, Start
+from duplex.config import Config
+from duplex.errors import USER_ERRORS, SessionError
+from duplex.events import Subscription
+from duplex.mqtt.limits import TokenBucket
+from duplex.mqtt.protocol import Request
+from duplex.serve import protocol
+from duplex.serve.protocol import EndOfInput, FrameError
+from duplex.session import DuplexSession
+from states import Phase
+
+TURN_PHASES = (Phase.SPEAKING, Phase.DRAINING)  # a drain waits for these to end
+_log = logging.getLogger("duplex.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits; a client over them is closed with TOO_FAST (4008)."""
+
+    frames_per_s: float = 1.5 / STEP_SECONDS  # 1.5x real time: room to catch up after a network stall
+    frame_burst: int = 32  # about 5 s of audio at once
+    commands_per_s: float = 50.0  # the MQTT bridge's defaults
+    command_burst: int = 20
+    drain_timeout_s: float = 30.0  # longest wait for a model's turn to end on SIGTERM
+    idle_timeout_s: float = 30.0  # a connection that sends no frame this long gives its slot back
+
+
+class StepLatency:
+    """Server-wide: frame k received -> the speaker block computed from it sent (ms), recent steps only."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self.recent: deque[float] = deque(maxlen=keep)
+        self.steps = 0
+        self.late = 0  # over one step (160 ms): a real-time client would hear a gap
+
+    def add(self, ms: float) -> None:
+        self.recent.append(ms)
+        self.steps += 1
+        self.late += ms > STEP_SECONDS * 1000
+
+    def figures(self) -> dict[str, float | int]:
+        values = np.fromiter(self.recent, dtype=np.float64) if self.recent else np.zeros(1)
+        return {"steps": self.steps, "late_steps": self.late, "step_ms_p50": round(float(np.percentile(values, 50)), 2),
+                "step_ms_p99": round(float(np.percentile(values, 99)), 2)}
+
+
+class Outbox:
+    """Everything for the client, in order: the hello, events, speaker blocks, replies; None ends it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self._events: Subscription | None = None
+
+    def follow(self, events: Subscription) -> None:
+        self._events = events
+
+    def put(self, item: str | bytes) -> None:
+        self.queue.put_nowait(item)
+
+    def flush_events(self) -> None:
+        """Queue every event published so far (each exactly its JSONL line)."""
+        if self._events is not None:
+            for event in self._events.pending():
+                self.queue.put_nowait(event.to_json())
+
+    def end(self) -> None:
+        self.flush_events()
+        self.queue.put_nowait(None)
+
+
+class ClientLeft(Exception):
+    """The client closed the connection before the end of its input."""
+
+
+class SocketMic:
+    """The session's microphone: frames put by the receiver, None at the end of the input."""
+
+    def __init__(self, outbox: Outbox, *, idle_timeout_s: float) -> None:
+        self._outbox = outbox
+        self._idle_s = idle_timeout_s
+        self._frames: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self.arrivals: deque[float] = deque()  # perf_counter of frames read, until their block is sent
+
+    def put(self, samples: np.ndarray | None) -> None:
+        self._frames.put_nowait(samples)
+
+    async def read(self) -> np.ndarray | None:
+        self._outbox.flush_events()  # the speaker edges of the block just sent go out now, not a step later
+        try:
+            async with asyncio.timeout(self._idle_s):
+                chunk = await self._frames.get()
+        except TimeoutError:
+            raise FrameError(protocol.IDLE, f"no audio for {self._idle_s:g} s; the slot is given back") from None
+        if chunk is not None:
+            self.arrivals.append(time.perf_counter())
+        return chunk
+
+    def close(self) -> None:
+        pass
+
+
+class SocketSpeaker:
+    """The session's speaker: a clocked output whose every block goes to the client as PCM16."""
+
+    clocked = True
+
+    def __init__(self, outbox: Outbox, mic: SocketMic, latency: StepLatency) -> None:
+        self.queue = SpeakerQueue()
+        self._outbox = outbox
+        self._mic = mic
+        self._latency = latency
+        self._block = np.zeros(STEP_SAMPLES, dtype=np.float32)
+
+    def advance(self) -> np.ndarray:
+        self.queue.pull_into(self._block)
+        self._outbox.flush_events()
+        self._outbox.put(protocol.samples_to_frame(self._block))
+        if self._mic.arrivals:  # the block that follows the step of the oldest frame read
+            self._latency.add((time.perf_counter() - self._mic.arrivals.popleft()) * 1000.0)
+        return self._block
+
+    def close(self) -> None:
+        pass
+
+
+class Conversation:
+    """Runs one connection to its end; `run()` returns the close code and reason it used."""
+
+    def __init__(self, *, ws: ServerConnection, lane: Model, config: Config, limits: Limits,
+                 latency: StepLatency, draining: asyncio.Event, hello: str, name: str) -> None:
+        self.ws = ws
+        self.limits = limits
+        self.draining = draining
+        self.outbox = Outbox()
+        self.outbox.put(hello)
+        self.mic = SocketMic(self.outbox, idle_timeout_s=limits.idle_timeout_s)
+        speaker = SocketSpeaker(self.outbox, self.mic, latency)
+        self.session = DuplexSession(config=config, input=self.mic, output=speaker, model=lane, name=name)
+        self.outbox.follow(self.session.events(maxsize=0))
+        self._frames = TokenBucket(rate=limits.frames_per_s, burst=limits.frame_burst)
+        self._commands = TokenBucket(rate=limits.commands_per_s, burst=limits.command_burst)
+        self._received = 0
+        self.close_code = protocol.NORMAL
+        self.close_reason = "the input ended and the reply was sent"
+
+    async def run(self) -> tuple[int, str]:
+        try:
+            async with self.session, asyncio.TaskGroup() as tasks:
+                sender = tasks.create_task(self._send(), name=f"{self.session.name}.send")
+                receiver = tasks.create_task(self._receive(), name=f"{self.session.name}.receive")
+                drain = tasks.create_task(self._drain_when_asked(), name=f"{self.session.name}.drain")
+                await self.session.wait()
+                receiver.cancel()
+                drain.cancel()
+                self.outbox.end()
+                await sender
+        except* FrameError as group:
+            error = group.exceptions[0]
+            assert isinstance(error, FrameError)
+            self._ending(error.code, str(error))
+        except* (ConnectionClosed, ClientLeft):
+            self._ending(protocol.NORMAL, "the client went away")
+        except* USER_ERRORS as group:
+            self._ending(protocol.SERVER_ERROR, f"the conversation failed: {group.exceptions[0]}")
+        except* Exception as group:  # a bug in a model must not take the other conversations down
+            _log.error("%s failed", self.session.name, exc_info=group.exceptions[0])
+            self._ending(protocol.SERVER_ERROR, f"the conversation failed on the server "
+                                                f"({type(group.exceptions[0]).__name__}); see the server log")
+        return self.close_code, protocol.close_reason(self.close_reason)
+
+    def _ending(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+
+    async def _send(self) -> None:
+        while (item := await self.outbox.queue.get()) is not None:
+            await self.ws.send(item)
+
+    async def _receive(self) -> None:
+        async for message in self.ws:
+            if isinstance(message, bytes):
+                if not self._frames.allow():
+                    raise FrameError(protocol.TOO_FAST, f"frames arrive faster than {self.limits.frames_per_s:g} per "
+                                                        "second (real time is 6.25); pace them at 160 ms")
+                self.mic.put(protocol.frame_to_samples(message, self._received))
+                self._received += 1
+                continue
+            if not self._commands.allow():
+                raise FrameError(protocol.TOO_FAST, f"commands arrive faster than {self.limits.commands_per_s:g} "
+                                                    "per second")
+            parsed = protocol.parse_text(message)
+            if isinstance(parsed, EndOfInput):
+                self.mic.put(None)
+                return
+            self._apply(parsed)
+        raise ClientLeft()
+
+    def _apply(self, request: Request) -> None:
+        error = None
+        if isinstance(request.cmd, Start):
+            error = "a conversation is running (one per connection: open another connection for another)"
+        elif not isinstance(request.cmd, Ping):
+            try:
+                self.session.submit(request.cmd)
+                if request.cmd.name == "stop":
+                    self._ending(protocol.NORMAL, "stopped by the client")
+            except SessionError as exc:
+                error = str(exc)
+        self.outbox.put(protocol.reply(request, error))
+
+    async def _drain_when_asked(self) -> None:
+        """SIGTERM: no new turn is cut short; once the model is not speaking, stop and say why."""
+        await self.draining.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.limits.drain_timeout_s):
+                while self.session.phase in TURN_PHASES:
+                    await asyncio.sleep(STEP_SECONDS / 4)
+        if self.session.running:
+            self.session.stop()
+        self._ending(protocol.GOING_AWAY, "server shutting down: the conversation ended after the model's turn; "
+                                          "reconnect to continue")
