@@ -52,7 +52,9 @@ def chat_parser() -> argparse.ArgumentParser:
     p.add_argument("--fsm-table", action="store_true",
                    help="print every (state, input) row as a Markdown table and exit")
     from duplex.live_cli import add_live_arguments
+    from duplex.serve.remote_cli import add_server_arguments
     add_live_arguments(p)
+    add_server_arguments(p)
     return p
 
 
@@ -77,6 +79,10 @@ def _chat(args: argparse.Namespace) -> int:
     from duplex.paths import chat_outputs
 
     chat_outputs(args)  # paths first, then files: nothing is opened before every output is checked
+    if args.server is not None:
+        from duplex.serve.remote_cli import chat_remote
+
+        return chat_remote(args)
     if args.input is None:
         if args.output is not None:
             raise DuplexError("--output needs --input (offline session)")

@@ -109,18 +109,23 @@ class SocketMic:
         self._idle_s = idle_timeout_s
         self._frames: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
         self.arrivals: deque[float] = deque()  # perf_counter of frames read, until their block is sent
+        self.ended = False  # the end of the input was read: the engine asks again during the reply's tail
 
     def put(self, samples: np.ndarray | None) -> None:
         self._frames.put_nowait(samples)
 
     async def read(self) -> np.ndarray | None:
         self._outbox.flush_events()  # the speaker edges of the block just sent go out now, not a step later
+        if self.ended:
+            return None
         try:
             async with asyncio.timeout(self._idle_s):
                 chunk = await self._frames.get()
         except TimeoutError:
             raise FrameError(protocol.IDLE, f"no audio for {self._idle_s:g} s; the slot is given back") from None
-        if chunk is not None:
+        if chunk is None:
+            self.ended = True
+        else:
             self.arrivals.append(time.perf_counter())
         return chunk
 

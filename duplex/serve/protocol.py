@@ -32,7 +32,7 @@ VERSION = 1
 SUBPROTOCOL = "duplex.v1"
 FRAME_BYTES = STEP_SAMPLES * 2  # one 160 ms step of PCM16
 MAX_TEXT_BYTES = 4096  # a command or the end message (the MQTT payload limit)
-MAX_MESSAGE_BYTES = max(FRAME_BYTES, MAX_TEXT_BYTES)  # anything larger is refused by websockets itself (1009)
+MAX_MESSAGE_BYTES = 4 * FRAME_BYTES  # larger is refused by websockets itself (1009); smaller but wrong: BAD_FRAME
 MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason
 
 # Close codes: standard ones where they fit, 4000-4999 (application) for the rest.

@@ -95,6 +95,7 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
                    "port": server.port, "capacity": host.capacity, "host": type(host).__name__,
                    "backbone": cfg.backbone})
             await stop.wait()
+            server.stop_accepting()
             _line({"type": "serve", "what": "draining", "conversations": len(server.active)})
             await server.drain()
             _line({"type": "serve", "what": "stopped", **server.health()})

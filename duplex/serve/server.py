@@ -91,12 +91,18 @@ class DuplexServer:
         await self._server.wait_closed()
         self.host.shutdown()
 
+    def stop_accepting(self) -> None:
+        """Stop listening now (new connections are refused) and tell every conversation to end after its turn."""
+        assert self._server is not None
+        self.draining.set()
+        self._server.server.close()
+
     async def drain(self) -> None:
         """Stop taking conversations; let each finish the model's turn and close; return when all are gone."""
         assert self._server is not None
+        self.stop_accepting()
         _log.info("draining: %d conversations finish their turn", len(self.active))
-        self.draining.set()
-        self._server.close(close_connections=False)  # stop listening; handshakes in progress get 503
+        self._server.close(close_connections=False)  # handshakes in progress get 503
         await self._server.wait_closed()
 
     def health(self) -> dict[str, Any]:
