@@ -38,9 +38,18 @@ class ServerProcess:
         self.port = 0
 
     def __enter__(self) -> ServerProcess:
+        if self.proc is None:
+            self.start()
+        return self.wait_listening()
+
+    def start(self) -> None:
+        """Start the process (its model loads meanwhile: start several, then wait for each)."""
         with self.log.open("wb") as out, self.stderr.open("wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "duplex.serve.serve_cli", *self.args],
                                          stdout=out, stderr=err, cwd=ROOT)
+
+    def wait_listening(self) -> ServerProcess:
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             listening = [line for line in self.lines() if line.get("what") == "listening"]
@@ -114,9 +123,9 @@ async def send_and_close_reason(url: str, token: str | None, messages: Sequence[
     return ws.close_code or 1006, ws.close_reason or ""
 
 
-def solo_run(source: Path, wav: Path, events: Path) -> None:
+async def solo_run(source: Path, wav: Path, events: Path) -> None:
     """The local offline run of `source` (what `duplex-chat --input` does)."""
-    asyncio.run(DuplexSession(input=source, output=wav, events_path=events).play())
+    await DuplexSession(input=source, output=wav, events_path=events).play()
 
 
 def comparable(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[Path, Pat
     runs = {}
     for source in INPUTS:
         wav, events = folder / f"{source.stem}.wav", folder / f"{source.stem}.jsonl"
-        solo_run(source, wav, events)
+        asyncio.run(solo_run(source, wav, events))
         runs[source] = (wav, events)
     return runs
 

@@ -170,6 +170,7 @@ class FileClient:
         self._events_path = events
         self._commands = sorted(commands or [])  # (session seconds, JSON text): scripted operator commands
         self.events: list[dict[str, Any]] = []
+        self.servers: list[str] = []  # the name in each hello: which server each connection reached
         self.replies: list[dict[str, Any]] = []
         self._writer: BlockWriter | None = None
         self._log: EventLog | None = None
@@ -191,7 +192,8 @@ class FileClient:
 
     async def _converse(self) -> None:
         while True:
-            ws, _hello = await self.link.open()
+            ws, hello = await self.link.open()
+            self.servers.append(str(hello.get("server")))
             if self.link.connects == 1:
                 self._t0 = time.monotonic()
             else:  # continue with the frame due now: the outage's audio is lost, as for a live user

@@ -41,6 +41,8 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="lanes of one batched model (default: when the backbone has one) or one model each")
     p.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, longest wait for a model's turn to end (default 30)")
+    p.add_argument("--name", default="duplex-serve",
+                   help="this server's name in its hello, /health and logs (e.g. the host behind a load balancer)")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     return p
 
@@ -80,7 +82,7 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
 
     prototype = await asyncio.to_thread(load_model, cfg)
     host = make_host(prototype, backbone=cfg.backbone, capacity=args.max_sessions, batched=args.batched)
-    options = ServeOptions(host=args.host, port=args.port, token=token, ssl=tls,
+    options = ServeOptions(host=args.host, port=args.port, token=token, ssl=tls, name=args.name,
                            limits=Limits(drain_timeout_s=args.drain_timeout))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
