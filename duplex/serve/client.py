@@ -165,7 +165,7 @@ class FileClient:
     def __init__(self, *, link: Link, input: Path, output: Path | None = None, events: Path | None = None,
                  commands: list[tuple[float, str]] | None = None) -> None:
         self.link = link
-        self.frames = _frames_of(input)  # read and encoded before connecting: sending costs nothing
+        self.frames = frames_of(input)  # read and encoded before connecting: sending costs nothing
         self._output_path = output
         self._events_path = events
         self._commands = sorted(commands or [])  # (session seconds, JSON text): scripted operator commands
@@ -262,7 +262,7 @@ class FileClient:
             self._log.write_line(text if text is not None else json.dumps(obj, separators=(",", ":")))
 
 
-def _frames_of(path: Path) -> list[bytes]:
+def frames_of(path: Path) -> list[bytes]:
     """The input as PCM16 frames of one step (the last padded with silence, as the offline run pads it)."""
     source = WavInput(path)
     try:
