@@ -178,8 +178,6 @@ class FileClient:
         self._t0 = 0.0
 
     async def run(self) -> RemoteResult:
-        self._writer = BlockWriter(self._output_path) if self._output_path else None
-        self._log = EventLog(self._events_path) if self._events_path else None
         try:
             await self._converse()
         finally:
@@ -194,7 +192,9 @@ class FileClient:
         while True:
             ws, hello = await self.link.open()
             self.servers.append(str(hello.get("server")))
-            if self.link.connects == 1:
+            if self.link.connects == 1:  # outputs are created once a server has answered, not before
+                self._writer = BlockWriter(self._output_path) if self._output_path else None
+                self._log = EventLog(self._events_path) if self._events_path else None
                 self._t0 = time.monotonic()
             else:  # continue with the frame due now: the outage's audio is lost, as for a live user
                 self._next = max(self._next, min(len(self.frames), self._due_now()))
