@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from duplex.serve.client import FileClient, Link
+from duplex.serve.client import Link
+from duplex.serve.remote import FileClient
 from tests.serve_fixtures import ROOT, ServerProcess, comparable, health, pcm, read_jsonl, solo_run, wait_for_health
 
 # slow: two model loads (17 s each on a 2-core machine shared with other test runs) and a real-time

@@ -14,11 +14,12 @@ finish its turn, then stops the session and closes with 1001.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
@@ -101,33 +102,49 @@ class ClientLeft(Exception):
     """The client closed the connection before the end of its input."""
 
 
-class SocketMic:
-    """The session's microphone: frames put by the receiver, None at the end of the input."""
+_WAKE = object()  # put in a mic's queue to have it look at the step boundary again (a drain began)
 
-    def __init__(self, outbox: Outbox, *, idle_timeout_s: float) -> None:
+
+class SocketMic:
+    """The session's microphone: frames put by the receiver, None at the end of the input.
+
+    `read()` is where a step begins, before its commands are applied, so `boundary()` (the drain)
+    is asked there: a stop submitted then applies at this very step, with no model step in between
+    that could start a turn. When it stops the session, the chunk returned is never heard."""
+
+    def __init__(self, outbox: Outbox, *, idle_timeout_s: float, boundary: Callable[[], bool]) -> None:
         self._outbox = outbox
         self._idle_s = idle_timeout_s
-        self._frames: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self._boundary = boundary
+        self._frames: asyncio.Queue[Any] = asyncio.Queue()
+        self._silence = np.zeros(STEP_SAMPLES, dtype=np.float32)
         self.arrivals: deque[float] = deque()  # perf_counter of frames read, until their block is sent
         self.ended = False  # the end of the input was read: the engine asks again during the reply's tail
 
     def put(self, samples: np.ndarray | None) -> None:
         self._frames.put_nowait(samples)
 
+    def wake(self) -> None:
+        self._frames.put_nowait(_WAKE)
+
     async def read(self) -> np.ndarray | None:
         self._outbox.flush_events()  # the speaker edges of the block just sent go out now, not a step later
-        if self.ended:
-            return None
-        try:
-            async with asyncio.timeout(self._idle_s):
-                chunk = await self._frames.get()
-        except TimeoutError:
-            raise FrameError(protocol.IDLE, f"no audio for {self._idle_s:g} s; the slot is given back") from None
-        if chunk is None:
-            self.ended = True
-        else:
+        while not self.ended:
+            if self._boundary():
+                return self._silence
+            try:
+                async with asyncio.timeout(self._idle_s):
+                    chunk = await self._frames.get()
+            except TimeoutError:
+                raise FrameError(protocol.IDLE, f"no audio for {self._idle_s:g} s; the slot is given back") from None
+            if chunk is _WAKE:
+                continue
+            if chunk is None:
+                self.ended = True
+                break
             self.arrivals.append(time.perf_counter())
-        return chunk
+            return chunk  # type: ignore[no-any-return]
+        return None
 
     def close(self) -> None:
         pass
@@ -167,13 +184,14 @@ class Conversation:
         self.draining = draining
         self.outbox = Outbox()
         self.outbox.put(hello)
-        self.mic = SocketMic(self.outbox, idle_timeout_s=limits.idle_timeout_s)
+        self.mic = SocketMic(self.outbox, idle_timeout_s=limits.idle_timeout_s, boundary=self._drain_now)
         speaker = SocketSpeaker(self.outbox, self.mic, latency)
         self.session = DuplexSession(config=config, input=self.mic, output=speaker, model=lane, name=name)
         self.outbox.follow(self.session.events(maxsize=0))
         self._frames = TokenBucket(rate=limits.frames_per_s, burst=limits.frame_burst)
         self._commands = TokenBucket(rate=limits.commands_per_s, burst=limits.command_burst)
         self._received = 0
+        self._drain_deadline = 0.0
         self.close_code = protocol.NORMAL
         self.close_reason = "the input ended and the reply was sent"
 
@@ -242,13 +260,21 @@ class Conversation:
         self.outbox.put(protocol.reply(request, error))
 
     async def _drain_when_asked(self) -> None:
-        """SIGTERM: no new turn is cut short; once the model is not speaking, stop and say why."""
+        """SIGTERM: wake the microphone, so that a client between frames is stopped too."""
         await self.draining.wait()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.limits.drain_timeout_s):
-                while self.session.phase in TURN_PHASES:
-                    await asyncio.sleep(STEP_SECONDS / 4)
-        if self.session.running:
-            self.session.stop()
+        self._drain_deadline = time.monotonic() + self.limits.drain_timeout_s
+        self.mic.wake()
+
+    def _drain_now(self) -> bool:
+        """At a step boundary: while draining, stop unless the model is in its turn (or the turn overran
+        --drain-timeout). True when the session was stopped here."""
+        if not self.draining.is_set() or not self.session.running:
+            return False
+        deadline = self._drain_deadline or time.monotonic() + self.limits.drain_timeout_s
+        self._drain_deadline = deadline
+        if self.session.phase in TURN_PHASES and time.monotonic() < deadline:
+            return False
+        self.session.stop()
         self._ending(protocol.GOING_AWAY, "server shutting down: the conversation ended after the model's turn; "
                                           "reconnect to continue")
+        return True

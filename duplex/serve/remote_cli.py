@@ -60,7 +60,7 @@ def chat_remote(args: argparse.Namespace) -> int:
     if args.input is None:
         raise ConfigError("--server: the live microphone is not supported by this client yet; give --input IN.wav")
     link = link_from_args(args, "duplex-chat")
-    from duplex.serve.client import FileClient
+    from duplex.serve.remote import FileClient
     from duplex.timeline import print_timeline
 
     client = FileClient(link=link, input=args.input, output=args.output, events=args.events)
