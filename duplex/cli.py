@@ -82,7 +82,7 @@ def _chat(args: argparse.Namespace) -> int:
     if args.server is not None:
         from duplex.serve.remote_cli import chat_remote
 
-        return chat_remote(args)
+        return chat_remote(cfg, args)
     if args.input is None:
         if args.output is not None:
             raise DuplexError("--output needs --input (offline session)")

@@ -21,6 +21,7 @@ from duplex.config import Config, LiveConfig
 from duplex.errors import DeviceError
 
 if TYPE_CHECKING:  # the rest loads when a live session starts, so `--help` stays fast
+    from duplex.serve.remote import RemoteSession
     from duplex.session import DuplexSession
     from duplex.tui import SessionMetrics
 
@@ -79,7 +80,7 @@ async def converse(cfg: Config, live: LiveConfig, *, record: Path | None = None,
                                 summary=lambda: metrics.figures() if metrics is not None else {})
         metrics = SessionMetrics(mic=devices.mic, speaker=devices.speaker, session=session, aec=devices.aec,
                                  guard_s=devices.guard_s)
-        await _run(session, metrics, tui=live.tui and sys.stdout.isatty(), duration=duration)
+        await run_with_view(session, metrics, tui=live.tui and sys.stdout.isatty(), duration=duration)
     finally:
         if recorder:
             recorder.close()
@@ -91,7 +92,9 @@ async def converse(cfg: Config, live: LiveConfig, *, record: Path | None = None,
     return 0
 
 
-async def _run(session: DuplexSession, metrics: SessionMetrics, *, tui: bool, duration: float | None) -> None:
+async def run_with_view(session: DuplexSession | RemoteSession, metrics: SessionMetrics, *, tui: bool,
+                        duration: float | None) -> None:
+    """The session next to the terminal UI (or the plain timeline) until it ends, `q`, Ctrl-C or `duration`."""
     from duplex.tui import LiveView, PlainView
 
     view = LiveView(metrics, session.submit) if tui else PlainView(metrics)
@@ -113,12 +116,12 @@ async def _run(session: DuplexSession, metrics: SessionMetrics, *, tui: bool, du
                 loop.remove_signal_handler(sig)
 
 
-def _stop(session: DuplexSession) -> None:
+def _stop(session: DuplexSession | RemoteSession) -> None:
     if session.running:
         session.stop()
 
 
-async def _stop_after(session: DuplexSession, seconds: float | None) -> None:
+async def _stop_after(session: DuplexSession | RemoteSession, seconds: float | None) -> None:
     if seconds:
         await asyncio.sleep(seconds)
         _stop(session)

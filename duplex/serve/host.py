@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from duplex.backbones.base import Model
@@ -49,12 +50,17 @@ class ModelHost(Protocol):
 
 
 class SeparateModels:
-    """One model per conversation: a deep copy of one loaded prototype per lane (no reloading)."""
+    """One model per conversation: a deep copy of one loaded prototype per lane (no reloading).
 
-    def __init__(self, prototype: Model, *, capacity: int) -> None:
+    A backbone whose state holds native handles (the policy backbone's VAD) cannot be copied; with
+    `load` given, such lanes are loaded afresh instead (slower: `open()` may take a while, so the
+    server calls it off the event loop)."""
+
+    def __init__(self, prototype: Model, *, capacity: int, load: Callable[[], Model] | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.prototype = prototype
+        self._load = load
         self.name = prototype.name
         self.capacity = capacity
         self._open: set[int] = set()
@@ -64,11 +70,19 @@ class SeparateModels:
         with self._lock:
             if len(self._open) >= self.capacity:
                 raise HostFull(f"all {self.capacity} conversations of this server are taken")
-            lane = copy.deepcopy(self.prototype)
+            lane = self._copy()
             lane.backbone.reset()
             lane.vocoder.reset()
             self._open.add(id(lane))
             return lane
+
+    def _copy(self) -> Model:
+        try:
+            return copy.deepcopy(self.prototype)
+        except (TypeError, copy.Error):  # "cannot pickle 'PyCapsule' object"
+            if self._load is None:
+                raise
+            return self._load()
 
     def close(self, lane: Model) -> None:
         with self._lock:
@@ -82,19 +96,21 @@ class SeparateModels:
         pass
 
 
-def make_host(prototype: Model, *, backbone: str, capacity: int, batched: bool | None = None) -> ModelHost:
+def make_host(prototype: Model, *, backbone: str, capacity: int, batched: bool | None = None,
+              load: Callable[[], Model] | None = None) -> ModelHost:
     """The host for `duplex-serve --batched/--no-batched`; None (the default) picks the batched host
     when the backbone has one (tiny-fd, once `duplex.backbones.tiny_fd.batched` is present).
 
-    Asking for `--batched` where there is none is a ConfigError naming the backbone."""
+    Asking for `--batched` where there is none is a ConfigError naming the backbone. `load` makes a
+    fresh model (for backbones that cannot be copied)."""
     if batched is False:
-        return SeparateModels(prototype, capacity=capacity)
+        return SeparateModels(prototype, capacity=capacity, load=load)
     batched_host = _batched_host_class(backbone)
     if batched_host is None:
         if batched:
             raise ConfigError(f"--batched: backbone {backbone!r} has no batched host in this build "
                               "(tiny-fd has one); use --no-batched")
-        return SeparateModels(prototype, capacity=capacity)
+        return SeparateModels(prototype, capacity=capacity, load=load)
     host: ModelHost = batched_host(prototype, capacity=capacity)
     return host
 

@@ -18,6 +18,7 @@ from duplex.errors import ConfigError
 from duplex.events import Event, from_dict
 
 if TYPE_CHECKING:
+    from duplex.config import Config
     from duplex.serve.client import Link
 
 
@@ -55,11 +56,13 @@ def link_from_args(args: argparse.Namespace, prog: str) -> Link:
                 retry_for_s=args.retry_for, report=stderr_report(prog))
 
 
-def chat_remote(args: argparse.Namespace) -> int:
-    """`duplex-chat --server URL --input IN.wav [--output OUT.wav] [--events E.jsonl]`."""
-    if args.input is None:
-        raise ConfigError("--server: the live microphone is not supported by this client yet; give --input IN.wav")
+def chat_remote(cfg: Config, args: argparse.Namespace) -> int:
+    """`duplex-chat --server URL --input IN.wav [--output OUT.wav] [--events E.jsonl]`, or live without --input."""
     link = link_from_args(args, "duplex-chat")
+    if args.input is None:
+        from duplex.serve.live_client import run_live_remote
+
+        return run_live_remote(cfg, args, link)
     from duplex.serve.remote import FileClient
     from duplex.timeline import print_timeline
 

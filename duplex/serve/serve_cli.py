@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import signal
 import ssl
@@ -81,7 +82,8 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
     from duplex.serve.server import DuplexServer, ServeOptions
 
     prototype = await asyncio.to_thread(load_model, cfg)
-    host = make_host(prototype, backbone=cfg.backbone, capacity=args.max_sessions, batched=args.batched)
+    host = make_host(prototype, backbone=cfg.backbone, capacity=args.max_sessions, batched=args.batched,
+                     load=functools.partial(load_model, cfg))
     options = ServeOptions(host=args.host, port=args.port, token=token, ssl=tls, name=args.name,
                            limits=Limits(drain_timeout_s=args.drain_timeout))
     stop = asyncio.Event()

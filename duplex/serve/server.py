@@ -132,11 +132,16 @@ class DuplexServer:
             await ws.close(protocol.GOING_AWAY, "server shutting down: connect to another")
             return
         try:
-            lane = self.host.open()
+            lane = await asyncio.to_thread(self.host.open)  # a copied or loaded model: not on the loop
         except HostFull as exc:
             self.counters.refused_full += 1
             await ws.close(protocol.TRY_AGAIN, protocol.close_reason(
                 f"server full: {exc} (--max-sessions {self.host.capacity}); try again later"))
+            return
+        except Exception as exc:  # the host could not make a lane: this conversation fails, the server stays
+            _log.error("no lane for a new conversation", exc_info=exc)
+            await ws.close(protocol.SERVER_ERROR, protocol.close_reason(
+                f"the server could not start a conversation ({type(exc).__name__}); see its log"))
             return
         self._names += 1
         name = f"conversation-{self._names}"
