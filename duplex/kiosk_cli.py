@@ -27,9 +27,10 @@ from duplex.events import Subscription
 
 if TYPE_CHECKING:
     from duplex.backbones import Model
+    from duplex.serve.remote import RemoteSession
     from duplex.session import DuplexSession
 
-SessionFactory = Callable[[], "DuplexSession | Awaitable[DuplexSession]"]
+SessionFactory = Callable[[], "DuplexSession | Awaitable[DuplexSession] | RemoteSession | Awaitable[RemoteSession]"]
 
 
 def kiosk_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,9 @@ def kiosk_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="with --input: pace sessions at wall-clock speed")
     p.add_argument("--once", action="store_true", help="exit when the first session ends (status 1 if it failed)")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    from duplex.serve.remote_cli import add_server_arguments
+
+    add_server_arguments(p)
     return p
 
 
@@ -69,6 +73,10 @@ def _kiosk(args: argparse.Namespace) -> int:
 
 def _session_factory(cfg: Config, args: argparse.Namespace) -> SessionFactory:
     """Check the devices now (a bad path or device fails before anything starts); open them per session."""
+    if getattr(args, "server", None) is not None:
+        from duplex.serve.remote_cli import kiosk_remote_factory
+
+        return kiosk_remote_factory(cfg, args)
     if args.input is None:
         return _live_factory(cfg)
     from audio_io.wav import probe

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +63,14 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 async def test_eight_clients_each_hear_their_solo_run_while_the_door_refuses_the_rest(
         server: ServerProcess, solo: dict[Path, tuple[Path, Path]], tmp_path: Path) -> None:
+    # The eighth client is `duplex-kiosk --server ... --once`: its events are JSON lines on stdout.
+    kiosk_source = INPUTS[(CLIENTS - 1) % len(INPUTS)]
+    kiosk = subprocess.Popen(
+        [sys.executable, "-m", "duplex.kiosk_cli", "--server", server.url, "--token-file", str(tmp_path / "token"),
+         "--input", str(kiosk_source), "--output", str(tmp_path / "kiosk.wav"), "--once"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     clients = []
-    for i in range(CLIENTS):
+    for i in range(CLIENTS - 1):
         source = INPUTS[i % len(INPUTS)]
         clients.append(FileClient(link=Link(server.url, token=TOKEN, retry_for_s=0, report=quiet), input=source,
                                   output=tmp_path / f"client{i}.wav", events=tmp_path / f"client{i}.jsonl"))
@@ -106,6 +114,12 @@ async def test_eight_clients_each_hear_their_solo_run_while_the_door_refuses_the
         await Link(server.url, token="wrong", retry_for_s=0, report=quiet).open()
 
     results = await asyncio.gather(*runs)
+    kiosk_out, kiosk_err = await asyncio.to_thread(kiosk.communicate, timeout=60)
+    assert kiosk.returncode == 0, kiosk_err
+    wav, events = solo[kiosk_source]
+    assert (pcm(tmp_path / "kiosk.wav") == pcm(wav)).all()
+    kiosk_events = [json.loads(line) for line in kiosk_out.splitlines()]
+    assert comparable([e for e in kiosk_events if e["type"] != "log"]) == comparable(read_jsonl(events))
     for i, (client, result) in enumerate(zip(clients, results, strict=True)):
         wav, events = solo[INPUTS[i % len(INPUTS)]]
         assert result.reconnects == 0

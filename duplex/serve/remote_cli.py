@@ -18,8 +18,11 @@ from duplex.errors import ConfigError
 from duplex.events import Event, from_dict
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from duplex.config import Config
     from duplex.serve.client import Link
+    from duplex.serve.remote import RemoteSession
 
 
 def add_server_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,3 +81,33 @@ def chat_remote(cfg: Config, args: argparse.Namespace) -> int:
 def session_events(lines: list[dict[str, object]]) -> list[Event]:
     """The session events among the received lines (the client's own `link` lines left out)."""
     return [from_dict(line) for line in lines if line.get("type") != "link"]
+
+
+def kiosk_remote_factory(cfg: Config, args: argparse.Namespace) -> Callable[[], Awaitable[RemoteSession]]:
+    """`duplex-kiosk --server URL`: each session a conversation on the server, from the sound card or,
+    with --input, from the file (at real time, into --output). The URL, token and file are checked now."""
+    from duplex.paths import chat_outputs
+
+    chat_outputs(args)
+    link_from_args(args, "duplex-kiosk")
+    from duplex.serve.client import BlockWriter, frames_of
+    from duplex.serve.remote import FileFrames, RemoteSession
+
+    frames = frames_of(args.input) if args.input is not None else None
+    if frames is None:
+        from duplex.audio_setup import device_from_config
+
+        device_from_config(cfg.live, "input")  # one line naming the device (or what to install), exit 2
+        device_from_config(cfg.live, "output")
+
+    async def open_remote() -> RemoteSession:
+        link = link_from_args(args, "duplex-kiosk")  # a fresh backoff per session
+        if frames is not None:
+            sink = BlockWriter(args.output) if args.output is not None else None
+            return RemoteSession(link=link, source=FileFrames(frames), sink=sink)
+        from duplex.live_devices import open_live_devices
+        from duplex.serve.live_client import live_remote_session
+
+        return live_remote_session(link, await open_live_devices(cfg.live))
+
+    return open_remote
