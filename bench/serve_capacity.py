@@ -10,7 +10,10 @@ schedule). N is ramped up (doubling) until a level fails, then bisected; the ans
 largest N that passed. The first `--warmup` steps of each client are left out (first forwards).
 
 Both servers and every client share this machine's cores (the brief: 2): the clients are part of
-the load, as they would be for a load test on the server itself. The load average at the start
+the load, as they would be for a load test on the server itself. Each host gets its best torch
+thread count (`tiny_fd.threads`, process-wide): the batched host runs one model thread, so it
+gets every core (measured: 10 conversations with 1 thread, 26 with 2); separate models run one
+thread per lane, so 1 each. The load average at the start
 of each host's ramp is printed beside the figures: on a shared machine it matters.
 
     python bench/serve_capacity.py [--seconds 10] [--max-n 256] [--out bench/results/serve_capacity.json]
@@ -160,12 +163,13 @@ async def ramp(url: str, frames: list[bytes], args: argparse.Namespace) -> dict[
 
 def host_run(batched: bool, frames: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     load = os.getloadavg()[0]
-    proc, port = start_server(batched, args.max_n, args.server_arg)
+    threads = args.batched_threads if batched else args.separate_threads
+    proc, port = start_server(batched, args.max_n, [f"--set=tiny_fd.threads={threads}", *args.server_arg])
     try:
         result = asyncio.run(ramp(f"ws://127.0.0.1:{port}/", frames, args))
     finally:
         stop_server(proc)
-    return {"batched": batched, "loadavg_1m_at_start": round(load, 2), **result}
+    return {"batched": batched, "torch_threads": threads, "loadavg_1m_at_start": round(load, 2), **result}
 
 
 def main() -> None:
@@ -178,6 +182,10 @@ def main() -> None:
     p.add_argument("--max-n", type=int, default=256)
     p.add_argument("--resolution", type=int, default=2, help="bisect until the bracket is this narrow")
     p.add_argument("--server-arg", action="append", default=[], help="passed to duplex-serve (e.g. --set=...)")
+    p.add_argument("--batched-threads", type=int, default=os.cpu_count() or 1,
+                   help="torch threads of the batched host's one model thread (default: every core)")
+    p.add_argument("--separate-threads", type=int, default=1,
+                   help="torch threads per separate model (default 1: each lane is already a thread)")
     p.add_argument("--only", choices=["batched", "separate"], help="one host only (no ratio)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()

@@ -70,7 +70,8 @@ class StepLatency:
 
     def figures(self) -> dict[str, float | int]:
         values = np.fromiter(self.recent, dtype=np.float64) if self.recent else np.zeros(1)
-        return {"steps": self.steps, "late_steps": self.late, "step_ms_p50": round(float(np.percentile(values, 50)), 2),
+        return {"served_steps": self.steps, "late_steps": self.late,
+                "step_ms_p50": round(float(np.percentile(values, 50)), 2),
                 "step_ms_p99": round(float(np.percentile(values, 99)), 2)}
 
 

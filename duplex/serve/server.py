@@ -109,7 +109,7 @@ class DuplexServer:
         return {"status": "draining" if self.draining.is_set() else "ok", "server": self.options.name,
                 "backbone": self.config.backbone, "host": type(self.host).__name__, **self.host.usage(),
                 "conversations": len(self.active), "uptime_s": round(time.monotonic() - self._started, 1),
-                **vars_of(self.counters), **self.latency.figures()}
+                **vars_of(self.counters), **self.latency.figures()}  # after the host's figures: ours win a clash
 
     # ---- the door (HTTP handshake) ------------------------------------------------------------
 
