@@ -67,7 +67,7 @@ def _kiosk(args: argparse.Namespace) -> int:
         print(dump_yaml(cfg), end="")
         return 0
     open_session = _session_factory(cfg, args)
-    _json_logging()
+    json_logging()
     return asyncio.run(_serve(cfg, open_session, once=args.once))
 
 
@@ -160,13 +160,15 @@ class _JsonLines(logging.Formatter):
                            "logger": record.name, "message": record.getMessage()}, separators=(",", ":"))
 
 
-def _json_logging() -> None:
+def json_logging(*, quiet: dict[str, int] | None = None) -> None:
+    """duplex's log records as JSON lines on stdout (also `duplex-serve`'s); `quiet`: logger -> level."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JsonLines())
     root = logging.getLogger("duplex")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    logging.getLogger("duplex.mqtt.client").setLevel(logging.ERROR)
+    for name, level in (quiet or {"duplex.mqtt.client": logging.ERROR}).items():
+        logging.getLogger(name).setLevel(level)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from audio_io.format import STEP_SAMPLES, STEP_SECONDS
 from audio_io.speaker import SpeakerQueue
 from duplex.backbones.base import Model
-from duplex.commands import Ping, Start
+from duplex.commands import Ping, Start, Stop
 from duplex.config import Config
 from duplex.errors import USER_ERRORS, SessionError
 from duplex.events import Subscription
@@ -254,7 +254,7 @@ class Conversation:
         elif not isinstance(request.cmd, Ping):
             try:
                 self.session.submit(request.cmd)
-                if request.cmd.name == "stop":
+                if isinstance(request.cmd, Stop):
                     self._ending(protocol.NORMAL, "stopped by the client")
             except SessionError as exc:
                 error = str(exc)

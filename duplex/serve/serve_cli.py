@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import functools
 import json
+import logging
 import signal
 import ssl
 import sys
@@ -90,7 +91,9 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    _json_logging()
+    from duplex.kiosk_cli import json_logging
+
+    json_logging(quiet={"websockets": logging.WARNING})
     try:
         server_cm = DuplexServer(host=host, config=cfg, options=options)
         async with server_cm as server:
@@ -135,20 +138,6 @@ def _tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 def _line(obj: dict[str, object]) -> None:
     print(json.dumps(obj, separators=(",", ":")), flush=True)
-
-
-def _json_logging() -> None:
-    """Log records as JSON lines on stdout, like duplex-kiosk (the websockets library: warnings only)."""
-    import logging
-
-    from duplex.kiosk_cli import _JsonLines
-
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_JsonLines())
-    root = logging.getLogger("duplex")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":
