@@ -76,23 +76,30 @@ class StepLatency:
 
 
 class Outbox:
-    """Everything for the client, in order: the hello, events, speaker blocks, replies; None ends it."""
+    """Everything for the client, in order: the hello, events, speaker blocks, replies; None ends it.
 
-    def __init__(self) -> None:
+    Bounded: a client that sends frames but does not read what comes back would otherwise grow it by
+    a block per frame; past `backlog` items the connection is closed (SLOW_READER)."""
+
+    def __init__(self, *, backlog: int = 1000) -> None:
         self.queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self.backlog = backlog
         self._events: Subscription | None = None
 
     def follow(self, events: Subscription) -> None:
         self._events = events
 
     def put(self, item: str | bytes) -> None:
+        if self.queue.qsize() >= self.backlog:
+            raise FrameError(protocol.SLOW_READER, f"the client reads nothing back: {self.backlog} messages "
+                                                   "wait to be sent")
         self.queue.put_nowait(item)
 
     def flush_events(self) -> None:
         """Queue every event published so far (each exactly its JSONL line)."""
         if self._events is not None:
             for event in self._events.pending():
-                self.queue.put_nowait(event.to_json())
+                self.put(event.to_json())
 
     def end(self) -> None:
         self.flush_events()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,18 +70,24 @@ def live_remote_session(link: Link, devices: LiveDevices, *, events: Any = None)
     return RemoteSession(link=link, source=MicFrames(devices.mic), sink=LiveSink(devices.speaker), events_path=events)
 
 
-async def converse_remote(cfg: Config, live: LiveConfig, link: Link, *, events: Any = None,
-                          duration: float | None = None) -> int:
-    """`duplex-chat --server URL`: the live session's devices, UI and summary, the model on the server."""
+async def converse_remote(cfg: Config, live: LiveConfig, link: Link, *, events: Path | None = None,
+                          record: Path | None = None, duration: float | None = None) -> int:
+    """`duplex-chat --server URL`: the live session's devices, UI, recorder and summary, the model on the server."""
+    from audio_io.record import Recorder
     from duplex.live_cli import run_with_view
     from duplex.live_devices import open_live_devices
     from duplex.tui import SessionMetrics, summary_lines
 
-    devices = await open_live_devices(live)
-    session = live_remote_session(link, devices, events=events)
-    metrics = SessionMetrics(mic=devices.mic, speaker=devices.speaker, session=session, aec=devices.aec,
-                             guard_s=devices.guard_s)
-    await run_with_view(session, metrics, tui=live.tui and sys.stdout.isatty(), duration=duration)
+    recorder = Recorder(record) if record else None
+    try:
+        devices = await open_live_devices(live, tap=recorder)
+        session = live_remote_session(link, devices, events=events or (record / "events.jsonl" if record else None))
+        metrics = SessionMetrics(mic=devices.mic, speaker=devices.speaker, session=session, aec=devices.aec,
+                                 guard_s=devices.guard_s)
+        await run_with_view(session, metrics, tui=live.tui and sys.stdout.isatty(), duration=duration)
+    finally:
+        if recorder:
+            recorder.close()
     for line in summary_lines(metrics):
         print(line)
     if metrics.errors:
@@ -94,4 +101,4 @@ def run_live_remote(cfg: Config, args: argparse.Namespace, link: Link) -> int:
     from duplex.live_cli import live_options
 
     return asyncio.run(converse_remote(cfg, live_options(cfg, args), link, events=getattr(args, "events", None),
-                                       duration=getattr(args, "duration", None)))
+                                       record=getattr(args, "record", None), duration=getattr(args, "duration", None)))

@@ -45,6 +45,7 @@ BAD_TEXT = 1007  # a text frame that is not a command
 SERVER_ERROR = 1011  # the conversation failed on the server (a model error)
 TRY_AGAIN = 1013  # full: every conversation slot is taken
 TOO_FAST = 4008  # frames or commands faster than the per-connection limit
+SLOW_READER = 4009  # the client does not read what the server sends (the server's queue for it is full)
 UNAUTHORIZED = 4401  # only for clients that cannot send headers; the server refuses at the handshake (HTTP 401)
 
 RETRYABLE = frozenset({GOING_AWAY, SERVER_ERROR, TRY_AGAIN, 1006})  # 1006: the connection dropped

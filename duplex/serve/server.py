@@ -157,7 +157,7 @@ class DuplexServer:
                 self.active.discard(conversation)
         finally:
             self.host.close(lane)
-        if code in (protocol.BAD_FRAME, protocol.BAD_TEXT, protocol.TOO_FAST, protocol.IDLE):
+        if code in (protocol.BAD_FRAME, protocol.BAD_TEXT, protocol.TOO_FAST, protocol.SLOW_READER, protocol.IDLE):
             self.counters.closed_bad_input += 1
         _log.info("%s from %s closed: %d %s", name, ws.remote_address, code, reason)
         await ws.close(code, reason)
