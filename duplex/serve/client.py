@@ -86,6 +86,9 @@ class Link:
             if status in (502, 503, 504):
                 raise _Retry(f"HTTP {status} (no server free)") from None
             raise ServerError(f"{self.url}: refused: HTTP {status} {body}".rstrip()) from None
+        except ssl.SSLCertVerificationError as exc:  # a wrong CA or host name does not fix itself
+            raise ServerError(f"{self.url}: the server's certificate is not trusted ({one_line(exc)}); "
+                              "for a private CA set SSL_CERT_FILE") from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise _Retry(f"cannot connect ({one_line(exc)})") from None
         try:
