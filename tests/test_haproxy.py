@@ -1,6 +1,6 @@
 """Scale-out on HAProxy: two `duplex-serve` behind the documented config (least connections, health
-checks on /health); one server killed mid-conversation, its clients are told and reconnect through
-HAProxy to the other, and the other server's clients never notice."""
+checks on /health); one server killed (or drained) mid-conversation, its clients are told and
+reconnect through HAProxy to the other, and the other server's clients never notice."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from duplex.serve.remote import FileClient
 from tests.serve_fixtures import ROOT, ServerProcess, comparable, health, pcm, read_jsonl, solo_run, wait_for_health
 
 # slow: two model loads (17 s each on a 2-core machine shared with other test runs) and a real-time
-# conversation through the proxy; measured 66-75 s under that load, over the one-minute budget of `make test`.
+# conversation through the proxy, twice (killed, drained): 46 s each on a quiet machine, 59-75 s each
+# under the other test runs' load, 92 s for the pair at best: over the one-minute budget of `make test`.
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy (apt-get install haproxy)")]
 
@@ -58,7 +59,11 @@ async def through_haproxy(port: int, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_a_killed_servers_clients_reconnect_through_haproxy_to_the_other(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "told"), [(signal.SIGKILL, 1006), (signal.SIGTERM, 1001)], ids=["killed", "drained"])
+async def test_a_stopped_servers_clients_reconnect_through_haproxy_to_the_other(
+        tmp_path: Path, sig: signal.Signals, told: int) -> None:
+    """SIGKILL: the connection drops mid-answer (1006). SIGTERM (a rolling restart): the server drains,
+    each conversation ends after the model's turn with 1001. Either way the clients reconnect."""
     s1 = ServerProcess(tmp_path, "--name", "s1", "--max-sessions", "32", "--no-batched", name="s1")
     s2 = ServerProcess(tmp_path, "--name", "s2", "--max-sessions", "32", "--no-batched", name="s2")
     with contextlib.ExitStack() as servers:
@@ -88,8 +93,10 @@ async def test_a_killed_servers_clients_reconnect_through_haproxy_to_the_other(t
             while not any(line.get("to") == "SPEAKING" for line in clients[0].events):
                 await asyncio.sleep(0.02)
             assert s1.proc is not None
-            s1.proc.send_signal(signal.SIGKILL)  # mid-answer, no goodbye
+            s1.proc.send_signal(sig)  # mid-answer
             results = await asyncio.gather(*runs)
+            if sig == signal.SIGTERM:
+                assert s1.proc.wait(30) == 0  # drained, then exited cleanly
             after = await health(s2.port)
         finally:
             proxy.send_signal(signal.SIGTERM)
@@ -103,7 +110,7 @@ async def test_a_killed_servers_clients_reconnect_through_haproxy_to_the_other(t
             continue
         assert result.reconnects == 1 and client.servers == ["s1", "s2"]
         link = [line for line in client.events if line["type"] == "link"]
-        assert [line["what"] for line in link] == ["lost", "reconnected"] and link[0]["code"] == 1006
+        assert [line["what"] for line in link] == ["lost", "reconnected"] and link[0]["code"] == told
         after_reconnect = client.events[client.events.index(link[1]) + 1:]
         assert after_reconnect[0]["what"] == "started" and after_reconnect[-1]["what"] == "stopped"
         assert after_reconnect[0]["t"] >= link[1]["t"]  # one timeline: the new conversation starts where it joined
