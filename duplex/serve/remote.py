@@ -39,6 +39,8 @@ from duplex.stats import SessionStats
 from duplex.tokens import Kind
 
 _names = itertools.count(1)
+QUICK_STEPS = 10  # a conversation closed within 1.6 s of its start did not really start ...
+MAX_QUICK_FAILURES = 5  # ... and five of them in a row (a server that fails every conversation) end the retries
 
 
 class FrameSource(Protocol):
@@ -193,15 +195,20 @@ class RemoteSession:
     # ---- the conversation, across reconnections -------------------------------------------------
 
     async def _drive(self, opened: tuple[ClientConnection, dict[str, Any]]) -> None:
+        quick = 0  # conversations in a row that ended within QUICK_STEPS of their start
         try:
             while True:
                 ws, hello = opened
                 self.servers.append(str(hello.get("server")))
+                started = self._step
                 code, reason = await self._converse(ws)
                 if code == protocol.NORMAL:  # the input ended and the reply's tail came, or a stop
                     return
-                if code not in protocol.RETRYABLE or self._stopping:
-                    raise ServerError(f"{self.link.url}: the server closed the conversation: {reason} (code {code})")
+                quick = quick + 1 if self._step - started < QUICK_STEPS else 0
+                if code not in protocol.RETRYABLE or self._stopping or quick >= MAX_QUICK_FAILURES:
+                    again = f"; {quick} times in a row right after connecting" if quick >= MAX_QUICK_FAILURES else ""
+                    raise ServerError(f"{self.link.url}: the server closed the conversation: {reason} "
+                                      f"(code {code}){again}")
                 self.link.report(f"connection lost ({code}: {reason}); reconnecting")
                 self._line({"t": self._now_t(), "type": "link", "what": "lost", "code": code, "reason": reason})
                 opened = await self.link.open()
