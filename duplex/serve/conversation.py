@@ -53,6 +53,7 @@ class Limits:
     command_burst: int = 20
     drain_timeout_s: float = 30.0  # longest wait for a model's turn to end on SIGTERM
     idle_timeout_s: float = 30.0  # a connection that sends no frame this long gives its slot back
+    outbox_backlog: int = 1000  # messages waiting for a client that does not read (about a minute of blocks)
 
 
 class StepLatency:
@@ -190,7 +191,7 @@ class Conversation:
         self.ws = ws
         self.limits = limits
         self.draining = draining
-        self.outbox = Outbox()
+        self.outbox = Outbox(backlog=limits.outbox_backlog)
         self.outbox.put(hello)
         self.mic = SocketMic(self.outbox, idle_timeout_s=limits.idle_timeout_s, boundary=self._drain_now)
         speaker = SocketSpeaker(self.outbox, self.mic, latency)
