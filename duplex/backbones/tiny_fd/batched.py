@@ -1,0 +1,309 @@
+"""Many tiny-fd conversations on one model: every pending step joins one batched forward.
+
+`BatchedTinyFd` is a `duplex.serve.host.ModelHost`. Each conversation gets a *lane*: an ordinary
+`Model` whose backbone (`TinyFdLane`) keeps that conversation's state (a `Conversation`: grammar,
+streaming features, encoder state, window) and owns one slot of the host's slotted KV cache. A
+lane's `step` runs on the lane's own `ModelWorker` thread; it queues its request for the host's
+single model thread and blocks until that thread has served it.
+
+The model thread batches continuously: it takes every request pending, runs one batched step over
+them, resolves them, and repeats. A lane that has not sent its chunk is simply not in the batch;
+nobody waits for it. One batched step is:
+
+1. features per lane (mel of chunk and echo reference), then ONE encoder pass over all rows (the
+   causal convs' states concatenated along the batch);
+2. ONE decoder forward for the rows in steady state (each row feeds its pending tokens and user
+   embedding at its own position), and ONE more for the rows whose context is full (each rebuilt
+   from its window at position 0): a refill never pads the others;
+3. the grammar per row (the same `Conversation` code as the solo backbone), then ONE second pass
+   for the rows that chose SHIFT.
+
+`heard` and `reset` of a lane touch only its own `Conversation` (its slot is refilled from
+position 0 at its next step); they run on the lane's thread between its steps, when the model
+thread does not touch that lane.
+
+Lateness. A lane's step is *late* when its request arrives more than one step period (`step_s`,
+160 ms) after the lane's previous request was served: the client did not keep up (a stalled
+input, a dead peer). Such a step is still served at once; `skipped` adds the whole step periods
+that went by without a request from the lane (floor(gap / step_s)). The first step of a lane is
+never late. A late lane costs the others nothing: they are batched without it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from duplex.backbones.base import Model
+from duplex.backbones.framebank import FrameBankVocoder
+from duplex.backbones.slotted import SlottedDecoder
+from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.conversation import Conversation
+from duplex.backbones.tiny_fd.model import SLOTS
+from duplex.backbones.tiny_fd.runtime import TinyFdBackbone, to_tokens
+from duplex.errors import DuplexError
+from duplex.serve.host import HostFull
+from duplex.tokens import Token
+
+STEP_S = 0.160
+LATENCIES_KEPT = 10_000  # recent step latencies behind the percentiles
+
+
+class LaneClosed(DuplexError):
+    """A step on a lane that was closed, or on a host that was shut down."""
+
+
+@dataclass(eq=False)
+class _Request:
+    lane: TinyFdLane
+    chunk: np.ndarray
+    reference: np.ndarray | None
+    sent: float
+    done: threading.Event = field(default_factory=threading.Event)
+    tokens: list[Token] | None = None
+    error: BaseException | None = None
+
+
+class TinyFdLane:
+    """One conversation's backbone on a `BatchedTinyFd`: its own state, the host's compute."""
+
+    def __init__(self, host: BatchedTinyFd, slot: int, conversation: Conversation) -> None:
+        self.host = host
+        self.slot = slot
+        self.conversation = conversation
+        self.open = True
+        self.served = 0  # steps served
+        self.late = 0
+        self.skipped = 0
+        self.last_served: float | None = None  # host clock
+
+    def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
+        """Queue this chunk for the host's next batched step and wait for its four tokens."""
+        return self.host._serve_one(self, chunk, reference)
+
+    def heard(self, units: int) -> None:
+        self.conversation.heard(units)
+
+    def reset(self) -> None:
+        self.conversation.reset()  # length 0: the slot is refilled from the start at the next step
+
+    # ---- the same reply hooks as TinyFdBackbone (a floor can run on a lane) ----------------
+
+    @property
+    def speaking(self) -> bool:
+        return self.conversation.floor.speaking
+
+    def units_left(self) -> int:
+        return self.conversation.units_left()
+
+    def rewind_reply(self, unit: int) -> None:
+        self.conversation.rewind_reply(unit)
+
+    def end_reply(self) -> None:
+        self.conversation.end_reply()
+
+    @property
+    def cache_positions(self) -> int:
+        return self.conversation.length
+
+    @property
+    def refills(self) -> int:
+        return self.conversation.refills
+
+
+class BatchedTinyFd:
+    """A `ModelHost` for tiny-fd: `capacity` conversations, one model thread, one batched step per tick."""
+
+    def __init__(self, prototype: Model, *, capacity: int, step_s: float = STEP_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        solo = prototype.backbone
+        if not isinstance(solo, TinyFdBackbone):
+            raise TypeError(f"BatchedTinyFd needs a tiny-fd model, got {type(solo).__name__}")
+        self.prototype = prototype
+        self.name = prototype.name
+        self.capacity = capacity
+        self.step_s = step_s
+        self._clock = clock
+        self._solo = solo
+        self.net = solo.net
+        self.decoder = SlottedDecoder(solo.net.llm, slots=capacity, positions=solo.budget + SLOTS)
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._free = list(range(capacity))  # a heap: the lowest free slot first, so busy slots stay together
+        self._lanes: dict[int, TinyFdLane] = {}  # by slot
+        self._stopping = False
+        self.batches = 0
+        self.rows = 0  # steps served, over all batches
+        self.late = 0
+        self.skipped = 0
+        self._latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
+        self._thread = threading.Thread(target=self._loop, name=f"duplex-batched-{self.name}", daemon=True)
+        self._thread.start()
+
+    # ---- ModelHost ------------------------------------------------------------------------
+
+    def open(self) -> Model:
+        with self._cond:
+            if self._stopping:
+                raise LaneClosed("the host was shut down")
+            if not self._free:
+                raise HostFull(f"all {self.capacity} conversations of this server are taken")
+            slot = heapq.heappop(self._free)
+            solo = self._solo
+            conversation = Conversation(self.net.mel, solo.replies, solo.bank, budget=solo.budget,
+                                        window=solo.window, thresholds=solo.thresholds)
+            lane = TinyFdLane(self, slot, conversation)
+            self._lanes[slot] = lane
+        return Model(backbone=lane, vocoder=FrameBankVocoder(solo.bank), name=self.name,
+                     can_say=self.prototype.can_say)
+
+    def close(self, lane: Model) -> None:
+        backbone = lane.backbone
+        if not isinstance(backbone, TinyFdLane) or backbone.host is not self:
+            raise ValueError("not a lane of this host")
+        with self._cond:
+            if not backbone.open:
+                return
+            backbone.open = False
+            for request in [r for r in self._queue if r.lane is backbone]:
+                self._queue.remove(request)
+                self._resolve(request, error=LaneClosed("the lane was closed with a step pending"))
+            del self._lanes[backbone.slot]
+            heapq.heappush(self._free, backbone.slot)
+
+    def usage(self) -> dict[str, int | float]:
+        with self._cond:
+            latencies = sorted(self._latencies)
+            return {"capacity": self.capacity, "used": len(self._lanes), "batches": self.batches,
+                    "steps": self.rows, "mean_batch": self.rows / self.batches if self.batches else 0.0,
+                    "p50_ms": _percentile(latencies, 0.50) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3,
+                    "late": self.late, "skipped": self.skipped}
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    # ---- lane side ------------------------------------------------------------------------
+
+    def _serve_one(self, lane: TinyFdLane, chunk: np.ndarray, reference: np.ndarray | None) -> list[Token]:
+        with self._cond:
+            if not lane.open or self._stopping:
+                raise LaneClosed("step on a closed lane" if not lane.open else "the host was shut down")
+            request = _Request(lane, chunk, reference, sent=self._clock())
+            self._count_lateness(lane, request.sent)
+            self._queue.append(request)
+            self._cond.notify_all()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.tokens is not None
+        return request.tokens
+
+    def _count_lateness(self, lane: TinyFdLane, sent: float) -> None:
+        if lane.last_served is None:
+            return
+        gap = sent - lane.last_served
+        if gap > self.step_s:
+            missed = int(gap // self.step_s)
+            lane.late += 1
+            lane.skipped += missed
+            self.late += 1
+            self.skipped += missed
+
+    # ---- model thread ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    for request in self._queue:
+                        self._resolve(request, error=LaneClosed("the host was shut down"))
+                    self._queue.clear()
+                    return
+                batch, self._queue = self._queue, []
+            batch.sort(key=lambda r: r.lane.slot)  # busy slots in order: the decoder reads a view, not a gather
+            try:
+                results = self._step(batch)
+            except Exception as exc:  # every lane of the batch gets the failure; the host goes on
+                with self._cond:
+                    for request in batch:
+                        self._resolve(request, error=exc)
+                continue
+            with self._cond:
+                now = self._clock()
+                self.batches += 1
+                self.rows += len(batch)
+                for request, tokens in zip(batch, results, strict=True):
+                    request.lane.served += 1
+                    request.lane.last_served = now
+                    self._latencies.append(now - request.sent)
+                    self._resolve(request, tokens=tokens)
+
+    @staticmethod
+    def _resolve(request: _Request, *, tokens: list[Token] | None = None, error: BaseException | None = None) -> None:
+        request.tokens, request.error = tokens, error
+        request.done.set()
+
+    @torch.inference_mode()
+    def _step(self, batch: list[_Request]) -> list[list[Token]]:
+        """One batched step over `batch` (one request per lane): the tokens of each, in order."""
+        convs = [r.lane.conversation for r in batch]
+        feats = torch.cat([c.features(r.chunk, r.reference) for c, r in zip(convs, batch, strict=True)])
+        users = self._encode(feats, convs)
+        logits: list[torch.Tensor | None] = [None] * len(batch)
+        refill = [i for i, c in enumerate(convs) if c.needs_refill()]
+        steady = [i for i in range(len(batch)) if i not in set(refill)]
+        if steady:
+            self._feed(batch, steady, [convs[i].inputs(self.net, users[i: i + 1])[0] for i in steady], logits)
+        if refill:
+            self._feed(batch, refill, [convs[i].refill_inputs(self.net, users[i: i + 1])[0] for i in refill], logits)
+        firsts = [c.decide(lg, r.chunk) for c, lg, r in zip(convs, logits, batch, strict=True)]  # type: ignore[arg-type]
+        shifts = [i for i, first in enumerate(firsts) if first == V.SHIFT]
+        starts: list[int | None] = [None] * len(batch)
+        if shifts:
+            second: list[torch.Tensor | None] = [None] * len(batch)
+            shift = self.net.embed_tokens(torch.tensor([V.SHIFT]))
+            self._feed(batch, shifts, [shift] * len(shifts), second)
+            for i in shifts:
+                starts[i] = convs[i].reply_start(second[i])  # type: ignore[arg-type]
+        return [to_tokens(c.complete(users[i: i + 1], firsts[i], starts[i])) for i, c in enumerate(convs)]
+
+    def _encode(self, feats: torch.Tensor, convs: list[Conversation]) -> torch.Tensor:
+        """(B, 2 * mels, 16) frames -> (B, 1, H) user embeddings, each row with its own conv state."""
+        layers = self.net.encoder.layers
+        states = [torch.cat([c.enc_states[j] if c.enc_states is not None
+                             else feats.new_zeros(1, layer.conv.in_channels, layer.left) for c in convs])
+                  for j, layer in enumerate(layers)]
+        users, new_states = self.net.encoder(feats, states)
+        for i, c in enumerate(convs):
+            c.enc_states = [s[i: i + 1] for s in new_states]
+        return users
+
+    def _feed(self, batch: list[_Request], rows: list[int], embeds: list[torch.Tensor],
+              logits: list[torch.Tensor | None]) -> None:
+        """One decoder forward for `rows` of the batch, each at its conversation's length."""
+        convs = [batch[i].lane.conversation for i in rows]
+        hidden = self.decoder.forward([batch[i].lane.slot for i in rows], embeds, [c.length for c in convs])
+        out = self.decoder.logits(hidden)
+        for j, (i, c) in enumerate(zip(rows, convs, strict=True)):
+            c.fed(embeds[j].shape[0])
+            logits[i] = out[j]
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
