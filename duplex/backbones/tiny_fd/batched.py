@@ -10,8 +10,8 @@ The model thread batches continuously: it takes every request pending, runs one 
 them, resolves them, and repeats. A lane that has not sent its chunk is simply not in the batch;
 nobody waits for it. One batched step is:
 
-1. features per lane (mel of chunk and echo reference), then ONE encoder pass over all rows (the
-   causal convs' states concatenated along the batch);
+1. ONE log-mel pass over every row's chunk and echo reference (each with its own stream's tail),
+   then ONE encoder pass over all rows (the causal convs' states concatenated along the batch);
 2. ONE decoder forward for the rows in steady state (each row feeds its pending tokens and user
    embedding at its own position), and ONE more for the rows whose context is full (each rebuilt
    from its window at position 0): a refill never pads the others;
@@ -46,6 +46,7 @@ from duplex.backbones.framebank import FrameBankVocoder
 from duplex.backbones.slotted import SlottedDecoder
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.backbones.tiny_fd.conversation import Conversation
+from duplex.backbones.tiny_fd.features import MelStream
 from duplex.backbones.tiny_fd.model import SLOTS
 from duplex.backbones.tiny_fd.runtime import TinyFdBackbone, to_tokens
 from duplex.errors import DuplexError
@@ -236,7 +237,7 @@ class BatchedTinyFd:
                 batch, self._queue = self._queue, []
             batch.sort(key=lambda r: r.lane.slot)  # busy slots in order: the decoder reads a view, not a gather
             try:
-                results = self._step(batch)
+                results = self.run_batch([(r.lane, r.chunk, r.reference) for r in batch])
             except Exception as exc:  # every lane of the batch gets the failure; the host goes on
                 with self._cond:
                     for request in batch:
@@ -258,11 +259,12 @@ class BatchedTinyFd:
         request.done.set()
 
     @torch.inference_mode()
-    def _step(self, batch: list[_Request]) -> list[list[Token]]:
-        """One batched step over `batch` (one request per lane): the tokens of each, in order."""
-        convs = [r.lane.conversation for r in batch]
-        feats = torch.cat([c.features(r.chunk, r.reference) for c, r in zip(convs, batch, strict=True)])
-        users = self._encode(feats, convs)
+    def run_batch(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]]) -> list[list[Token]]:
+        """One batched step over (lane, chunk, reference) rows, one per lane: the tokens of each.
+
+        The model thread runs this; a benchmark may call it directly on lanes that no thread steps."""
+        convs = [lane.conversation for lane, _, _ in batch]
+        users = self._encode(self._features(batch), convs)
         logits: list[torch.Tensor | None] = [None] * len(batch)
         refill = [i for i, c in enumerate(convs) if c.needs_refill()]
         steady = [i for i in range(len(batch)) if i not in set(refill)]
@@ -270,7 +272,7 @@ class BatchedTinyFd:
             self._feed(batch, steady, [convs[i].inputs(self.net, users[i: i + 1])[0] for i in steady], logits)
         if refill:
             self._feed(batch, refill, [convs[i].refill_inputs(self.net, users[i: i + 1])[0] for i in refill], logits)
-        firsts = [c.decide(lg, r.chunk) for c, lg, r in zip(convs, logits, batch, strict=True)]  # type: ignore[arg-type]
+        firsts = [c.decide(lg, chunk) for c, lg, (_, chunk, _) in zip(convs, logits, batch, strict=True)]  # type: ignore[arg-type]
         shifts = [i for i, first in enumerate(firsts) if first == V.SHIFT]
         starts: list[int | None] = [None] * len(batch)
         if shifts:
@@ -280,6 +282,21 @@ class BatchedTinyFd:
             for i in shifts:
                 starts[i] = convs[i].reply_start(second[i])  # type: ignore[arg-type]
         return [to_tokens(c.complete(users[i: i + 1], firsts[i], starts[i])) for i, c in enumerate(convs)]
+
+    def _features(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]]) -> torch.Tensor:
+        """(B, 2 * mels, 16) encoder input: one log-mel pass over every row's microphone and reference,
+        each continuing its own stream (`MelStream`'s tail)."""
+        streams: list[MelStream] = []
+        signals: list[torch.Tensor] = []
+        for lane, chunk, reference in batch:
+            mic, ref = lane.conversation.signals(chunk, reference)
+            streams += [lane.conversation.mic_mel, lane.conversation.ref_mel]
+            signals += [mic, ref]
+        audio = torch.cat([torch.cat([s.tail, x], dim=-1) for s, x in zip(streams, signals, strict=True)])
+        for i, stream in enumerate(streams):
+            stream.tail = audio[i: i + 1, audio.shape[1] - stream.tail.shape[1]:]
+        mel = self.net.mel(audio)  # (2 B, mels, 16): mic, ref, mic, ref, ...
+        return torch.cat([mel[0::2], mel[1::2]], dim=1)
 
     def _encode(self, feats: torch.Tensor, convs: list[Conversation]) -> torch.Tensor:
         """(B, 2 * mels, 16) frames -> (B, 1, H) user embeddings, each row with its own conv state."""
@@ -292,11 +309,12 @@ class BatchedTinyFd:
             c.enc_states = [s[i: i + 1] for s in new_states]
         return users
 
-    def _feed(self, batch: list[_Request], rows: list[int], embeds: list[torch.Tensor],
-              logits: list[torch.Tensor | None]) -> None:
+    def _feed(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]], rows: list[int],
+              embeds: list[torch.Tensor], logits: list[torch.Tensor | None]) -> None:
         """One decoder forward for `rows` of the batch, each at its conversation's length."""
-        convs = [batch[i].lane.conversation for i in rows]
-        hidden = self.decoder.forward([batch[i].lane.slot for i in rows], embeds, [c.length for c in convs])
+        lanes = [batch[i][0] for i in rows]
+        convs = [lane.conversation for lane in lanes]
+        hidden = self.decoder.forward([lane.slot for lane in lanes], embeds, [c.length for c in convs])
         out = self.decoder.logits(hidden)
         for j, (i, c) in enumerate(zip(rows, convs, strict=True)):
             c.fed(embeds[j].shape[0])

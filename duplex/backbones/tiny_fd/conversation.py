@@ -89,7 +89,12 @@ class Conversation:
     # ---- prepare --------------------------------------------------------------------------
 
     def features(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> torch.Tensor:
-        """(1, 2 * mels, 16) encoder input: the chunk's mel frames beside the reference's.
+        """(1, 2 * mels, 16) encoder input: the chunk's mel frames beside the reference's."""
+        mic, ref = self.signals(chunk, reference)
+        return torch.cat([self.mic_mel(mic), self.ref_mel(ref)], dim=1)
+
+    def signals(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, STEP_SAMPLES) microphone and echo reference of this step, for `mic_mel` and `ref_mel`.
 
         `reference` is the audio the speaker played during this chunk; None means the model's own
         units of the last step (what it plays when it speaks for itself)."""
@@ -97,7 +102,7 @@ class Conversation:
         ref = np.zeros(STEP_SAMPLES, dtype=np.float32)
         played = self.voice.decode(self.last_units[:4]) if reference is None else reference
         ref[: played.size] = played
-        return torch.cat([self.mic_mel(mic), self.ref_mel(torch.from_numpy(ref)[None])], dim=1)
+        return mic, torch.from_numpy(ref)[None]
 
     def needs_refill(self) -> bool:
         """The cache is empty, or this step (and a SHIFT's second pass) would overrun the budget."""
