@@ -5,7 +5,9 @@ tick mixes listening, SHIFTs, speech and refills) are stepped for `--ticks` tick
 `--warmup` ticks: batched, one `BatchedTinyFd.run_batch` over all N lanes per tick; separate, N
 deep copies of the model (`SeparateModels`) stepping one after another. The figure per tick is
 the wall time of the whole tick (all N steps). Then the largest N whose batched tick stays within
-one 160 ms step (median and p99) is searched. The machine's load average is printed beside the
+one 160 ms step (median and p99) is searched, for both. Last, real-time runs: N conversations each
+stepping on its own thread every 160 ms through the host (lanes' threads and the model thread, as in
+a server), counting steps that ended after their period. The machine's load average is printed beside the
 figures: on a shared machine it matters.
 
     python bench/batched_step.py [--threads 2] [--out bench/results/batched_step.json]
@@ -53,35 +55,100 @@ def stats(ms: list[float]) -> dict[str, float]:
     return {"median_ms": round(float(np.median(ms)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def batched_ticks(prototype: Model, n: int, warmup: int, ticks: int) -> list[float]:
+class BatchedRun:
+    """N lanes of one BatchedTinyFd, stepped one tick at a time by `run_batch` (no threads)."""
+
+    def __init__(self, prototype: Model, n: int, steps: int) -> None:
+        from duplex.backbones.tiny_fd.batched import BatchedTinyFd
+
+        self.host = BatchedTinyFd(prototype, capacity=n)
+        self.lanes = [self.host.open().backbone for _ in range(n)]
+        self.inputs = [conversation(k, steps) for k in range(n)]
+
+    def tick(self, t: int) -> float:
+        rows = [(lane, self.inputs[k][t * STEP: (t + 1) * STEP], None) for k, lane in enumerate(self.lanes)]
+        start = time.perf_counter()
+        self.host.run_batch(rows)
+        return (time.perf_counter() - start) * 1e3
+
+    def close(self) -> None:
+        self.host.shutdown()
+
+
+class SeparateRun:
+    """N deep copies of the model (`SeparateModels`), stepped one after another each tick."""
+
+    def __init__(self, prototype: Model, n: int, steps: int) -> None:
+        host = SeparateModels(prototype, capacity=n)
+        self.models = [host.open() for _ in range(n)]
+        self.inputs = [conversation(k, steps) for k in range(n)]
+
+    def tick(self, t: int) -> float:
+        start = time.perf_counter()
+        for k, model in enumerate(self.models):
+            model.backbone.step(self.inputs[k][t * STEP: (t + 1) * STEP])
+        return (time.perf_counter() - start) * 1e3
+
+    def close(self) -> None:
+        pass
+
+
+def side_by_side(prototype: Model, n: int, warmup: int, ticks: int, kinds: tuple[type, ...]) -> list[list[float]]:
+    """Per-tick ms of each kind of run, their ticks interleaved so that the machine's load hits all alike."""
+    runs = [kind(prototype, n, warmup + ticks) for kind in kinds]
+    out: list[list[float]] = [[] for _ in runs]
+    try:
+        for t in range(warmup + ticks):
+            for run, times in zip(runs, out, strict=True):
+                times.append(run.tick(t))
+    finally:
+        for run in runs:
+            run.close()
+    return [times[warmup:] for times in out]
+
+
+def realtime(prototype: Model, n: int, seconds: float, batched: bool) -> dict[str, float]:
+    """N conversations in real time, each on its own thread stepping every 160 ms (start times spread
+    over one period), for `seconds`: how many steps ended after their period (overruns), and the
+    step latency from the tick to the tokens. Batched: lanes of one BatchedTinyFd; else SeparateModels."""
+    import threading
+
     from duplex.backbones.tiny_fd.batched import BatchedTinyFd
 
-    host = BatchedTinyFd(prototype, capacity=n)
-    try:
-        lanes = [host.open().backbone for _ in range(n)]
-        inputs = [conversation(k, warmup + ticks) for k in range(n)]
-        out = []
-        for t in range(warmup + ticks):
-            rows = [(lane, inputs[k][t * STEP: (t + 1) * STEP], None) for k, lane in enumerate(lanes)]
-            start = time.perf_counter()
-            host.run_batch(rows)
-            out.append((time.perf_counter() - start) * 1e3)
-        return out[warmup:]
-    finally:
-        host.shutdown()
-
-
-def separate_ticks(prototype: Model, n: int, warmup: int, ticks: int) -> list[float]:
-    host = SeparateModels(prototype, capacity=n)
+    host = BatchedTinyFd(prototype, capacity=n) if batched else SeparateModels(prototype, capacity=n)
     models = [host.open() for _ in range(n)]
-    inputs = [conversation(k, warmup + ticks) for k in range(n)]
-    out = []
-    for t in range(warmup + ticks):
-        start = time.perf_counter()
-        for k, model in enumerate(models):
-            model.backbone.step(inputs[k][t * STEP: (t + 1) * STEP])
-        out.append((time.perf_counter() - start) * 1e3)
-    return out[warmup:]
+    steps = int(seconds / (STEP_MS / 1e3))
+    inputs = [conversation(k, steps) for k in range(n)]
+    latencies: list[float] = []
+    overruns = [0]
+    lock = threading.Lock()
+    begin = time.perf_counter() + 0.5
+
+    def drive(k: int) -> None:
+        first = begin + k * STEP_MS / 1e3 / n
+        for j in range(steps):
+            tick = first + j * STEP_MS / 1e3
+            time.sleep(max(0.0, tick - time.perf_counter()))
+            models[k].backbone.step(inputs[k][j * STEP: (j + 1) * STEP])
+            took = time.perf_counter() - tick
+            with lock:
+                latencies.append(took * 1e3)
+                overruns[0] += took > STEP_MS / 1e3
+
+    threads = [threading.Thread(target=drive, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    usage = host.usage()
+    host.shutdown()
+    result = {"n": n, "host": "batched" if batched else "separate", "steps": len(latencies),
+              "overruns": overruns[0], "overrun_fraction": round(overruns[0] / len(latencies), 4), **stats(latencies)}
+    if batched:
+        result |= {"mean_batch": round(float(usage["mean_batch"]), 2), "late": usage["late"],
+                   "skipped": usage["skipped"]}
+    print(json.dumps(result), file=sys.stderr)
+    return result
 
 
 def encoder_split(prototype: Model, n: int, repeats: int = 50) -> dict[str, float]:
@@ -110,6 +177,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--ticks", type=int, default=50)
     p.add_argument("--sizes", default="1,8,16,32,64")
+    p.add_argument("--seconds", type=float, default=8.0, help="length of each real-time run")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
 
@@ -121,25 +189,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        batched = stats(batched_ticks(prototype, n, args.warmup, args.ticks))
-        separate = stats(separate_ticks(prototype, n, args.warmup, args.ticks))
+        batched, separate = (stats(t) for t in side_by_side(prototype, n, args.warmup, args.ticks,
+                                                              (BatchedRun, SeparateRun)))
         row = {"n": n, "batched": batched, "separate": separate,
                "speedup_median": round(separate["median_ms"] / batched["median_ms"], 2),
                "speedup_p99": round(separate["p99_ms"] / batched["p99_ms"], 2)}
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
-    fits = {"median": max_fitting(prototype, args, "median_ms", rows),
-            "p99": max_fitting(prototype, args, "p99_ms", rows)}
-    separate_fits = max([r["n"] for r in rows if r["separate"]["p99_ms"] <= STEP_MS], default=0)
+    fits = {kind.__name__: {key: max_fitting(prototype, args, kind, key, rows) for key in ("median_ms", "p99_ms")}
+            for kind in (BatchedRun, SeparateRun)}
     result = {
         "what": "wall ms per 160 ms tick for N conversations: one batched step vs N separate models in turn",
         "checkpoint": prototype.name, "threads": args.threads, "warmup_ticks": args.warmup, "ticks": args.ticks,
         "context_steps": prototype.backbone.context_steps, "window_steps": prototype.backbone.window_steps,
         "loadavg": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
         "torch": torch.__version__, "sizes": rows,
-        "max_n_batched_within_160ms": fits,
-        "max_n_separate_within_160ms_p99_of_sizes": separate_fits,
+        "max_n_within_160ms": fits,
+        "capacity_ratio_p99": round(fits["BatchedRun"]["p99_ms"] / max(1, fits["SeparateRun"]["p99_ms"]), 2),
         "encoder": encoder_split(prototype, 32),
+        "realtime": [realtime(prototype, n, args.seconds, batched)
+                     for n, batched in sorted({(32, True), (32, False), (fits["BatchedRun"]["p99_ms"], True),
+                                               (fits["SeparateRun"]["p99_ms"], False)}) if n > 0],
     }
     text = json.dumps(result, indent=1)
     print(text)
@@ -147,25 +217,25 @@ def main() -> None:
         args.out.write_text(text + "\n")
 
 
-def max_fitting(prototype: Model, args: argparse.Namespace, key: str, rows: list[dict]) -> int:
-    """The largest N whose batched tick's `key` is within 160 ms: from the sizes measured, then by
-    doubling and bisection beyond them (fewer ticks per probe)."""
-    measured = {r["n"]: r["batched"][key] for r in rows}
+def max_fitting(prototype: Model, args: argparse.Namespace, kind: type, key: str, rows: list[dict]) -> int:
+    """The largest N whose tick's `key` (median or p99) is within 160 ms for this kind of run: from
+    the sizes measured, then by doubling and bisection beyond them (fewer ticks per probe)."""
+    label = "batched" if kind.__name__ == "BatchedRun" else "separate"
+    measured = {r["n"]: r[label][key] for r in rows}
     ok = max([n for n, ms in measured.items() if ms <= STEP_MS], default=0)
-    bad = min([n for n, ms in measured.items() if ms > STEP_MS], default=None)
+    bad = min([n for n, ms in measured.items() if ms > STEP_MS and n > ok], default=None)
     probe = max(10, args.ticks // 2)
+
+    def fits(n: int) -> bool:
+        return stats(side_by_side(prototype, n, args.warmup, probe, (kind,))[0])[key] <= STEP_MS
+
     while bad is None:
-        n = ok * 2
-        if stats(batched_ticks(prototype, n, args.warmup, probe))[key] <= STEP_MS:
-            ok = n
-        else:
-            bad = n
-    while bad - ok > max(4, ok // 16):
+        n = max(1, ok * 2)
+        ok, bad = (n, None) if fits(n) else (ok, n)
+    while bad - ok > max(1, ok // 16):
         n = (ok + bad) // 2
-        if stats(batched_ticks(prototype, n, args.warmup, probe))[key] <= STEP_MS:
-            ok = n
-        else:
-            bad = n
+        ok, bad = (n, bad) if fits(n) else (ok, n)
+    print(json.dumps({"kind": label, key: ok}), file=sys.stderr)
     return ok
 
 
