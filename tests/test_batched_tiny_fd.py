@@ -227,3 +227,28 @@ def test_capacity_close_and_per_slot_reset(prototype: Model) -> None:
         host.shutdown()
     assert got_b == run_solo(prototype, x)
     assert got_a[half:] == run_solo(prototype, y)[: len(got_a) - half]
+
+
+def test_a_refill_runs_in_its_own_forward_after_the_others_are_answered(prototype: Model) -> None:
+    host = BatchedTinyFd(prototype, capacity=3)
+    try:
+        lanes = [host.open().backbone for _ in range(3)]
+        audio = conversation(7)
+        for k in range(12):  # past the first fill: every lane in steady state
+            host.run_batch([(lane, chunks(audio)[k], None) for lane in lanes])
+        lanes[1].reset()  # its next step refills
+        forwards: list[list[int]] = []
+        answered: list[list[int]] = []
+        forward = host.decoder.forward
+
+        def spy(slots: list[int], embeds: list[torch.Tensor], starts: list[int]) -> torch.Tensor:
+            forwards.append([int(e.shape[0]) for e in embeds])
+            return forward(slots, embeds, starts)
+
+        host.decoder.forward = spy  # type: ignore[method-assign]
+        host.run_batch([(lane, chunks(audio)[12], None) for lane in lanes], lambda rows, _: answered.append(rows))
+    finally:
+        host.shutdown()
+    assert answered == [[0, 2], [1]]
+    assert forwards[0] in ([5, 5], [4, 4], [4, 5], [5, 4])  # the steady rows: pending tokens + user embedding
+    assert forwards[1] == [2]  # the refill, alone (BOS + user embedding after a reset)

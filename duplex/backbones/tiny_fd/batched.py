@@ -13,10 +13,10 @@ nobody waits for it. One batched step is:
 1. ONE log-mel pass over every row's chunk and echo reference (each with its own stream's tail),
    then ONE encoder pass over all rows (the causal convs' states concatenated along the batch);
 2. ONE decoder forward for the rows in steady state (each row feeds its pending tokens and user
-   embedding at its own position), and ONE more for the rows whose context is full (each rebuilt
-   from its window at position 0): a refill never pads the others;
-3. the grammar per row (the same `Conversation` code as the solo backbone), then ONE second pass
-   for the rows that chose SHIFT.
+   embedding at its own position), the grammar per row (the same `Conversation` code as the solo
+   backbone), ONE second pass for the rows that chose SHIFT; these rows are answered now;
+3. the same for the rows whose context is full, each rebuilt from its window at position 0, in a
+   forward of their own: a refill never pads the others' forward nor delays their answer.
 
 `heard` and `reset` of a lane touch only its own `Conversation` (its slot is refilled from
 position 0 at its next step); they run on the lane's thread between its steps, when the model
@@ -31,6 +31,7 @@ never late. A late lane costs the others nothing: they are batched without it.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import threading
 import time
@@ -235,23 +236,26 @@ class BatchedTinyFd:
                     self._queue.clear()
                     return
                 batch, self._queue = self._queue, []
+                self.batches += 1
             batch.sort(key=lambda r: r.lane.slot)  # busy slots in order: the decoder reads a view, not a gather
             try:
-                results = self.run_batch([(r.lane, r.chunk, r.reference) for r in batch])
-            except Exception as exc:  # every lane of the batch gets the failure; the host goes on
+                self.run_batch([(r.lane, r.chunk, r.reference) for r in batch],
+                               functools.partial(self._served, batch))
+            except Exception as exc:  # every lane of the batch not yet served gets the failure; the host goes on
                 with self._cond:
                     for request in batch:
-                        self._resolve(request, error=exc)
-                continue
-            with self._cond:
-                now = self._clock()
-                self.batches += 1
-                self.rows += len(batch)
-                for request, tokens in zip(batch, results, strict=True):
-                    request.lane.served += 1
-                    request.lane.last_served = now
-                    self._latencies.append(now - request.sent)
-                    self._resolve(request, tokens=tokens)
+                        if not request.done.is_set():
+                            self._resolve(request, error=exc)
+
+    def _served(self, batch: list[_Request], rows: list[int], results: list[list[Token]]) -> None:
+        with self._cond:
+            now = self._clock()
+            self.rows += len(rows)
+            for request, tokens in zip([batch[i] for i in rows], results, strict=True):
+                request.lane.served += 1
+                request.lane.last_served = now
+                self._latencies.append(now - request.sent)
+                self._resolve(request, tokens=tokens)
 
     @staticmethod
     def _resolve(request: _Request, *, tokens: list[Token] | None = None, error: BaseException | None = None) -> None:
@@ -259,29 +263,36 @@ class BatchedTinyFd:
         request.done.set()
 
     @torch.inference_mode()
-    def run_batch(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]]) -> list[list[Token]]:
+    def run_batch(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]],
+                  served: Callable[[list[int], list[list[Token]]], None] | None = None) -> list[list[Token]]:
         """One batched step over (lane, chunk, reference) rows, one per lane: the tokens of each.
 
+        Rows in steady state are finished first and handed to `served` (row indices, their tokens)
+        before the rows that refill run their longer forward: a refill never delays the others.
         The model thread runs this; a benchmark may call it directly on lanes that no thread steps."""
         convs = [lane.conversation for lane, _, _ in batch]
-        users = self._encode(self._features(batch), convs)
-        logits: list[torch.Tensor | None] = [None] * len(batch)
+        users = [u[None] for u in self._encode(self._features(batch), convs)]  # (1, 1, H) each
+        results: list[list[Token]] = [[] for _ in batch]
         refill = [i for i, c in enumerate(convs) if c.needs_refill()]
         steady = [i for i in range(len(batch)) if i not in set(refill)]
-        if steady:
-            self._feed(batch, steady, [convs[i].inputs(self.net, users[i: i + 1])[0] for i in steady], logits)
-        if refill:
-            self._feed(batch, refill, [convs[i].refill_inputs(self.net, users[i: i + 1])[0] for i in refill], logits)
-        firsts = [c.decide(lg, chunk) for c, lg, (_, chunk, _) in zip(convs, logits, batch, strict=True)]  # type: ignore[arg-type]
-        shifts = [i for i, first in enumerate(firsts) if first == V.SHIFT]
-        starts: list[int | None] = [None] * len(batch)
-        if shifts:
-            second: list[torch.Tensor | None] = [None] * len(batch)
-            shift = self.net.embed_tokens(torch.tensor([V.SHIFT]))
-            self._feed(batch, shifts, [shift] * len(shifts), second)
-            for i in shifts:
-                starts[i] = convs[i].reply_start(second[i])  # type: ignore[arg-type]
-        return [to_tokens(c.complete(users[i: i + 1], firsts[i], starts[i])) for i, c in enumerate(convs)]
+        for rows, refilling in ((steady, False), (refill, True)):
+            if not rows:
+                continue
+            embeds = [(convs[i].refill_inputs if refilling else convs[i].inputs)(self.net, users[i])[0] for i in rows]
+            logits = self._feed(batch, rows, embeds)
+            firsts = [convs[i].decide(lg, batch[i][1]) for i, lg in zip(rows, logits, strict=True)]
+            shifts = [j for j, first in enumerate(firsts) if first == V.SHIFT]
+            starts: list[int | None] = [None] * len(rows)
+            if shifts:
+                shift = self.net.embed_tokens(torch.tensor([V.SHIFT]))
+                second = self._feed(batch, [rows[j] for j in shifts], [shift] * len(shifts))
+                for j, lg in zip(shifts, second, strict=True):
+                    starts[j] = convs[rows[j]].reply_start(lg)
+            for i, first, start in zip(rows, firsts, starts, strict=True):
+                results[i] = to_tokens(convs[i].complete(users[i], first, start))
+            if served is not None:
+                served(rows, [results[i] for i in rows])
+        return results
 
     def _features(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]]) -> torch.Tensor:
         """(B, 2 * mels, 16) encoder input: one log-mel pass over every row's microphone and reference,
@@ -310,15 +321,14 @@ class BatchedTinyFd:
         return users
 
     def _feed(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]], rows: list[int],
-              embeds: list[torch.Tensor], logits: list[torch.Tensor | None]) -> None:
-        """One decoder forward for `rows` of the batch, each at its conversation's length."""
+              embeds: list[torch.Tensor]) -> torch.Tensor:
+        """One decoder forward for `rows` of the batch, each at its conversation's length: (rows, vocab) logits."""
         lanes = [batch[i][0] for i in rows]
         convs = [lane.conversation for lane in lanes]
         hidden = self.decoder.forward([lane.slot for lane in lanes], embeds, [c.length for c in convs])
-        out = self.decoder.logits(hidden)
-        for j, (i, c) in enumerate(zip(rows, convs, strict=True)):
-            c.fed(embeds[j].shape[0])
-            logits[i] = out[j]
+        for c, e in zip(convs, embeds, strict=True):
+            c.fed(e.shape[0])
+        return self.decoder.logits(hidden)
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
