@@ -22,27 +22,20 @@ nobody waits for it. One batched step is:
 position 0 at its next step); they run on the lane's thread between its steps, when the model
 thread does not touch that lane.
 
-Lateness. A lane's step is *late* when its request arrives more than one step period (`step_s`,
-160 ms) after the lane's previous request was served: the client did not keep up (a stalled
-input, a dead peer). Such a step is still served at once; `skipped` adds the whole step periods
-that went by without a request from the lane (floor(gap / step_s)). The first step of a lane is
-never late. A late lane costs the others nothing: they are batched without it.
+The queue, the model thread, joining and leaving, and what counts as a *late* step are
+`duplex.backbones.batching.StepQueue`'s (shared with covo's batched host).
 """
 
 from __future__ import annotations
 
-import functools
-import heapq
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from duplex.backbones.base import Model
+from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Row, Served, StepQueue
 from duplex.backbones.framebank import FrameBankVocoder
 from duplex.backbones.slotted import SlottedDecoder
 from duplex.backbones.tiny_fd import vocab as V
@@ -50,45 +43,25 @@ from duplex.backbones.tiny_fd.conversation import Conversation
 from duplex.backbones.tiny_fd.features import MelStream
 from duplex.backbones.tiny_fd.model import SLOTS
 from duplex.backbones.tiny_fd.runtime import TinyFdBackbone, to_tokens
-from duplex.errors import DuplexError
-from duplex.serve.host import HostFull
 from duplex.tokens import Token
 
-STEP_S = 0.160
-LATENCIES_KEPT = 10_000  # recent step latencies behind the percentiles
+__all__ = ["BatchedTinyFd", "LaneClosed", "TinyFdLane"]
 
-
-class LaneClosed(DuplexError):
-    """A step on a lane that was closed, or on a host that was shut down."""
-
-
-@dataclass(eq=False)
-class _Request:
-    lane: TinyFdLane
-    chunk: np.ndarray
-    reference: np.ndarray | None
-    sent: float
-    done: threading.Event = field(default_factory=threading.Event)
-    tokens: list[Token] | None = None
-    error: BaseException | None = None
+LaneRow = tuple["TinyFdLane", np.ndarray, "np.ndarray | None"]
 
 
 class TinyFdLane:
     """One conversation's backbone on a `BatchedTinyFd`: its own state, the host's compute."""
 
-    def __init__(self, host: BatchedTinyFd, slot: int, conversation: Conversation) -> None:
+    def __init__(self, host: BatchedTinyFd, slot: int, counters: LaneCounters, conversation: Conversation) -> None:
         self.host = host
         self.slot = slot
+        self.counters = counters  # served, late, skipped
         self.conversation = conversation
-        self.open = True
-        self.served = 0  # steps served
-        self.late = 0
-        self.skipped = 0
-        self.last_served: float | None = None  # host clock
 
     def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
         """Queue this chunk for the host's next batched step and wait for its four tokens."""
-        return self.host._serve_one(self, chunk, reference)
+        return self.host.steps.submit(self.slot, self.counters, chunk, reference)
 
     def heard(self, units: int) -> None:
         self.conversation.heard(units)
@@ -125,46 +98,26 @@ class BatchedTinyFd:
 
     def __init__(self, prototype: Model, *, capacity: int, step_s: float = STEP_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
         solo = prototype.backbone
         if not isinstance(solo, TinyFdBackbone):
             raise TypeError(f"BatchedTinyFd needs a tiny-fd model, got {type(solo).__name__}")
         self.prototype = prototype
         self.name = prototype.name
         self.capacity = capacity
-        self.step_s = step_s
-        self._clock = clock
         self._solo = solo
         self.net = solo.net
         self.decoder = SlottedDecoder(solo.net.llm, slots=capacity, positions=solo.budget + SLOTS)
-        self._cond = threading.Condition()
-        self._queue: list[_Request] = []
-        self._free = list(range(capacity))  # a heap: the lowest free slot first, so busy slots stay together
-        self._lanes: dict[int, TinyFdLane] = {}  # by slot
-        self._stopping = False
-        self.batches = 0
-        self.rows = 0  # steps served, over all batches
-        self.late = 0
-        self.skipped = 0
-        self._latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
-        self._thread = threading.Thread(target=self._loop, name=f"duplex-batched-{self.name}", daemon=True)
-        self._thread.start()
+        self._lanes: dict[int, TinyFdLane] = {}  # by slot; written by lanes' threads, read by the model thread
+        self.steps = StepQueue(self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
 
     # ---- ModelHost ------------------------------------------------------------------------
 
     def open(self) -> Model:
-        with self._cond:
-            if self._stopping:
-                raise LaneClosed("the host was shut down")
-            if not self._free:
-                raise HostFull(f"all {self.capacity} conversations of this server are taken")
-            slot = heapq.heappop(self._free)
-            solo = self._solo
-            conversation = Conversation(self.net.mel, solo.replies, solo.bank, budget=solo.budget,
-                                        window=solo.window, thresholds=solo.thresholds)
-            lane = TinyFdLane(self, slot, conversation)
-            self._lanes[slot] = lane
+        slot, counters = self.steps.take()
+        solo = self._solo
+        conversation = Conversation(self.net.mel, solo.replies, solo.bank, budget=solo.budget,
+                                    window=solo.window, thresholds=solo.thresholds)
+        lane = self._lanes[slot] = TinyFdLane(self, slot, counters, conversation)
         return Model(backbone=lane, vocoder=FrameBankVocoder(solo.bank), name=self.name,
                      can_say=self.prototype.can_say)
 
@@ -172,99 +125,22 @@ class BatchedTinyFd:
         backbone = lane.backbone
         if not isinstance(backbone, TinyFdLane) or backbone.host is not self:
             raise ValueError("not a lane of this host")
-        with self._cond:
-            if not backbone.open:
-                return
-            backbone.open = False
-            for request in [r for r in self._queue if r.lane is backbone]:
-                self._queue.remove(request)
-                self._resolve(request, error=LaneClosed("the lane was closed with a step pending"))
-            del self._lanes[backbone.slot]
-            heapq.heappush(self._free, backbone.slot)
+        self.steps.give_back(backbone.slot, backbone.counters)
 
     def usage(self) -> dict[str, int | float]:
-        with self._cond:
-            latencies = sorted(self._latencies)
-            return {"capacity": self.capacity, "used": len(self._lanes), "batches": self.batches,
-                    "steps": self.rows, "mean_batch": self.rows / self.batches if self.batches else 0.0,
-                    "p50_ms": _percentile(latencies, 0.50) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3,
-                    "late": self.late, "skipped": self.skipped}
+        return self.steps.usage()
 
     def shutdown(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join()
+        self.steps.shutdown()
 
-    # ---- lane side ------------------------------------------------------------------------
+    # ---- the batched step -----------------------------------------------------------------
 
-    def _serve_one(self, lane: TinyFdLane, chunk: np.ndarray, reference: np.ndarray | None) -> list[Token]:
-        with self._cond:
-            if not lane.open or self._stopping:
-                raise LaneClosed("step on a closed lane" if not lane.open else "the host was shut down")
-            request = _Request(lane, chunk, reference, sent=self._clock())
-            self._count_lateness(lane, request.sent)
-            self._queue.append(request)
-            self._cond.notify_all()
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.tokens is not None
-        return request.tokens
-
-    def _count_lateness(self, lane: TinyFdLane, sent: float) -> None:
-        if lane.last_served is None:
-            return
-        gap = sent - lane.last_served
-        if gap > self.step_s:
-            missed = int(gap // self.step_s)
-            lane.late += 1
-            lane.skipped += missed
-            self.late += 1
-            self.skipped += missed
-
-    # ---- model thread ---------------------------------------------------------------------
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    for request in self._queue:
-                        self._resolve(request, error=LaneClosed("the host was shut down"))
-                    self._queue.clear()
-                    return
-                batch, self._queue = self._queue, []
-                self.batches += 1
-            batch.sort(key=lambda r: r.lane.slot)  # busy slots in order: the decoder reads a view, not a gather
-            try:
-                self.run_batch([(r.lane, r.chunk, r.reference) for r in batch],
-                               functools.partial(self._served, batch))
-            except Exception as exc:  # every lane of the batch not yet served gets the failure; the host goes on
-                with self._cond:
-                    for request in batch:
-                        if not request.done.is_set():
-                            self._resolve(request, error=exc)
-
-    def _served(self, batch: list[_Request], rows: list[int], results: list[list[Token]]) -> None:
-        with self._cond:
-            now = self._clock()
-            self.rows += len(rows)
-            for request, tokens in zip([batch[i] for i in rows], results, strict=True):
-                request.lane.served += 1
-                request.lane.last_served = now
-                self._latencies.append(now - request.sent)
-                self._resolve(request, tokens=tokens)
-
-    @staticmethod
-    def _resolve(request: _Request, *, tokens: list[Token] | None = None, error: BaseException | None = None) -> None:
-        request.tokens, request.error = tokens, error
-        request.done.set()
+    def _run_slots(self, rows: Sequence[Row], served: Served) -> None:
+        self.run_batch([(self._lanes[slot], chunk, reference) for slot, chunk, reference in rows], served)
 
     @torch.inference_mode()
-    def run_batch(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]],
-                  served: Callable[[list[int], list[list[Token]]], None] | None = None) -> list[list[Token]]:
+    def run_batch(self, batch: Sequence[LaneRow],
+                  served: Served | None = None) -> list[list[Token]]:
         """One batched step over (lane, chunk, reference) rows, one per lane: the tokens of each.
 
         Rows in steady state are finished first and handed to `served` (row indices, their tokens)
@@ -294,7 +170,7 @@ class BatchedTinyFd:
                 served(rows, [results[i] for i in rows])
         return results
 
-    def _features(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]]) -> torch.Tensor:
+    def _features(self, batch: Sequence[LaneRow]) -> torch.Tensor:
         """(B, 2 * mels, 16) encoder input: one log-mel pass over every row's microphone and reference,
         each continuing its own stream (`MelStream`'s tail)."""
         streams: list[MelStream] = []
@@ -320,7 +196,7 @@ class BatchedTinyFd:
             c.enc_states = [s[i: i + 1] for s in new_states]
         return users
 
-    def _feed(self, batch: Sequence[tuple[TinyFdLane, np.ndarray, np.ndarray | None]], rows: list[int],
+    def _feed(self, batch: Sequence[LaneRow], rows: list[int],
               embeds: list[torch.Tensor]) -> torch.Tensor:
         """One decoder forward for `rows` of the batch, each at its conversation's length: (rows, vocab) logits."""
         lanes = [batch[i][0] for i in rows]
@@ -329,9 +205,3 @@ class BatchedTinyFd:
         for c, e in zip(convs, embeds, strict=True):
             c.fed(e.shape[0])
         return self.decoder.logits(hidden)
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
