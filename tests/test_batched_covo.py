@@ -95,3 +95,53 @@ def test_reset_and_an_unannounced_cut_act_on_their_lane_only(tiny: Path) -> None
         host.shutdown()
     assert got_b == want
     assert got_a == cut
+
+
+TURN = {"sampling": "greedy", "interleave": "1,3", "context_tokens": 128, "max_reply_tokens": 24}
+
+
+def spoken(k: int) -> list[np.ndarray]:
+    """Two questions, each followed by enough silence for the VAD floor to take the turn."""
+    from audio_io.wav import load_mono16k
+
+    clips = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
+    names = ["weather", "train", "table", "stop"]
+    parts = []
+    for j in range(2):
+        parts += [load_mono16k(clips / f"{names[(k + j) % 4]}.wav"), np.zeros(int((1.6 + 0.3 * k) * 16000), np.float32)]
+    audio = np.concatenate(parts)
+    return [audio[i: i + STEP_SAMPLES] for i in range(0, audio.size - STEP_SAMPLES + 1, STEP_SAMPLES)]
+
+
+def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
+    from duplex.backbones.covo.batched_turn import BatchedCovoTurn
+    from duplex.backbones.floor import make_floor
+    from duplex.tokens import Kind
+
+    n = 3
+    inputs = [spoken(k) for k in range(n)]
+    expected = []
+    for audio in inputs:
+        solo = load_model(covo_config(tiny, "turn", **TURN)).backbone
+        expected.append([t for chunk in audio for t in solo.step(chunk)])
+    cfg = covo_config(tiny, "turn", **TURN)
+    host = BatchedCovoTurn(load_model(cfg), capacity=n, new_floor=lambda: make_floor(cfg.policy))
+    lanes = [host.open() for _ in range(n)]
+    got: list[list[Token]] = [[] for _ in range(n)]
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for tick in range(max(len(a) for a in inputs)):
+                pending = {k: pool.submit(lanes[k].backbone.step, inputs[k][tick])
+                           for k in range(n) if tick < len(inputs[k])}
+                for k, step in pending.items():
+                    got[k] += step.result()
+        usage = host.usage()
+        refills = [lane.backbone.chat.refills for lane in lanes]
+    finally:
+        host.shutdown()
+    for k in range(n):
+        assert got[k] == expected[k], f"lane {k}"
+    kinds = {t.kind for lane in expected for t in lane}
+    assert {Kind.SHIFT, Kind.AUDIO, Kind.TEXT} <= kinds
+    assert sum(t.kind is Kind.SHIFT for t in expected[0]) == 2 and max(refills) >= 1
+    assert usage["mean_batch"] > 1  # some decoder calls of different conversations shared a forward

@@ -25,19 +25,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import Any, Generic, TypeVar
 
 from duplex.errors import DuplexError
 from duplex.serve.host import HostFull
-from duplex.tokens import Token
 
 STEP_S = 0.160
 LATENCIES_KEPT = 10_000  # recent step latencies behind the percentiles
 
-Row = tuple[int, np.ndarray, "np.ndarray | None"]  # slot, chunk, reference (None: the model's own voice)
-Served = Callable[[list[int], list[list[Token]]], None]  # row indices of a batch, their tokens
-RunBatch = Callable[[Sequence[Row], Served], None]
+P = TypeVar("P")  # what a lane sends (a chunk and its reference; a decoder call)
+R = TypeVar("R")  # what it gets back (a step's tokens; sampled ids)
+Served = Callable[[list[int], list[Any]], None]  # row indices of a batch, their results
 
 
 class LaneClosed(DuplexError):
@@ -56,30 +54,34 @@ class LaneCounters:
 
 
 @dataclass(eq=False)
-class _Request:
+class _Request(Generic[P, R]):
     slot: int
     counters: LaneCounters
-    chunk: np.ndarray
-    reference: np.ndarray | None
+    payload: P
     sent: float
     done: threading.Event = field(default_factory=threading.Event)
-    tokens: list[Token] | None = None
+    result: R | None = None
     error: BaseException | None = None
 
 
-class StepQueue:
-    """`capacity` slots, one model thread running `run` over the pending steps."""
+class StepQueue(Generic[P, R]):
+    """`capacity` slots, one model thread running `run` over the pending requests: `run(rows, served)`
+    gets (slot, payload) rows and calls `served(row indices, results)` as rows are done.
 
-    def __init__(self, run: RunBatch, *, name: str, capacity: int, step_s: float = STEP_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    `count_late`: each request is one 160 ms step of its lane (lateness is counted); False for a
+    queue of calls that come any number of times per step (a decoder's)."""
+
+    def __init__(self, run: Callable[[Sequence[tuple[int, P]], Served], None], *, name: str, capacity: int,
+                 step_s: float = STEP_S, clock: Callable[[], float] = time.monotonic, count_late: bool = True) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self.step_s = step_s
         self._run = run
         self._clock = clock
+        self._count_late = count_late
         self._cond = threading.Condition()
-        self._queue: list[_Request] = []
+        self._queue: list[_Request[P, R]] = []
         self._free = list(range(capacity))  # a heap: the lowest free slot first, so busy slots stay together
         self._used = 0
         self._stopping = False
@@ -117,21 +119,20 @@ class StepQueue:
 
     # ---- lanes' threads -------------------------------------------------------------------
 
-    def submit(self, slot: int, counters: LaneCounters, chunk: np.ndarray, reference: np.ndarray | None
-               ) -> list[Token]:
-        """Queue this step for the next batch and wait for its tokens (on the lane's thread)."""
+    def submit(self, slot: int, counters: LaneCounters, payload: P) -> R:
+        """Queue this request for the next batch and wait for its result (on the lane's thread)."""
         with self._cond:
             if not counters.open or self._stopping:
                 raise LaneClosed("step on a closed lane" if not counters.open else "the host was shut down")
-            request = _Request(slot, counters, chunk, reference, sent=self._clock())
-            self._count_lateness(counters, request.sent)
+            request: _Request[P, R] = _Request(slot, counters, payload, sent=self._clock())
+            if self._count_late:
+                self._count_lateness(counters, request.sent)
             self._queue.append(request)
             self._cond.notify_all()
         request.done.wait()
         if request.error is not None:
             raise request.error
-        assert request.tokens is not None
-        return request.tokens
+        return request.result  # type: ignore[return-value]
 
     def usage(self) -> dict[str, int | float]:
         with self._cond:
@@ -174,26 +175,26 @@ class StepQueue:
                 self.batches += 1
             batch.sort(key=lambda r: r.slot)  # busy slots in order: a slotted cache reads a view, not a gather
             try:
-                self._run([(r.slot, r.chunk, r.reference) for r in batch], functools.partial(self._served, batch))
+                self._run([(r.slot, r.payload) for r in batch], functools.partial(self._served, batch))
             except Exception as exc:  # every request not yet served gets the failure; the thread goes on
                 with self._cond:
                     for request in batch:
                         if not request.done.is_set():
                             _resolve(request, error=exc)
 
-    def _served(self, batch: list[_Request], rows: list[int], results: list[list[Token]]) -> None:
+    def _served(self, batch: list[_Request[P, R]], rows: list[int], results: list[R]) -> None:
         with self._cond:
             now = self._clock()
             self.rows += len(rows)
-            for request, tokens in zip([batch[i] for i in rows], results, strict=True):
+            for request, result in zip([batch[i] for i in rows], results, strict=True):
                 request.counters.served += 1
                 request.counters.last_served = now
                 self._latencies.append(now - request.sent)
-                _resolve(request, tokens=tokens)
+                _resolve(request, result=result)
 
 
-def _resolve(request: _Request, *, tokens: list[Token] | None = None, error: BaseException | None = None) -> None:
-    request.tokens, request.error = tokens, error
+def _resolve(request: _Request[Any, Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    request.result, request.error = result, error
     request.done.set()
 
 

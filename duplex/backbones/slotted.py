@@ -5,8 +5,8 @@ conversation owns a slot and the caller tracks how many positions of it are fill
 feeds B rows at once, each into its own slot, each with its own number of new positions starting
 at its own position:
 
-- rows are padded on the right to the longest; a padded position is written into its slot past
-  the row's end (harmless: a position is always written again before anything reads it) and its
+- rows are padded on the right to the longest; a padded position is never written to the cache
+  (it stands at its row's last real position, so it needs no room past the row's end) and its
   output is dropped;
 - RoPE is applied per row (positions start_b .. start_b + T - 1);
 - a row's query at position p attends to its slot's positions [0, p] only (the mask), so rows never
@@ -60,11 +60,19 @@ class SlottedDecoder:
         lengths = [int(e.shape[0]) for e in embeds]
         b, t = len(embeds), max(lengths)
         ends = [s + n for s, n in zip(starts, lengths, strict=True)]
-        if min(lengths) < 1 or max(starts) + t > self.positions:
+        if min(lengths) < 1 or max(ends) > self.positions:
             raise ValueError(f"rows of {lengths} positions at {list(starts)} do not fit {self.positions} positions")
         x = embeds[0][None] if b == 1 else torch.nn.utils.rnn.pad_sequence(list(embeds), batch_first=True)
         rows = torch.tensor(list(slots), device=x.device)
-        pos = torch.tensor(list(starts), device=x.device)[:, None] + self.arange[None, :t]  # (B, T)
+        start = torch.tensor(list(starts), device=x.device)[:, None]
+        pos = start + self.arange[None, :t]  # (B, T)
+        ragged = min(lengths) != t
+        if ragged:  # a padded position stands at its row's last real one: written nowhere, read by no one
+            valid = self.arange[None, :t] < torch.tensor(lengths, device=x.device)[:, None]
+            pos = torch.where(valid, pos, start + torch.tensor(lengths, device=x.device)[:, None] - 1)
+            at = (rows[:, None].expand(b, t)[valid], pos[valid])
+        else:
+            at = (rows[:, None], pos)
         upto = max(ends)
         cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (B, 1, T, head_dim)
         mask = (self.arange[None, None, :upto] <= pos[:, :, None])  # (B, T, upto)
@@ -77,8 +85,9 @@ class SlottedDecoder:
             k = attn.k_proj(y).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
             v = attn.v_proj(y).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
             q, k = rope(q, cos, sin), rope(k, cos, sin)
-            self.k[i][rows[:, None], :, pos] = k.transpose(1, 2)  # (B, T, kv, head_dim) into each row's slot
-            self.v[i][rows[:, None], :, pos] = v.transpose(1, 2)
+            k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, T, kv, head_dim)
+            self.k[i][at[0], :, at[1]] = k[valid] if ragged else k  # into each row's slot
+            self.v[i][at[0], :, at[1]] = v[valid] if ragged else v
             keys, values = self._read(i, rows, slots, upto)
             q = q.reshape(b, self.n_kv, self.groups * t, self.head_dim)  # query heads sharing a KV head, stacked
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from duplex.backbones.base import TOKENS_PER_STEP, Model
-from duplex.backbones.batching import STEP_S, LaneCounters, Row, Served, StepQueue
+from duplex.backbones.batching import STEP_S, LaneCounters, Served, StepQueue
 from duplex.backbones.covo.features import StreamingEncoder
 from duplex.backbones.covo.native import POSITIONS_PER_STEP, CovoNativeBackbone
 from duplex.backbones.covo.sampling import Sampler
@@ -63,7 +63,7 @@ class CovoLane:
         self.state = state
 
     def step(self, chunk: np.ndarray) -> Sequence[Token]:
-        return self.host.steps.submit(self.slot, self.counters, chunk, None)
+        return self.host.steps.submit(self.slot, self.counters, chunk)
 
     def heard(self, units: int) -> None:
         """As `CovoNativeBackbone.heard`: an unannounced cut makes BREAK the next input."""
@@ -106,7 +106,8 @@ class BatchedCovo:
                                       dtype=self.dtype)
         self.hist = torch.zeros(capacity, self.context + 1, dec.hidden, device=self.device, dtype=self.dtype)
         self._lanes: dict[int, CovoLane] = {}
-        self.steps = StepQueue(self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
+        self.steps: StepQueue[np.ndarray, list[Token]] = StepQueue(
+            self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
 
     # ---- ModelHost ------------------------------------------------------------------------
 
@@ -136,8 +137,8 @@ class BatchedCovo:
 
     # ---- the batched step -----------------------------------------------------------------
 
-    def _run_slots(self, rows: Sequence[Row], served: Served) -> None:
-        self.run_batch([(self._lanes[slot], chunk) for slot, chunk, _ in rows], served)
+    def _run_slots(self, rows: Sequence[tuple[int, np.ndarray]], served: Served) -> None:
+        self.run_batch([(self._lanes[slot], chunk) for slot, chunk in rows], served)
 
     @torch.no_grad()
     def run_batch(self, batch: Sequence[tuple[CovoLane, np.ndarray]], served: Served | None = None

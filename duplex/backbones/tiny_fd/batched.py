@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from duplex.backbones.base import Model
-from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Row, Served, StepQueue
+from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Served, StepQueue
 from duplex.backbones.framebank import FrameBankVocoder
 from duplex.backbones.slotted import SlottedDecoder
 from duplex.backbones.tiny_fd import vocab as V
@@ -47,6 +47,7 @@ from duplex.tokens import Token
 
 __all__ = ["BatchedTinyFd", "LaneClosed", "TinyFdLane"]
 
+Audio = tuple[np.ndarray, "np.ndarray | None"]  # a chunk and its echo reference (None: the model's own voice)
 LaneRow = tuple["TinyFdLane", np.ndarray, "np.ndarray | None"]
 
 
@@ -61,7 +62,7 @@ class TinyFdLane:
 
     def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
         """Queue this chunk for the host's next batched step and wait for its four tokens."""
-        return self.host.steps.submit(self.slot, self.counters, chunk, reference)
+        return self.host.steps.submit(self.slot, self.counters, (chunk, reference))
 
     def heard(self, units: int) -> None:
         self.conversation.heard(units)
@@ -108,7 +109,8 @@ class BatchedTinyFd:
         self.net = solo.net
         self.decoder = SlottedDecoder(solo.net.llm, slots=capacity, positions=solo.budget + SLOTS)
         self._lanes: dict[int, TinyFdLane] = {}  # by slot; written by lanes' threads, read by the model thread
-        self.steps = StepQueue(self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
+        self.steps: StepQueue[Audio, list[Token]] = StepQueue(
+            self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
 
     # ---- ModelHost ------------------------------------------------------------------------
 
@@ -135,8 +137,8 @@ class BatchedTinyFd:
 
     # ---- the batched step -----------------------------------------------------------------
 
-    def _run_slots(self, rows: Sequence[Row], served: Served) -> None:
-        self.run_batch([(self._lanes[slot], chunk, reference) for slot, chunk, reference in rows], served)
+    def _run_slots(self, rows: Sequence[tuple[int, Audio]], served: Served) -> None:
+        self.run_batch([(self._lanes[slot], chunk, reference) for slot, (chunk, reference) in rows], served)
 
     @torch.inference_mode()
     def run_batch(self, batch: Sequence[LaneRow],
