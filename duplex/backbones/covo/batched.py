@@ -34,6 +34,7 @@ import torch
 from duplex.backbones.base import TOKENS_PER_STEP, Model
 from duplex.backbones.batching import STEP_S, LaneCounters, Served, StepQueue
 from duplex.backbones.covo.features import StreamingEncoder
+from duplex.backbones.covo.lane_decoder import generate_rows
 from duplex.backbones.covo.native import POSITIONS_PER_STEP, CovoNativeBackbone
 from duplex.backbones.covo.sampling import Sampler
 from duplex.backbones.covo.vocab import Vocab
@@ -189,20 +190,12 @@ class BatchedCovo:
 
     def _generate(self, lanes: list[CovoLane], frames: list[torch.Tensor]) -> list[list[int]]:
         """Feed each lane's pending token and frame, sample four tokens (feeding the first three)."""
-        embed = self.llm.model.embed_tokens
-        pending = embed(torch.tensor([lane.state.pending for lane in lanes], device=self.device))
-        inputs = [torch.stack([p, f]) for p, f in zip(pending, frames, strict=True)]
-        out: list[list[int]] = [[] for _ in lanes]
-        for j in range(TOKENS_PER_STEP):
-            logits = self.decoder.logits(self._feed(lanes, inputs, [lane.state.length for lane in lanes])).float()
-            for lane, e in zip(lanes, inputs, strict=True):
-                lane.state.length += e.shape[0]
-            toks = [lane.state.sampler(logits[b: b + 1]) for b, lane in enumerate(lanes)]
-            for ids, tok in zip(out, toks, strict=True):
-                ids.append(int(tok))
-            if j < TOKENS_PER_STEP - 1:
-                inputs = list(embed(torch.cat(toks))[:, None])
+        out = generate_rows(self.decoder, [lane.slot for lane in lanes],
+                            [torch.tensor([lane.state.pending], device=self.device) for lane in lanes], frames,
+                            [lane.state.length for lane in lanes], [lane.state.sampler for lane in lanes],
+                            [self.hist[lane.slot] for lane in lanes], TOKENS_PER_STEP)
         for lane, ids in zip(lanes, out, strict=True):
+            lane.state.length += POSITIONS_PER_STEP
             lane.state.pending = ids[-1]
         return out
 
