@@ -72,6 +72,19 @@ class Clock:
         self.ms = ((time.perf_counter() - self.wall) * 1e3, (time.thread_time() - self.cpu) * 1e3)
 
 
+REFILL_CYCLE = 32  # steps between two refills of one conversation (context_steps 48 - window_steps 16)
+
+
+def joins(n: int) -> list[int]:
+    """The tick at which each of n conversations starts: spread over one refill cycle, as in a server
+    where conversations begin at different times (lanes joined at once would all refill at once)."""
+    return [k * REFILL_CYCLE // n for k in range(n)]
+
+
+def chunk_of(audio: np.ndarray, step: int) -> np.ndarray:
+    return audio[step * STEP: (step + 1) * STEP]
+
+
 class BatchedRun:
     """N lanes of one BatchedTinyFd, stepped one tick at a time by `run_batch` (no threads)."""
 
@@ -81,9 +94,11 @@ class BatchedRun:
         self.host = BatchedTinyFd(prototype, capacity=n)
         self.lanes = [self.host.open().backbone for _ in range(n)]
         self.inputs = [conversation(k, steps) for k in range(n)]
+        self.joins = joins(n)
 
     def tick(self, t: int) -> tuple[float, float]:
-        rows = [(lane, self.inputs[k][t * STEP: (t + 1) * STEP], None) for k, lane in enumerate(self.lanes)]
+        rows = [(lane, chunk_of(self.inputs[k], t - self.joins[k]), None) for k, lane in enumerate(self.lanes)
+                if t >= self.joins[k]]
         with Clock() as clock:
             self.host.run_batch(rows)
         return clock.ms
@@ -99,11 +114,13 @@ class SeparateRun:
         host = SeparateModels(prototype, capacity=n)
         self.models = [host.open() for _ in range(n)]
         self.inputs = [conversation(k, steps) for k in range(n)]
+        self.joins = joins(n)
 
     def tick(self, t: int) -> tuple[float, float]:
         with Clock() as clock:
             for k, model in enumerate(self.models):
-                model.backbone.step(self.inputs[k][t * STEP: (t + 1) * STEP])
+                if t >= self.joins[k]:
+                    model.backbone.step(chunk_of(self.inputs[k], t - self.joins[k]))
         return clock.ms
 
     def close(self) -> None:
@@ -193,7 +210,7 @@ def encoder_split(prototype: Model, n: int, repeats: int = 50) -> dict[str, floa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=40, help="ticks before measuring (all lanes have joined by then)")
     p.add_argument("--ticks", type=int, default=50)
     p.add_argument("--sizes", default="1,8,16,32,64")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each real-time run")

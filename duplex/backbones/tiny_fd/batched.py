@@ -108,7 +108,7 @@ class BatchedTinyFd:
         self._solo = solo
         self.net = solo.net
         self.decoder = SlottedDecoder(solo.net.llm, slots=capacity, positions=solo.budget + SLOTS)
-        self._lanes: dict[int, TinyFdLane] = {}  # by slot; written by lanes' threads, read by the model thread
+        self._lanes: dict[int, TinyFdLane] = {}  # by slot (a closed lane stays until its slot is taken again)
         self.steps: StepQueue[Audio, list[Token]] = StepQueue(
             self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
 
