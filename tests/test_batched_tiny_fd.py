@@ -211,6 +211,9 @@ def test_capacity_close_and_per_slot_reset(prototype: Model) -> None:
             a.backbone.step(np.zeros(STEP, np.float32))
         a = host.open()
         assert a.backbone.slot == 0 and host.usage()["used"] == 2  # the freed slot is reused
+        with pytest.raises(ValueError):
+            a.backbone.step(np.zeros(100, np.float32))  # refused on its own thread: no batch ever sees it
+        assert host.usage()["batches"] == 0
 
         x, y = conversation(3), conversation(4)
         half = len(chunks(y)) // 2

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from audio_io.format import STEP_SAMPLES
 from duplex.backbones.base import TOKENS_PER_STEP, Model
 from duplex.backbones.batching import STEP_S, LaneCounters, Served, StepQueue
 from duplex.backbones.covo.features import StreamingEncoder
@@ -64,6 +65,9 @@ class CovoLane:
         self.state = state
 
     def step(self, chunk: np.ndarray) -> Sequence[Token]:
+        """Queue this chunk for the host's next batched step and wait for its four tokens (a malformed
+        chunk fails here, on this lane's thread, never inside the others' batch)."""
+        chunk = np.ascontiguousarray(chunk, dtype=np.float32).reshape(STEP_SAMPLES)
         return self.host.steps.submit(self.slot, self.counters, chunk)
 
     def heard(self, units: int) -> None:

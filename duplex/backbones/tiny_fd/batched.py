@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from audio_io.format import STEP_SAMPLES
 from duplex.backbones.base import Model
 from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Served, StepQueue
 from duplex.backbones.framebank import FrameBankVocoder
@@ -61,7 +62,11 @@ class TinyFdLane:
         self.conversation = conversation
 
     def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
-        """Queue this chunk for the host's next batched step and wait for its four tokens."""
+        """Queue this chunk for the host's next batched step and wait for its four tokens.
+        A malformed chunk fails here, on this lane's thread, never inside the others' batch."""
+        chunk = np.ascontiguousarray(chunk, dtype=np.float32).reshape(STEP_SAMPLES)
+        if reference is not None and np.asarray(reference).size > STEP_SAMPLES:
+            raise ValueError(f"a step's reference has at most {STEP_SAMPLES} samples, got {np.asarray(reference).size}")
         return self.host.steps.submit(self.slot, self.counters, (chunk, reference))
 
     def heard(self, units: int) -> None:
