@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from audio_io.format import rms
 from duplex.backbones.floor import Move
 from duplex.errors import ConfigError
-from duplex.tokens import Kind
+from duplex.tokens import Kind, Token
 
 if TYPE_CHECKING:
     from duplex.backbones.tiny_fd.config import TinyFdConfig
@@ -43,11 +43,30 @@ class State(enum.Enum):
     HELD = "held"
 
 
+class TinyFdModel(Protocol):
+    """What the floor needs of tiny-fd: a `TinyFdBackbone`, or a lane of `BatchedTinyFd`."""
+
+    @property
+    def speaking(self) -> bool: ...
+
+    def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]: ...
+
+    def heard(self, units: int) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def units_left(self) -> int: ...
+
+    def rewind_reply(self, unit: int) -> None: ...
+
+    def end_reply(self) -> None: ...
+
+
 class TinyFdFloor:
     """Floor decisions read from a `TinyFdBackbone`'s control tokens."""
 
-    def __init__(self, model: Any, *, min_level_db: float = -45.0) -> None:
-        self.model = model  # a TinyFdBackbone (step, heard, reset and its reply hooks)
+    def __init__(self, model: TinyFdModel, *, min_level_db: float = -45.0) -> None:
+        self.model = model
         self._played = np.zeros(0, np.float32)  # what the responder played last step: tiny-fd's echo reference
         self._min_level = 10 ** (min_level_db / 20)
         self._chunks: deque[np.ndarray] = deque(maxlen=MAX_TURN_STEPS)
