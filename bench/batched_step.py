@@ -11,7 +11,8 @@ Last, real-time runs: N conversations each stepping on its own thread every 160 
 host (lanes' threads and the model thread, as in a server), counting steps that ended after their
 period. The machine's load average is printed beside the figures.
 
-    python bench/batched_step.py [--threads 2] [--out bench/results/batched_step.json]
+    python bench/batched_step.py [--out bench/results/batched_step.json]
+    python bench/batched_step.py --realtime-only --realtime b2:64,s:12 [--out ...]
 """
 
 from __future__ import annotations
@@ -143,15 +144,17 @@ def side_by_side(prototype: Model, n: int, warmup: int, ticks: int, kinds: tuple
     return [times[warmup:] for times in out]
 
 
-def realtime(prototype: Model, n: int, seconds: float, batched: bool) -> dict[str, float]:
+def realtime(prototype: Model, n: int, seconds: float, shards: int) -> dict[str, float | str]:
     """N conversations in real time, each on its own thread stepping every 160 ms (start times spread
     over one period), for `seconds`: how many steps ended after their period (overruns), and the
-    step latency from the tick to the tokens. Batched: lanes of one BatchedTinyFd; else SeparateModels."""
+    step latency from the tick to the tokens. shards > 0: lanes of one BatchedTinyFd with that many
+    model threads; 0: SeparateModels (each conversation's steps on its own thread)."""
     import threading
 
     from duplex.backbones.tiny_fd.batched import BatchedTinyFd
 
-    host = BatchedTinyFd(prototype, capacity=n) if batched else SeparateModels(prototype, capacity=n)
+    batched = shards > 0
+    host = BatchedTinyFd(prototype, capacity=n, shards=shards) if batched else SeparateModels(prototype, capacity=n)
     models = [host.open() for _ in range(n)]
     steps = int(seconds / (STEP_MS / 1e3))
     inputs = [conversation(k, steps) for k in range(n)]
@@ -178,7 +181,7 @@ def realtime(prototype: Model, n: int, seconds: float, batched: bool) -> dict[st
         t.join()
     usage = host.usage()
     host.shutdown()
-    result = {"n": n, "host": "batched" if batched else "separate", "steps": len(latencies),
+    result = {"n": n, "host": f"batched, {shards} model thread(s)" if batched else "separate", "steps": len(latencies),
               "overruns": overruns[0], "overrun_fraction": round(overruns[0] / len(latencies), 4), **stats(latencies)}
     if batched:
         result |= {"mean_batch": round(float(usage["mean_batch"]), 2), "late": usage["late"],
@@ -209,11 +212,15 @@ def encoder_split(prototype: Model, n: int, repeats: int = 50) -> dict[str, floa
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (per model thread)")
     p.add_argument("--warmup", type=int, default=40, help="ticks before measuring (all lanes have joined by then)")
     p.add_argument("--ticks", type=int, default=50)
     p.add_argument("--sizes", default="1,8,16,32,64")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each real-time run")
+    p.add_argument("--realtime", default="",
+                   help="real-time runs as host:N, host = b1 | b2 (batched, 1 or 2 model threads) | s (separate); "
+                        "default: 32 and the capacities found, for each host")
+    p.add_argument("--realtime-only", action="store_true", help="skip the tick measurements")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
 
@@ -223,6 +230,11 @@ def main() -> None:
 
     prototype = load_model(load_config(overrides={"tiny_fd": {"threads": args.threads}}))
     torch.set_num_threads(args.threads)
+    if args.realtime_only:
+        emit({"loadavg_before": [round(x, 2) for x in os.getloadavg()],
+              "realtime": [realtime(prototype, n, args.seconds, shards) for shards, n in runs(args.realtime)],
+              "loadavg_after": [round(x, 2) for x in os.getloadavg()], "threads": args.threads}, args.out)
+        return
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         batched, separate = (tick_stats(t) for t in side_by_side(prototype, n, args.warmup, args.ticks,
@@ -247,14 +259,27 @@ def main() -> None:
         "capacity_ratio_cpu_p99": round(fits["BatchedRun"]["cpu_p99_ms"] / max(1, fits["SeparateRun"]["cpu_p99_ms"]),
                                         2),
         "encoder": encoder_split(prototype, 32),
-        "realtime": [realtime(prototype, n, args.seconds, batched)
-                     for n, batched in sorted({(32, True), (32, False), (fits["BatchedRun"]["cpu_p99_ms"], True),
-                                               (fits["SeparateRun"]["cpu_p99_ms"], False)}) if n > 0],
     }
+    one, separate = fits["BatchedRun"]["cpu_p99_ms"], fits["SeparateRun"]["cpu_p99_ms"]
+    default = f"s:{separate},s:32,b1:32,b1:{one},b2:32,b2:{2 * one}"
+    result["realtime"] = [realtime(prototype, n, args.seconds, shards) for shards, n in runs(args.realtime or default)]
+    emit(result, args.out)
+
+
+def runs(spec: str) -> list[tuple[int, int]]:
+    """"b2:64,s:12" -> [(2, 64), (0, 12)]: (model threads, 0 = separate models; conversations)."""
+    out = []
+    for item in spec.split(","):
+        host, n = item.split(":")
+        out.append((0 if host == "s" else int(host[1:]), int(n)))
+    return [(shards, n) for shards, n in out if n > 0]
+
+
+def emit(result: dict, out: Path | None) -> None:
     text = json.dumps(result, indent=1)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    if out:
+        out.write_text(text + "\n")
 
 
 def max_fitting(prototype: Model, args: argparse.Namespace, kind: type, key: str, rows: list[dict]) -> int:

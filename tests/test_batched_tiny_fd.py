@@ -140,7 +140,8 @@ def test_sixteen_interleaved_lanes_each_equal_a_solo_run(prototype: Model) -> No
 
 
 def test_concurrent_sessions_on_lanes_write_the_solo_output(prototype: Model, cfg: Config, tmp_path: Path) -> None:
-    """Four DuplexSessions at once, each on a lane: every output WAV is byte for byte the solo one."""
+    """Four DuplexSessions at once, each on a lane of a two-shard host: every output WAV is byte for
+    byte the solo one."""
     inputs = []
     for k in range(4):
         path = tmp_path / f"in{k}.wav"
@@ -150,8 +151,9 @@ def test_concurrent_sessions_on_lanes_write_the_solo_output(prototype: Model, cf
         solo = Model(backbone=solo_backbone(prototype), vocoder=FrameBankVocoder(prototype.backbone.bank),
                      name=prototype.name)
         asyncio.run(play_offline(cfg, path, tmp_path / f"solo{k}.wav", model=solo))
-    host = BatchedTinyFd(prototype, capacity=4)
+    host = BatchedTinyFd(prototype, capacity=4, shards=2)  # two model threads, two lanes each
     lanes = [host.open() for _ in inputs]
+    assert sorted(len(shard.lanes) for shard in host.shards) == [2, 2]
 
     async def together() -> None:
         await asyncio.gather(*(play_offline(cfg, path, tmp_path / f"lane{k}.wav", model=lane)
@@ -242,13 +244,14 @@ def test_a_refill_runs_in_its_own_forward_after_the_others_are_answered(prototyp
         lanes[1].reset()  # its next step refills
         forwards: list[list[int]] = []
         answered: list[list[int]] = []
-        forward = host.decoder.forward
+        decoder = lanes[0].shard.decoder
+        forward = decoder.forward
 
         def spy(slots: list[int], embeds: list[torch.Tensor], starts: list[int]) -> torch.Tensor:
             forwards.append([int(e.shape[0]) for e in embeds])
             return forward(slots, embeds, starts)
 
-        host.decoder.forward = spy  # type: ignore[method-assign]
+        decoder.forward = spy  # type: ignore[method-assign]
         host.run_batch([(lane, chunks(audio)[12], None) for lane in lanes], lambda rows, _: answered.append(rows))
     finally:
         host.shutdown()

@@ -134,13 +134,18 @@ class StepQueue(Generic[P, R]):
             raise request.error
         return request.result  # type: ignore[return-value]
 
-    def usage(self) -> dict[str, int | float]:
+    @property
+    def free(self) -> int:
         with self._cond:
-            latencies = sorted(self._latencies)
-            return {"capacity": self.capacity, "used": self._used, "batches": self.batches,
-                    "steps": self.rows, "mean_batch": self.rows / self.batches if self.batches else 0.0,
-                    "p50_ms": _percentile(latencies, 0.50) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3,
-                    "late": self.late, "skipped": self.skipped}
+            return len(self._free)
+
+    def usage(self) -> dict[str, int | float]:
+        return usage_of([self])
+
+    def _figures(self) -> tuple[list[int], list[float]]:
+        with self._cond:
+            counts = [self.capacity, self._used, self.batches, self.rows, self.late, self.skipped]
+            return counts, list(self._latencies)
 
     def shutdown(self) -> None:
         with self._cond:
@@ -191,6 +196,23 @@ class StepQueue(Generic[P, R]):
                 request.counters.last_served = now
                 self._latencies.append(now - request.sent)
                 _resolve(request, result=result)
+
+
+def usage_of(queues: Sequence[StepQueue[Any, Any]]) -> dict[str, int | float]:
+    """`usage()` over one host's queues: capacity, used, batches, steps, mean_batch, step latency
+    p50/p99 (queue wait + compute, over the recent steps), late, skipped."""
+    totals = [0] * 6
+    latencies: list[float] = []
+    for queue in queues:
+        counts, recent = queue._figures()
+        totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        latencies += recent
+    capacity, used, batches, rows, late, skipped = totals
+    latencies.sort()
+    return {"capacity": capacity, "used": used, "batches": batches, "steps": rows,
+            "mean_batch": rows / batches if batches else 0.0,
+            "p50_ms": _percentile(latencies, 0.50) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3,
+            "late": late, "skipped": skipped}
 
 
 def _resolve(request: _Request[Any, Any], *, result: Any = None, error: BaseException | None = None) -> None:

@@ -3,10 +3,10 @@
 `BatchedTinyFd` is a `duplex.serve.host.ModelHost`. Each conversation gets a *lane*: an ordinary
 `Model` whose backbone (`TinyFdLane`) keeps that conversation's state (a `Conversation`: grammar,
 streaming features, encoder state, window) and owns one slot of the host's slotted KV cache. A
-lane's `step` runs on the lane's own `ModelWorker` thread; it queues its request for the host's
-single model thread and blocks until that thread has served it.
+lane's `step` runs on the lane's own `ModelWorker` thread; it queues its request for its shard's
+model thread (one shard by default; two use two cores) and blocks until that thread has served it.
 
-The model thread batches continuously: it takes every request pending, runs one batched step over
+A model thread batches continuously: it takes every request pending, runs one batched step over
 them, resolves them, and repeats. A lane that has not sent its chunk is simply not in the batch;
 nobody waits for it. One batched step is:
 
@@ -28,6 +28,7 @@ The queue, the model thread, joining and leaving, and what counts as a *late* st
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -36,7 +37,7 @@ import torch
 
 from audio_io.format import STEP_SAMPLES
 from duplex.backbones.base import Model
-from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Served, StepQueue
+from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Served, StepQueue, usage_of
 from duplex.backbones.framebank import FrameBankVocoder
 from duplex.backbones.slotted import SlottedDecoder
 from duplex.backbones.tiny_fd import vocab as V
@@ -53,21 +54,25 @@ LaneRow = tuple["TinyFdLane", np.ndarray, "np.ndarray | None"]
 
 
 class TinyFdLane:
-    """One conversation's backbone on a `BatchedTinyFd`: its own state, the host's compute."""
+    """One conversation's backbone on a `BatchedTinyFd`: its own state, its shard's compute."""
 
-    def __init__(self, host: BatchedTinyFd, slot: int, counters: LaneCounters, conversation: Conversation) -> None:
-        self.host = host
-        self.slot = slot
+    def __init__(self, shard: _Shard, slot: int, counters: LaneCounters, conversation: Conversation) -> None:
+        self.shard = shard
+        self.slot = slot  # in its shard's cache
         self.counters = counters  # served, late, skipped
         self.conversation = conversation
 
+    @property
+    def host(self) -> BatchedTinyFd:
+        return self.shard.host
+
     def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
-        """Queue this chunk for the host's next batched step and wait for its four tokens.
+        """Queue this chunk for the shard's next batched step and wait for its four tokens.
         A malformed chunk fails here, on this lane's thread, never inside the others' batch."""
         chunk = np.ascontiguousarray(chunk, dtype=np.float32).reshape(STEP_SAMPLES)
         if reference is not None and np.asarray(reference).size > STEP_SAMPLES:
             raise ValueError(f"a step's reference has at most {STEP_SAMPLES} samples, got {np.asarray(reference).size}")
-        return self.host.steps.submit(self.slot, self.counters, (chunk, reference))
+        return self.shard.steps.submit(self.slot, self.counters, (chunk, reference))
 
     def heard(self, units: int) -> None:
         self.conversation.heard(units)
@@ -99,32 +104,55 @@ class TinyFdLane:
         return self.conversation.refills
 
 
-class BatchedTinyFd:
-    """A `ModelHost` for tiny-fd: `capacity` conversations, one model thread, one batched step per tick."""
+class _Shard:
+    """One model thread's part of a host: its slots, their slotted cache, their lanes."""
 
-    def __init__(self, prototype: Model, *, capacity: int, step_s: float = STEP_S,
+    def __init__(self, host: BatchedTinyFd, index: int, slots: int, step_s: float, clock: Callable[[], float]) -> None:
+        self.host = host
+        self.decoder = SlottedDecoder(host.net.llm, slots=slots, positions=host.positions)
+        self.lanes: dict[int, TinyFdLane] = {}  # by slot (a closed lane stays until its slot is taken again)
+        self.steps: StepQueue[Audio, list[Token]] = StepQueue(
+            self._run, name=f"{host.name}#{index}", capacity=slots, step_s=step_s, clock=clock)
+
+    def _run(self, rows: Sequence[tuple[int, Audio]], served: Served) -> None:
+        self.host.run_batch([(self.lanes[slot], chunk, reference) for slot, (chunk, reference) in rows], served)
+
+
+class BatchedTinyFd:
+    """A `ModelHost` for tiny-fd: `capacity` conversations batched on `shards` model threads.
+
+    One shard (the default) is one model thread, one core. With two, the slots are split between
+    two threads, each batching its own lanes over its own cache: torch runs both at once (it
+    releases the GIL), so a 2-core machine uses both cores. A new lane goes to the shard with the
+    most free slots."""
+
+    def __init__(self, prototype: Model, *, capacity: int, shards: int = 1, step_s: float = STEP_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         solo = prototype.backbone
         if not isinstance(solo, TinyFdBackbone):
             raise TypeError(f"BatchedTinyFd needs a tiny-fd model, got {type(solo).__name__}")
+        if not 1 <= shards <= capacity:
+            raise ValueError(f"shards must be between 1 and the capacity ({capacity}), got {shards}")
         self.prototype = prototype
         self.name = prototype.name
         self.capacity = capacity
         self._solo = solo
         self.net = solo.net
-        self.decoder = SlottedDecoder(solo.net.llm, slots=capacity, positions=solo.budget + SLOTS)
-        self._lanes: dict[int, TinyFdLane] = {}  # by slot (a closed lane stays until its slot is taken again)
-        self.steps: StepQueue[Audio, list[Token]] = StepQueue(
-            self._run_slots, name=self.name, capacity=capacity, step_s=step_s, clock=clock)
+        self.positions = solo.budget + SLOTS
+        self._opening = threading.Lock()
+        self.shards = [_Shard(self, i, capacity // shards + (i < capacity % shards), step_s, clock)
+                       for i in range(shards)]
 
     # ---- ModelHost ------------------------------------------------------------------------
 
     def open(self) -> Model:
-        slot, counters = self.steps.take()
+        with self._opening:
+            shard = max(self.shards, key=lambda s: s.steps.free)
+            slot, counters = shard.steps.take()
         solo = self._solo
         conversation = Conversation(self.net.mel, solo.replies, solo.bank, budget=solo.budget,
                                     window=solo.window, thresholds=solo.thresholds)
-        lane = self._lanes[slot] = TinyFdLane(self, slot, counters, conversation)
+        lane = shard.lanes[slot] = TinyFdLane(shard, slot, counters, conversation)
         return Model(backbone=lane, vocoder=FrameBankVocoder(solo.bank), name=self.name,
                      can_say=self.prototype.can_say)
 
@@ -132,27 +160,26 @@ class BatchedTinyFd:
         backbone = lane.backbone
         if not isinstance(backbone, TinyFdLane) or backbone.host is not self:
             raise ValueError("not a lane of this host")
-        self.steps.give_back(backbone.slot, backbone.counters)
+        backbone.shard.steps.give_back(backbone.slot, backbone.counters)
 
     def usage(self) -> dict[str, int | float]:
-        return self.steps.usage()
+        return usage_of([shard.steps for shard in self.shards])
 
     def shutdown(self) -> None:
-        self.steps.shutdown()
+        for shard in self.shards:
+            shard.steps.shutdown()
 
     # ---- the batched step -----------------------------------------------------------------
-
-    def _run_slots(self, rows: Sequence[tuple[int, Audio]], served: Served) -> None:
-        self.run_batch([(self._lanes[slot], chunk, reference) for slot, (chunk, reference) in rows], served)
 
     @torch.inference_mode()
     def run_batch(self, batch: Sequence[LaneRow],
                   served: Served | None = None) -> list[list[Token]]:
-        """One batched step over (lane, chunk, reference) rows, one per lane: the tokens of each.
+        """One batched step over (lane, chunk, reference) rows, one per lane, all of one shard: the
+        tokens of each.
 
         Rows in steady state are finished first and handed to `served` (row indices, their tokens)
         before the rows that refill run their longer forward: a refill never delays the others.
-        The model thread runs this; a benchmark may call it directly on lanes that no thread steps."""
+        A shard's model thread runs this; a benchmark may call it directly on lanes that no thread steps."""
         convs = [lane.conversation for lane, _, _ in batch]
         users = [u[None] for u in self._encode(self._features(batch), convs)]  # (1, 1, H) each
         results: list[list[Token]] = [[] for _ in batch]
@@ -208,7 +235,8 @@ class BatchedTinyFd:
         """One decoder forward for `rows` of the batch, each at its conversation's length: (rows, vocab) logits."""
         lanes = [batch[i][0] for i in rows]
         convs = [lane.conversation for lane in lanes]
-        hidden = self.decoder.forward([lane.slot for lane in lanes], embeds, [c.length for c in convs])
+        decoder = lanes[0].shard.decoder
+        hidden = decoder.forward([lane.slot for lane in lanes], embeds, [c.length for c in convs])
         for c, e in zip(convs, embeds, strict=True):
             c.fed(e.shape[0])
-        return self.decoder.logits(hidden)
+        return decoder.logits(hidden)
