@@ -132,9 +132,10 @@ def test_sixteen_interleaved_lanes_each_equal_a_solo_run(prototype: Model) -> No
     for k in range(n):
         if k != leaver:
             assert got[k] == expected[k], f"lane {k}"
-    firsts = [step[0] for lane in expected for step in lane]
-    assert {"SHIFT", "BREAK"} <= {f.rstrip("0123456789") for f in firsts}
-    assert any(f.startswith("AUDIO") for f in firsts)
+    def kinds_of(lane: list[list[str]]) -> set[str]:
+        return {token.rstrip("0123456789") for step in lane for token in step}
+
+    assert any({"SHIFT", "AUDIO", "BREAK"} <= kinds_of(lane) for lane in expected)  # a reply cut by a barge-in
     assert usage["mean_batch"] > 2  # lanes did share forwards (how many per batch depends on thread timing)
     assert all(lane.backbone.refills > 3 for lane in lanes.values())
 
