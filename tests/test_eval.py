@@ -108,3 +108,24 @@ def test_compare_puts_results_side_by_side_and_rejects_other_files(tmp_path: Pat
                            str(tmp_path / "b.json")], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == f"duplex.eval.compare: {tmp_path / 'b.json'}: not a duplex.eval JSON (no 'summary')"
+
+
+def test_sentence_banks_share_no_sentence_and_the_default_is_the_fresh_one(tmp_path: Path) -> None:
+    from duplex.eval.heldout import BANKS
+
+    def texts(bank: str) -> set[str]:
+        s = BANKS[bank]
+        return {*s.questions, *s.barge_ins, *(t for group in (*s.comma_fragments, *s.final_fragments,
+                                                               *s.monologues) for t in group)}
+
+    assert not texts("a") & texts("b")
+    assert Builder("espeak", 1, tmp_path, Tts(tmp_path / "tts")).text is BANKS["b"]
+
+
+@pytest.mark.skipif(subprocess.run(["which", "festival"], capture_output=True).returncode, reason="no festival")
+def test_a_festival_voice_that_is_not_installed_is_one_line_naming_the_package() -> None:
+    from duplex.errors import DuplexError
+    from duplex.tts import check_voice
+
+    with pytest.raises(DuplexError, match=r"voice festival:no_such_voice: festival has no voice .*festvox"):
+        check_voice("festival:no_such_voice")

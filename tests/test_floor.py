@@ -119,12 +119,25 @@ class FakeTinyFd:
 
     script: list[str]
     floor: Grammar = field(default_factory=Grammar)
-    voice: object = None
     references: list[int] = field(default_factory=list)
     cut: bool = False
 
-    def step(self, chunk: np.ndarray) -> Sequence[Token]:
-        self.references.append(self.voice.decode([]).size)
+    @property
+    def speaking(self) -> bool:
+        return self.floor.speaking
+
+    def units_left(self) -> int:
+        return self.floor.end - self.floor.cursor if self.floor.speaking else 0
+
+    def rewind_reply(self, unit: int) -> None:
+        self.floor.cursor = unit
+
+    def end_reply(self) -> None:
+        if self.floor.speaking:
+            self.floor.end = self.floor.cursor
+
+    def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
+        self.references.append(0 if reference is None else reference.size)
         first = self.script.pop(0)
         if first == "S":
             self.floor.speaking, self.floor.cursor, self.floor.end = True, 11, 20

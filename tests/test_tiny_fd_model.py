@@ -124,3 +124,20 @@ def test_a_cut_from_outside_ends_the_reply_at_once() -> None:
     assert set(after) == {Kind.THINK}  # no more of the reply, and no new one into the silence
     again = [t.kind for i in range(0, audio.size, 2560) for t in backbone.step(audio[i : i + 2560])]
     assert Kind.SHIFT in again  # the user asks again: the model answers
+
+
+def test_every_shipped_tiny_fd_config_finds_its_checkpoint_in_the_repository() -> None:
+    """A checkpoint the docs promise must be in git: a .gitignore once kept tiny-fd v2 on one machine."""
+    import subprocess
+
+    from duplex.backbones import load_model
+    from duplex.backbones.tiny_fd.loader import checkpoint_dir
+
+    tracked = set(subprocess.run(["git", "ls-files", "checkpoints"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split())
+    for path in (ROOT / "examples").glob("tiny-fd*.yaml"):
+        cfg = load_config(path)
+        folder = checkpoint_dir(cfg.tiny_fd, cfg.resolve).resolve().relative_to(ROOT)
+        for name in ("config.json", "model.safetensors", "units.safetensors"):
+            assert f"{folder}/{name}" in tracked, f"{path.name}: {folder}/{name} is not committed"
+        assert load_model(cfg).name

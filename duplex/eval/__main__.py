@@ -28,6 +28,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--family", default="festival", choices=FAMILIES,
                    help="TTS family of the user's voices (festival is left out of tiny-fd's training)")
     p.add_argument("--seed", type=int, default=1, help="draws voices, sentences, pauses and delays")
+    p.add_argument("--sentences", default="b", choices=("a", "b"),
+                   help="sentence bank: b (default) is still held out; a was looked at while tiny-fd v2 was tuned")
     p.add_argument("--per-shape", type=int, default=3, help="conversations per task shape")
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
     p.add_argument("--work", type=Path, default=Path(".cache/duplex-eval"), help="clip cache and conversations")
@@ -52,8 +54,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     check_family(args.family)
     label = args.label or (args.config.stem if args.config else "default (tiny-fd)")
-    work = args.work / f"{args.family}-seed{args.seed}"
-    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"))
+    work = args.work / f"{args.family}-{args.sentences}-seed{args.seed}"
+    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"), bank=args.sentences)
     conversations = builder.build(args.per_shape, tuple(args.shapes.split(",")))
     cache = ModelCache()
     commit = _commit()  # before the run: the code that makes the figures
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     by_shape = {shape: summarise([r for r in runs if r[0] == shape]) for shape in dict.fromkeys(s for s, _ in runs)}
     print_table(label, summary)
     return {"label": label, "commit": commit, "config": str(args.config) if args.config else None,
-            "family": args.family,
+            "family": args.family, "sentences": args.sentences,
             "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
             "summary": summary, "by_shape": by_shape, "conversations": records}
 

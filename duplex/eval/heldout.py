@@ -7,7 +7,8 @@ with the speaker's own echo at -20 dB), `hesitant_barge_in` ("wait" / "no" / "st
 pieces 0.2-0.6 s apart before the main utterance), `long_pause` (two 0.3-1.5 s pauses after
 fragments that end like a sentence) and `monologue` (three statements with 0.45 s gaps, the
 benchmark's backchannel task). The sentences are this module's own, used nowhere else in the
-project; every draw comes from the seed.
+project, in two banks (`Sentences`): bank `b`, the default, was written after tiny-fd v2 was
+tuned. Every draw comes from the seed.
 """
 
 from __future__ import annotations
@@ -25,44 +26,105 @@ from duplex.scenario.spec import After, Check, ClipSpec, EchoSpec, Expectation, 
 SHAPES = ("pause_handling", "smooth_turn_taking", "user_interruption", "backchannel",
           "hesitant_barge_in", "long_pause", "monologue")
 
-QUESTIONS = [
-    "Which bus goes to the old harbour from the cathedral?",
-    "How long should I boil an egg if I want the yolk soft?",
-    "Can you find me a quiet hotel near the botanical gardens?",
-    "What is a good name for a grey kitten with white paws?",
-    "Do you know when the swimming pool closes on Thursdays?",
-    "How do I say thank you very much in Portuguese?",
-    "Could you explain why leaves turn red in the autumn?",
-    "Where would you go for a weekend of hiking in the spring?",
-]
-COMMA_FRAGMENTS = [  # (before the pause, after it): the first part ends on a comma, held pitch
-    ("If the weather stays like this,", "should we move the picnic indoors?"),
-    ("When my cousin arrives on Friday,", "can you help me plan a dinner for six?"),
-    ("Before I forget about the tickets,", "what time does the concert start?"),
-    ("The blue jacket I bought last week,", "can I still return it without a receipt?"),
-]
-FINAL_FRAGMENTS = [  # three parts, each of which could end a turn on its own
-    ("I spoke to the landlord yesterday.", "He says the boiler is fine.", "But the flat is still cold at night."),
-    ("We visited the lighthouse on Monday.", "The stairs were very steep.", "What else is there to see nearby?"),
-    ("My neighbour grows tomatoes.", "She gave me a whole basket.", "What can I make with them?"),
-    ("The printer stopped working.", "I changed the cartridge already.", "What should I try next?"),
-]
-BARGE_INS = [
-    "That is not what I asked you about, I meant the night train.",
-    "Sorry, I was asking about the other one, the smaller one.",
-    "Let me change the question, what about next Tuesday instead?",
-    "I already know that part, tell me about the price.",
-]
+@dataclass(frozen=True, slots=True)
+class Sentences:
+    """One bank of the held-out set's sentences (used nowhere else in the project)."""
+
+    questions: tuple[str, ...]
+    comma_fragments: tuple[tuple[str, str], ...]  # the first part ends on a comma, held pitch
+    final_fragments: tuple[tuple[str, str, str], ...]  # three parts, each of which could end a turn
+    barge_ins: tuple[str, ...]
+    monologues: tuple[tuple[str, str, str], ...]  # three statements, each sounding final
+
+
 HESITATIONS = ["wait", "no", "stop", "hold on"]
 BACKCHANNELS = ["mm-hmm", "yeah", "right", "okay", "uh-huh", "I see"]
-MONOLOGUES = [
-    ("Last summer we drove along the coast.", "Every evening we stopped in a different village.",
-     "The best one had a tiny bakery by the church."),
-    ("I have started learning the cello.", "My teacher is patient but very strict.",
-     "We practise scales for half of every lesson."),
-    ("Our team moved to a new office in March.", "It has big windows and a roof terrace.",
-     "Unfortunately the coffee machine is always broken."),
-]
+
+# Bank "a" was looked at while tiny-fd v2 was tuned (its failures chose a training stage), so its
+# figures are not held-out ones any more; bank "b" was written after, and nobody has tuned on it.
+BANKS = {
+    "a": Sentences(
+        questions=(
+            "Which bus goes to the old harbour from the cathedral?",
+            "How long should I boil an egg if I want the yolk soft?",
+            "Can you find me a quiet hotel near the botanical gardens?",
+            "What is a good name for a grey kitten with white paws?",
+            "Do you know when the swimming pool closes on Thursdays?",
+            "How do I say thank you very much in Portuguese?",
+            "Could you explain why leaves turn red in the autumn?",
+            "Where would you go for a weekend of hiking in the spring?",
+        ),
+        comma_fragments=(
+            ("If the weather stays like this,", "should we move the picnic indoors?"),
+            ("When my cousin arrives on Friday,", "can you help me plan a dinner for six?"),
+            ("Before I forget about the tickets,", "what time does the concert start?"),
+            ("The blue jacket I bought last week,", "can I still return it without a receipt?"),
+        ),
+        final_fragments=(
+            ("I spoke to the landlord yesterday.", "He says the boiler is fine.",
+             "But the flat is still cold at night."),
+            ("We visited the lighthouse on Monday.", "The stairs were very steep.",
+             "What else is there to see nearby?"),
+            ("My neighbour grows tomatoes.", "She gave me a whole basket.", "What can I make with them?"),
+            ("The printer stopped working.", "I changed the cartridge already.", "What should I try next?"),
+        ),
+        barge_ins=(
+            "That is not what I asked you about, I meant the night train.",
+            "Sorry, I was asking about the other one, the smaller one.",
+            "Let me change the question, what about next Tuesday instead?",
+            "I already know that part, tell me about the price.",
+        ),
+        monologues=(
+            ("Last summer we drove along the coast.", "Every evening we stopped in a different village.",
+             "The best one had a tiny bakery by the church."),
+            ("I have started learning the cello.", "My teacher is patient but very strict.",
+             "We practise scales for half of every lesson."),
+            ("Our team moved to a new office in March.", "It has big windows and a roof terrace.",
+             "Unfortunately the coffee machine is always broken."),
+        ),
+    ),
+    "b": Sentences(
+        questions=(
+            "Is there a ferry to the island before eight in the morning?",
+            "What should I pack for three days of rain in the mountains?",
+            "Can you suggest a present for a friend who likes astronomy?",
+            "How many cups of flour go into a loaf of brown bread?",
+            "Which museum in town has the dinosaur skeletons?",
+            "Why does my bicycle chain keep slipping on the hills?",
+            "When is the best time of year to see the northern lights?",
+            "Could you read me the opening hours of the post office?",
+        ),
+        comma_fragments=(
+            ("Once the painters have finished the hallway,", "how long before we can hang the pictures?"),
+            ("Since the library moved across the river,", "which tram should I take to get there?"),
+            ("If my parcel does not arrive by Monday,", "who do I call about a refund?"),
+            ("Now that the evenings are getting darker,", "what time should the porch light come on?"),
+        ),
+        final_fragments=(
+            ("The dentist called this morning.", "My appointment moved to Friday.",
+             "Is there a bus that gets me there by nine?"),
+            ("I finished the crossword at lunch.", "Except for one clue about rivers.",
+             "Do you know a river with four letters in Italy?"),
+            ("Our kettle broke last night.", "The new one arrives next week.", "How else can I boil water?"),
+            ("I planted some tulip bulbs.", "The squirrels dug up half of them.",
+             "How do I keep the squirrels away?"),
+        ),
+        barge_ins=(
+            "No, not the ferry, I was asking about the bridge toll.",
+            "Hang on, I meant the weekend after this one.",
+            "Actually forget that, how much does the cheaper one cost?",
+            "You misunderstood me, I need it for four people, not two.",
+        ),
+        monologues=(
+            ("My grandmother turned ninety on Sunday.", "The whole family came to her garden.",
+             "She still beat everyone at cards after dinner."),
+            ("The river flooded the lower road again.", "The council closed it for the whole week.",
+             "Everyone has to drive round through the hills now."),
+            ("I repaired an old radio this weekend.", "It needed two new valves and a speaker.",
+             "Now it plays the evening news like it did in the fifties."),
+        ),
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +136,9 @@ class Conversation:
 class Builder:
     """Conversations for one TTS family and seed, with their clips written under `work`."""
 
-    def __init__(self, family: str, seed: int, work: Path, tts: Tts) -> None:
+    def __init__(self, family: str, seed: int, work: Path, tts: Tts, bank: str = "b") -> None:
         self.family, self.seed, self.work, self.tts = family, seed, work, tts
+        self.text = BANKS[bank]
         self.rng = np.random.default_rng(seed)
 
     def build(self, per_shape: int, shapes: tuple[str, ...] = SHAPES) -> list[Conversation]:
@@ -121,12 +184,12 @@ class Builder:
                         user=tuple(specs), expect=exps, echo=echo, seed=self.seed)
 
     def question(self, k: int, speaker: Speaker, offset: int = 0) -> np.ndarray:
-        return self.say(QUESTIONS[(self.seed + k + offset) % len(QUESTIONS)], speaker)
+        return self.say(self.text.questions[(self.seed + k + offset) % len(self.text.questions)], speaker)
 
     # --- shapes -------------------------------------------------------------------------------
 
     def pause_handling(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        a, b = COMMA_FRAGMENTS[(self.seed + k) % len(COMMA_FRAGMENTS)]
+        a, b = self.text.comma_fragments[(self.seed + k) % len(self.text.comma_fragments)]
         audio = self.joined([a, b], [float(self.rng.uniform(0.5, 1.0))], speaker)
         return Conversation("pause_handling", self.scenario(name, [(audio, 0.5, Role.TURN)], 5.0,
                                                             [Check.FALSE_STARTS]))
@@ -136,14 +199,14 @@ class Builder:
         return Conversation("smooth_turn_taking", self.scenario(name, clips, 5.0, [Check.FALSE_STARTS]))
 
     def user_interruption(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        cut = self.say(BARGE_INS[(self.seed + k) % len(BARGE_INS)], speaker)
+        cut = self.say(self.text.barge_ins[(self.seed + k) % len(self.text.barge_ins)], speaker)
         after = After(Trigger.SPEAKING_STARTED, 1, round(float(self.rng.uniform(0.5, 1.5)), 2))
         clips = [(self.question(k, speaker, 3), 0.5, Role.TURN), (cut, after, Role.BARGE_IN)]
         return Conversation("user_interruption", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
 
     def hesitant_barge_in(self, name: str, k: int, speaker: Speaker) -> Conversation:
         pieces = list(self.rng.choice(HESITATIONS, size=int(self.rng.integers(1, 3)), replace=False))
-        main = BARGE_INS[(self.seed + k + 1) % len(BARGE_INS)]
+        main = self.text.barge_ins[(self.seed + k + 1) % len(self.text.barge_ins)]
         gaps = [float(self.rng.uniform(0.2, 0.6)) for _ in pieces]
         audio = self.joined([*map(str, pieces), main], gaps, speaker)
         after = After(Trigger.SPEAKING_STARTED, 1, round(float(self.rng.uniform(0.6, 1.5)), 2))
@@ -166,14 +229,14 @@ class Builder:
         return Conversation("backchannel", scenario)
 
     def long_pause(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        parts = FINAL_FRAGMENTS[(self.seed + k) % len(FINAL_FRAGMENTS)]
+        parts = self.text.final_fragments[(self.seed + k) % len(self.text.final_fragments)]
         audio = self.joined(list(parts), [float(self.rng.uniform(0.3, 1.5)) for _ in range(2)], speaker)
         return Conversation("long_pause", self.scenario(name, [(audio, 0.5, Role.TURN)], 5.0, [Check.FALSE_STARTS]))
 
     def monologue(self, name: str, k: int, speaker: Speaker) -> Conversation:
         clips: list[tuple[np.ndarray, float | After, Role]] = []
         at = 0.5
-        for text in MONOLOGUES[(self.seed + k) % len(MONOLOGUES)]:
+        for text in self.text.monologues[(self.seed + k) % len(self.text.monologues)]:
             audio = self.say(text, speaker)
             clips.append((audio, round(at, 3), Role.MONOLOGUE))
             at += audio.size / SAMPLE_RATE + 0.1 + 0.35  # 0.05 s pads each side: 0.45 s of silence

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from duplex.backbones.covo.accel import Accelerated
 from duplex.backbones.covo.sampling import Sampler
 from duplex.backbones.hf_cache import cache_keyword
+from duplex.backbones.slotted import rope, rope_tables
 
 PREFILL_CHUNK = 256
 
@@ -100,7 +101,7 @@ class StaticDecoder(DecoderBase):
         shape = (layers, 1, self.n_kv, capacity, self.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.cos, self.sin = _rope_tables(cfg, capacity, self.head_dim, device, dtype)
+        self.cos, self.sin = rope_tables(cfg, capacity, self.head_dim, device, dtype)
         self.positions = torch.arange(capacity, device=device)
         self.optimise = optimise
         self._pending = torch.zeros(1, dtype=torch.long, device=device)
@@ -186,7 +187,7 @@ class StaticDecoder(DecoderBase):
             q = attn.q_proj(y).view(t, self.n_heads, self.head_dim).transpose(0, 1)
             k = attn.k_proj(y).view(t, self.n_kv, self.head_dim).transpose(0, 1)
             v = attn.v_proj(y).view(t, self.n_kv, self.head_dim).transpose(0, 1)
-            q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
             self.k[i, 0].index_copy_(1, pos, k)
             self.v[i, 0].index_copy_(1, pos, v)
             q = q.reshape(1, self.n_kv, self.groups * t, self.head_dim)  # heads sharing a KV head, stacked
@@ -248,20 +249,3 @@ class DynamicDecoder(DecoderBase):
         out = self.llm(inputs_embeds=x[None], use_cache=True, logits_to_keep=1, **{self._cache_kw: self.cache})
         self.length += x.shape[0]
         return out.logits[0, -1:].float()
-
-
-def _rope_tables(cfg: Any, capacity: int, head_dim: int, device: torch.device,
-                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin per position, computed in float32 like transformers' default RoPE."""
-    params = getattr(cfg, "rope_parameters", None) or {}
-    theta = float(params.get("rope_theta", getattr(cfg, "rope_theta", 10000.0)))
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
-    freqs = torch.outer(torch.arange(capacity, dtype=torch.float32), inv_freq)
-    emb = torch.cat([freqs, freqs], dim=-1)
-    return emb.cos().to(device, dtype), emb.sin().to(device, dtype)
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin

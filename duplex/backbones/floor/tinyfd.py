@@ -20,14 +20,14 @@ import enum
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from audio_io.format import rms
 from duplex.backbones.floor import Move
 from duplex.errors import ConfigError
-from duplex.tokens import Kind
+from duplex.tokens import Kind, Token
 
 if TYPE_CHECKING:
     from duplex.backbones.tiny_fd.config import TinyFdConfig
@@ -43,28 +43,31 @@ class State(enum.Enum):
     HELD = "held"
 
 
-class PlayedAudio:
-    """Stands in for tiny-fd's own voice as its echo reference: what the responder played last step."""
+class TinyFdModel(Protocol):
+    """What the floor needs of tiny-fd: a `TinyFdBackbone`, or a lane of `BatchedTinyFd`."""
 
-    sample_rate = 16_000
+    @property
+    def speaking(self) -> bool: ...
 
-    def __init__(self) -> None:
-        self.audio = np.zeros(0, np.float32)
+    def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]: ...
 
-    def decode(self, units: Sequence[int]) -> np.ndarray:
-        return self.audio
+    def heard(self, units: int) -> None: ...
 
-    def reset(self) -> None:
-        self.audio = np.zeros(0, np.float32)
+    def reset(self) -> None: ...
+
+    def units_left(self) -> int: ...
+
+    def rewind_reply(self, unit: int) -> None: ...
+
+    def end_reply(self) -> None: ...
 
 
 class TinyFdFloor:
     """Floor decisions read from a `TinyFdBackbone`'s control tokens."""
 
-    def __init__(self, model: Any, *, min_level_db: float = -45.0) -> None:
-        self.model = model  # a TinyFdBackbone (step, heard, reset, floor, voice)
-        self.reference = PlayedAudio()
-        self.model.voice = self.reference
+    def __init__(self, model: TinyFdModel, *, min_level_db: float = -45.0) -> None:
+        self.model = model
+        self._played = np.zeros(0, np.float32)  # what the responder played last step: tiny-fd's echo reference
         self._min_level = 10 ** (min_level_db / 20)
         self._chunks: deque[np.ndarray] = deque(maxlen=MAX_TURN_STEPS)
         self.reset()
@@ -75,18 +78,17 @@ class TinyFdFloor:
 
     def reset(self) -> None:
         self.model.reset()
-        self.reference.reset()
+        self._played = np.zeros(0, np.float32)
         self.state = State.LISTEN
         self._chunks.clear()
         self._turn = np.zeros(0, np.float32)
         self._first: int | None = None  # first unit of tiny-fd's current reply
 
     def decide(self, chunk: np.ndarray, *, offer: bool = False) -> Move:
-        grammar = self.model.floor
-        if grammar.speaking and self._first is not None and self.state is not State.LISTEN \
-                and grammar.end - grammar.cursor < REWIND_MARGIN:
-            grammar.cursor = self._first  # the responder goes on: so does tiny-fd's reply
-        tokens = self.model.step(chunk)
+        if self.model.speaking and self._first is not None and self.state is not State.LISTEN \
+                and self.model.units_left() < REWIND_MARGIN:
+            self.model.rewind_reply(self._first)  # the responder goes on: so does tiny-fd's reply
+        tokens = self.model.step(chunk, reference=self._played)
         first = tokens[0].kind
         if self.state is State.LISTEN:
             self._chunks.append(np.asarray(chunk, np.float32).copy())
@@ -103,7 +105,7 @@ class TinyFdFloor:
             self._chunks.clear()
             self._chunks.append(np.asarray(chunk, np.float32).copy())  # the barge-in starts the next turn
             return Move.BREAK
-        if first is Kind.THINK and grammar.speaking:
+        if first is Kind.THINK and self.model.speaking:
             self.state = State.HELD
             return Move.HOLD
         self.state = State.REPLY  # a unit (or tiny-fd is not in a reply: an offer) -> speak
@@ -113,13 +115,11 @@ class TinyFdFloor:
         return self._turn
 
     def played(self, level: float, audio: np.ndarray | None = None) -> None:
-        self.reference.audio = np.zeros(0, np.float32) if audio is None else audio
+        self._played = np.zeros(0, np.float32) if audio is None else audio
 
     def ended(self) -> None:
         self.state = State.LISTEN
-        grammar = self.model.floor
-        if grammar.speaking:
-            grammar.end = grammar.cursor  # tiny-fd closes its reply (EOT) at the next step
+        self.model.end_reply()  # tiny-fd closes its reply (EOT) at the next step
         self._first = None
 
     def cut(self) -> None:

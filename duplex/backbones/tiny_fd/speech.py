@@ -1,4 +1,4 @@
-"""Spoken material for training and evaluation, from three TTS families (tts.py), cached on disk.
+"""Spoken material for training and evaluation, from three TTS families (duplex/tts.py), cached on disk.
 
 User turns (questions and statements; comma-ended fragments that are read with a held pitch, and
 the same fragments ended with a full stop, which sound final although the speaker goes on),
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duplex.backbones.tiny_fd.tts import speak
+from duplex.tts import speak
 
 REPLY_VOICE = ("espeak:en-us+f2", 150 / 165, 35 / 60)  # rate, pitch: v1's speed 150, pitch 55
 REPLIES = [
