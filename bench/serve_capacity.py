@@ -11,8 +11,8 @@ largest N that passed. The first `--warmup` steps of each client are left out (f
 
 Both servers and every client share this machine's cores (the brief: 2): the clients are part of
 the load, as they would be for a load test on the server itself. Each host gets its best torch
-thread count (`tiny_fd.threads`, process-wide): the batched host runs one model thread, so it
-gets every core (measured: 10 conversations with 1 thread, 26 with 2); separate models run one
+thread count (`duplex-serve --threads`, process-wide; also its default): the batched host runs
+one model thread, so it gets every core (measured: 10 conversations with 1 thread, 26 with 2); separate models run one
 thread per lane, so 1 each. The load average at the start
 of each host's ramp is printed beside the figures: on a shared machine it matters.
 
@@ -164,7 +164,7 @@ async def ramp(url: str, frames: list[bytes], args: argparse.Namespace) -> dict[
 def host_run(batched: bool, frames: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     load = os.getloadavg()[0]
     threads = args.batched_threads if batched else args.separate_threads
-    proc, port = start_server(batched, args.max_n, [f"--set=tiny_fd.threads={threads}", *args.server_arg])
+    proc, port = start_server(batched, args.max_n, [f"--threads={threads}", *args.server_arg])
     try:
         result = asyncio.run(ramp(f"ws://127.0.0.1:{port}/", frames, args))
     finally:

@@ -1,6 +1,7 @@
-"""`duplex-serve` with eight scripted WebSocket clients: each hears exactly its solo offline run, while
-the door refuses a ninth beyond the cap, a wrong token and malformed frames (one line, that
-connection only); SIGTERM lets every conversation finish the model's turn, then closes it."""
+"""`duplex-serve` (its default host: batched tiny-fd) with eight scripted WebSocket clients: each hears
+exactly its solo offline run, while the door refuses a ninth beyond the cap, a wrong token and
+malformed frames (one line, that connection only); SIGTERM (one model per conversation here) lets
+every conversation finish the model's turn, then closes it."""
 
 from __future__ import annotations
 
@@ -55,8 +56,7 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[Path, Pat
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    with ServerProcess(tmp_path, "--max-sessions", str(CLIENTS + 1), "--token-file", str(token_file),
-                       "--no-batched") as proc:
+    with ServerProcess(tmp_path, "--max-sessions", str(CLIENTS + 1), "--token-file", str(token_file)) as proc:
         yield proc
     assert "Warning" not in proc.stderr.read_text()
 

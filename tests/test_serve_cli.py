@@ -33,6 +33,7 @@ def closed_port() -> int:
     (["--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"], "cannot be used"),
     (["--max-sessions", "0"], "--max-sessions 0: must be 1..4096"),
     (["--port", "70000"], "--port 70000: must be 0..65535"),
+    (["--threads", "0"], "--threads 0: must be 1..256"),
     (["--set", "backbone=nope"], "backbone"),
 ])
 def test_serve_refuses_bad_flags_with_one_line_before_loading_a_model(

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -41,6 +42,9 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="lanes of one batched model (default: when the backbone has one) or one model each")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads, process-wide (default: every core for the batched host, whose one "
+                        "model thread runs every conversation; 1 with one model per conversation)")
     p.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, longest wait for a model's turn to end (default 30)")
     p.add_argument("--name", default="duplex-serve",
@@ -69,6 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-sessions {args.max_sessions}: must be 1..4096")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 0..65535")
+    if args.threads is not None and not 1 <= args.threads <= 256:
+        raise ConfigError(f"--threads {args.threads}: must be 1..256")
     if not args.drain_timeout >= 0:
         raise ConfigError(f"--drain-timeout {args.drain_timeout:g}: must be 0 or more seconds")
     token = _token(args.token_file)
@@ -79,12 +85,13 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ssl.SSLContext | None) -> int:
     from duplex.backbones import load_model
     from duplex.serve.conversation import Limits
-    from duplex.serve.host import make_host
+    from duplex.serve.host import SeparateModels, make_host
     from duplex.serve.server import DuplexServer, ServeOptions
 
     prototype = await asyncio.to_thread(load_model, cfg)
     host = make_host(prototype, backbone=cfg.backbone, capacity=args.max_sessions, batched=args.batched,
                      load=functools.partial(load_model, cfg))
+    threads = _set_threads(args.threads, batched=not isinstance(host, SeparateModels))
     options = ServeOptions(host=args.host, port=args.port, token=token, ssl=tls, name=args.name,
                            limits=Limits(drain_timeout_s=args.drain_timeout))
     stop = asyncio.Event()
@@ -100,7 +107,7 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
             scheme = "wss" if tls else "ws"
             _line({"type": "serve", "what": "listening", "url": f"{scheme}://{args.host}:{server.port}",
                    "port": server.port, "capacity": host.capacity, "host": type(host).__name__,
-                   "backbone": cfg.backbone})
+                   "backbone": cfg.backbone, "threads": threads})
             await stop.wait()
             server.stop_accepting()
             _line({"type": "serve", "what": "draining", "conversations": len(server.active)})
@@ -109,6 +116,17 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
     except OSError as exc:
         raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen ({exc.strerror or exc})") from exc
     return 0
+
+
+def _set_threads(threads: int | None, *, batched: bool) -> int | None:
+    """torch's intra-op threads for the host: a batched host has one model thread (give it the cores),
+    separate models one thread each (1 apiece). None when torch is not loaded (the policy backbone)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    chosen = threads or ((os.cpu_count() or 1) if batched else 1)
+    torch.set_num_threads(chosen)
+    return chosen
 
 
 def _token(path: Path | None) -> str | None:
