@@ -104,7 +104,8 @@ class SlottedDecoder:
         first, last = slots[0], slots[0] + len(slots)
         if list(slots) == list(range(first, last)):
             return self.k[layer, first:last, :, :upto], self.v[layer, first:last, :, :upto]
-        return self.k[layer, rows, :, :upto], self.v[layer, rows, :, :upto]
+        return (self.k[layer, :, :, :upto].index_select(0, rows),  # index_select: a fraction of advanced
+                self.v[layer, :, :, :upto].index_select(0, rows))  # indexing's cost on CPU
 
 
 def rope_tables(cfg: Any, positions: int, head_dim: int, device: torch.device,
