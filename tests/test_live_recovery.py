@@ -116,3 +116,33 @@ def test_a_microphone_moved_by_the_sound_server_is_reported(pulse: Pulse, speech
     assert "moved" in changed["message"] and "noise floor" in changed["message"]
     runtime.finish(timeout=60)
     assert not [e for e in runtime.read_events() if e.get("type") == "device" and e.get("what") == "lost"]
+
+
+@pytest.mark.slow
+def test_a_speaker_moved_by_the_sound_server_is_stopped_reported_and_reopened(
+        pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The speaker's sink module is unloaded mid-reply: PulseAudio moves the stream to another sink
+    (here `probe`, which the microphone hears: a headset unplugged, the reply now on the laptop's
+    speakers). PortAudio says nothing; the echo that appears does. The reply stops at once, the
+    session goes DEGRADED, reopens the speaker by name and listens again; the sink is plugged back in
+    and the same session answers the next question."""
+    runtime, question = _start(pulse, speech, tmp_path, duration=40.0)
+    _ask_and_wait_for_the_answer(pulse, runtime, question)
+    time.sleep(2.0)  # the reply plays: the session measures no echo on this speaker
+    module = pulse.unload("duplex_speaker")
+    lost = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "lost", 10.0)
+    assert lost, f"the moved speaker went unnoticed: {runtime.read_events()[-8:]}"
+    assert "moved" in lost["message"] and "echo" in lost["message"], lost
+    back = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "recovered", 35.0)
+    assert back, f"the speaker was not reopened: {runtime.read_events()[-6:]}"
+    pulse.reload(module)
+    time.sleep(1.0)
+    _ask_and_wait_for_the_answer(pulse, runtime, question, after=back["t"])
+    runtime.finish(timeout=60)
+    events = runtime.read_events()
+    assert sum(e.get("what") == "started" and e.get("type") == "session" for e in events) == 1
+    states = [(e["from"], e["to"]) for e in events if e.get("type") == "state"]
+    assert ("DEGRADED", "LISTENING") in states, states
+    second = next(e["t"] for e in events if e.get("type") == "state" and e["to"] == "SPEAKING" and e["t"] > back["t"])
+    replayed = [e for e in events if e.get("type") == "speaker" and e["what"] == "started" and lost["t"] < e["t"] < second]
+    assert not replayed, f"the first reply went on after the move: {replayed}"
