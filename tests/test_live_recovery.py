@@ -144,5 +144,6 @@ def test_a_speaker_moved_by_the_sound_server_is_stopped_reported_and_reopened(
     states = [(e["from"], e["to"]) for e in events if e.get("type") == "state"]
     assert ("DEGRADED", "LISTENING") in states, states
     second = next(e["t"] for e in events if e.get("type") == "state" and e["to"] == "SPEAKING" and e["t"] > back["t"])
-    replayed = [e for e in events if e.get("type") == "speaker" and e["what"] == "started" and lost["t"] < e["t"] < second]
+    replayed = [e for e in events
+                if e.get("type") == "speaker" and e["what"] == "started" and lost["t"] < e["t"] < second]
     assert not replayed, f"the first reply went on after the move: {replayed}"
