@@ -30,7 +30,7 @@ from typing import Any, Self
 import numpy as np
 
 from audio_io.clip import MAX_CLIP_S, check_clip, check_samples, load_clip_async
-from audio_io.stream import open_input
+from audio_io.stream import open_input_async
 from audio_io.wav import NullOutput, WavOutput
 from duplex.backbones import Model, load_model
 from duplex.clock import Clock, VirtualClock, WallClock
@@ -98,7 +98,7 @@ class DuplexSession:
         if self._engine is not None:
             raise SessionError(f"session {self.name!r} runs once; make a new DuplexSession")
         try:
-            self._open_input()  # a bad input is reported before seconds of model loading
+            await self._open_input()  # a bad input is reported before seconds of model loading
             model = self._model or await asyncio.to_thread(load_model, self.config)
             self._open_outputs()  # created only once the model has loaded
         except BaseException:  # the session owns the devices it was given, started or not: close them
@@ -153,10 +153,10 @@ class DuplexSession:
         finally:
             self._done.set()
 
-    def _open_input(self) -> None:
+    async def _open_input(self) -> None:
         source = self._input_spec
-        if isinstance(source, (str, os.PathLike)):
-            source = open_input(Path(source))  # a file, or a pipe/FIFO read as a stream
+        if isinstance(source, (str, os.PathLike)):  # a file, or a pipe/FIFO read as a stream
+            source = await open_input_async(Path(source))  # a writer is waited for off the loop
         self._devices.append(source)
 
     def _open_outputs(self) -> None:
