@@ -245,12 +245,16 @@ class DuplexSession:
 
     def submit(self, command: Command) -> None:
         """Hand one command to the engine (`duplex.commands`); SessionError once the session ended."""
+        self._running_engine(command.name).submit(command)
+
+    def _running_engine(self, command: str) -> Engine:
+        """The engine, if it can take `command` now; else the SessionError saying why."""
         if self._engine is None:
-            raise SessionError(f"{command.name}(): session {self.name!r} was not started: "
+            raise SessionError(f"{command}(): session {self.name!r} was not started: "
                                "use 'async with DuplexSession(...)'")
         if not self.running:
-            raise SessionError(f"{command.name}(): session {self.name!r} has ended; start a new one")
-        self._engine.submit(command)
+            raise SessionError(f"{command}(): session {self.name!r} has ended; start a new one")
+        return self._engine
 
     def mute(self) -> None:
         """Close the microphone: the model hears silence until `unmute()`."""
@@ -286,8 +290,7 @@ class DuplexSession:
             self.submit(Say(_say_audio(audio)))
             return None
         path = Path(audio)
-        if self._engine is None or not self.running or not self._engine.model.can_say:
-            self.submit(Say(np.zeros(1, np.float32)))  # raises the SessionError / NotSupportedError naming why
+        self._running_engine(Say.name).check_can_say()  # the errors a Say would raise, before decoding
         check_clip(path, max_s=MAX_CLIP_S, what="say()")
         task = asyncio.get_running_loop().create_task(self._say_file(path), name=f"{self.name} say()")
         self._says.add(task)
