@@ -150,7 +150,7 @@ def test_full_disk_under_the_event_log(tmp_path: Path, user_wav: Path) -> None:
 
 def test_scenario_report_may_not_overwrite_a_scenario(tmp_path: Path) -> None:
     scenario = tmp_path / "s.yaml"
-    scenario.write_text("user: []\nexpect: []\n")
+    scenario.write_text("duration: 1\nconfig: {backbone: policy}\nuser: []\nexpect: []\n")  # a scenario that runs
     before = scenario.read_bytes()
     proc = run("duplex.scenario.cli", scenario, "--report", scenario)
     assert_one_line_error(proc, "--report", "is the input")
