@@ -11,8 +11,8 @@ appear where there was none, speakers -> headset makes it vanish, another set of
 its level. `audio_io.echo_path.EchoPath` already measures that path from the signals (the echo
 canceller's gate uses it); this watches its verdicts. The first verdict of a stream is its
 baseline; a later verdict that flips (absent <-> present), or a present echo whose coupling moves
-by `JUMP_DB` or more, is a route change, reported once (the link treats it as a lost speaker:
-the reply stops, and the streams are reopened).
+by `JUMP_DB` or more, held for `HOLD_VERDICTS` verdicts in a row, is a route change, reported
+once (the link treats it as a lost speaker: the reply stops, and the streams are reopened).
 
 It needs the speaker to play: a move while the model is silent shows at its next reply.
 """
@@ -24,6 +24,7 @@ import numpy as np
 from audio_io.echo_path import EchoPath
 
 JUMP_DB = 20.0  # a present echo's coupling moving this much is another device (volume steps are smaller)
+HOLD_VERDICTS = 3  # successive verdicts that must agree on the new route (~0.5 s): one odd one is no move
 
 
 class SpeakerRoute:
@@ -34,6 +35,7 @@ class SpeakerRoute:
         self.path = path if path is not None else EchoPath()
         self._baseline: tuple[bool, float | None] | None = None
         self._seen = self.path.verdicts
+        self._held = 0  # successive verdicts that differ from the baseline
         self.change: str | None = None  # the latest change, until taken
         self.changes = 0
 
@@ -53,10 +55,12 @@ class SpeakerRoute:
             self._baseline = now
             return
         change = _describe(self._baseline, now)
-        if change:
+        self._held = self._held + 1 if change else 0
+        if change and self._held >= HOLD_VERDICTS:
             self.change = change
             self.changes += 1
             self._baseline = now
+            self._held = 0
 
     def take_change(self) -> str | None:
         change, self.change = self.change, None

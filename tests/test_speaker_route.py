@@ -87,3 +87,15 @@ def test_the_link_treats_a_moved_speaker_as_lost_stops_the_reply_and_reopens() -
         link.close()
 
     asyncio.run(main())
+
+
+def test_one_odd_verdict_is_not_a_move() -> None:
+    """A single verdict off the baseline (a quiet syllable, a cough over the reply) reports nothing."""
+    route = SpeakerRoute()
+    path = route.path
+    for present, coupling in [(False, -60.0), (False, -58.0), (True, -3.0), (False, -59.0), (True, -3.0),
+                              (True, -3.0), (False, -60.0)]:
+        path.present, path.coupling_db = present, coupling
+        path.verdicts += 1
+        route.check()
+    assert route.take_change() is None and route.changes == 0
