@@ -8,6 +8,7 @@ the same session going on (it answers a question asked after the recovery, and e
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -147,3 +148,27 @@ def test_a_speaker_moved_by_the_sound_server_is_stopped_reported_and_reopened(
     replayed = [e for e in events
                 if e.get("type") == "speaker" and e["what"] == "started" and lost["t"] < e["t"] < second]
     assert not replayed, f"the first reply went on after the move: {replayed}"
+
+
+@pytest.mark.slow
+def test_devices_that_stay_away_end_the_session_after_device_retry_s(
+        pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The sound server is killed and never comes back: DEGRADED, retries for `live.device_retry_s`,
+    then one error line and exit 2 (not a hang, not a traceback)."""
+    sets = ["backbone=policy", "live.device_retry_s=3"]
+    runtime = start_runtime(pulse, tmp_path, duration=60.0, sets=sets)
+    runtime.wait_started(timeout=90)
+    time.sleep(1.0)
+    pulse.process.kill()
+    pulse.process.wait(timeout=10)
+    try:
+        out, err = runtime.process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        runtime.process.kill()
+        raise AssertionError("the session did not give up after live.device_retry_s") from None
+    # PortAudio's ALSA host prints its own C-level "Expression '...' failed" lines when the server dies.
+    ours = [line for line in err.splitlines() if line and not line.startswith("Expression '")]
+    assert runtime.process.returncode == 2, err[-800:]
+    assert len(ours) == 1 and ours[0].startswith("duplex-chat: error: ") and "not back after 3 s" in ours[0], ours
+    states = [(e["from"], e["to"]) for e in runtime.read_events() if e.get("type") == "state"]
+    assert any(to == "DEGRADED" for _, to in states), states
