@@ -172,3 +172,22 @@ def test_devices_that_stay_away_end_the_session_after_device_retry_s(
     assert len(ours) == 1 and ours[0].startswith("duplex-chat: error: ") and "not back after 3 s" in ours[0], ours
     states = [(e["from"], e["to"]) for e in runtime.read_events() if e.get("type") == "state"]
     assert any(to == "DEGRADED" for _, to in states), states
+
+
+@pytest.mark.slow
+def test_a_stalled_microphone_degrades_then_the_same_session_listens_again(
+        pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The microphone's source is suspended for 6 s: it delivers nothing (no error from PortAudio);
+    after `live.stall_s` the session goes DEGRADED, reopens, and listens again once it is back."""
+    runtime, question = _start(pulse, speech, tmp_path, duration=40.0)
+    time.sleep(1.0)
+    pulse.pactl("suspend-source", "duplex_mic", "1")
+    suspended_at = time.monotonic()
+    lost = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "lost", 10.0)
+    time.sleep(max(0.0, 6.0 - (time.monotonic() - suspended_at)))  # reopening fails meanwhile
+    pulse.pactl("suspend-source", "duplex_mic", "0")
+    assert lost, f"the stalled microphone was not noticed: {runtime.read_events()[-6:]}"
+    assert "delivered no audio for 3 s" in lost["message"], lost
+    _, back = _recovered_then_answers(pulse, runtime, question)
+    runtime.finish(timeout=60)
+    assert back["t"] - lost["t"] >= 1.5, (lost, back)  # it stayed down while the source was suspended
