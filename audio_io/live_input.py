@@ -31,11 +31,13 @@ import soxr
 
 from audio_io.aec import FRAME, EchoCanceller, PassThrough
 from audio_io.devices import DeviceInfo, close_stream, sounddevice
+from audio_io.echo_path import EchoPath
 from audio_io.errors import DeviceError
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES, STEP_SECONDS
 from audio_io.live_output import LiveOutput
 from audio_io.mic_profile import MicProfile
 from audio_io.ring import SampleRing
+from audio_io.speaker_route import SpeakerRoute
 from audio_io.vad import WebRtcVad
 
 OFFSET_OBSERVATIONS = 32  # callbacks whose reference offset the tracked one is the median of
@@ -90,6 +92,8 @@ class LiveInput:
         self._chunks_out = 0
         self._vad = WebRtcVad(2)
         self.profile = MicProfile()  # notices a stream moved to another microphone by the sound server
+        shared = getattr(self.aec, "path", None)  # a gated canceller measures the echo path already
+        self.speaker_route = SpeakerRoute(shared if isinstance(shared, EchoPath) else None)  # a moved speaker
         self._queue: asyncio.Queue[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = asyncio.Queue()
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,6 +194,8 @@ class LiveInput:
         self._raw[i : i + FRAME] = near
         self._played[i : i + FRAME] = far
         self.aec.process(near, far, self._clean[i : i + FRAME])
+        if self.output is not None:
+            self.speaker_route.add(near, far)
         self._fill += FRAME
         self._position += FRAME
         if self._fill == STEP_SAMPLES:
@@ -206,6 +212,8 @@ class LiveInput:
         self._chunks_out += 1
         chunk = self._clean.copy()
         self.profile.add(self._raw)
+        if self.output is not None:
+            self.speaker_route.check()
         self.level = float(np.abs(chunk).max())
         self._note_speech(chunk, t_end)
         if self._guarded(t_end):

@@ -100,6 +100,11 @@ class LiveLink:
         if change:
             self._report(None, f"microphone '{self.current_mic.device.name}' changed: {change} "
                                "(moved to another device by the sound server?)")
+        route = getattr(self.current_mic, "speaker_route", None)
+        moved = route.take_change() if route is not None else None
+        if moved:  # the reply would go on out of another device: stop it, reopen by name
+            self._fail(f"speaker '{self.current_speaker.device.name}' moved: {moved} "
+                       "(the sound server moved it to another device?)")
         return chunk
 
     def _check_speaker(self) -> None:

@@ -51,6 +51,27 @@ def open_input(path: Path, *, timeout_s: float = STREAM_TIMEOUT_S) -> StreamInpu
     return StreamInput(path, timeout_s=timeout_s) if is_stream(path) else WavInput(path)
 
 
+async def open_input_async(path: Path, *, timeout_s: float = STREAM_TIMEOUT_S) -> StreamInput | WavInput:
+    """`open_input` for code on the event loop: a stream's header is waited for on a worker thread.
+
+    A FIFO with no writer yet would otherwise hold the loop (every other session, the UI, remote
+    control) for up to `timeout_s` before its one-line error. If the caller is cancelled while the
+    thread waits, the stream it opens later is closed, never leaked."""
+    if not is_stream(path):
+        return WavInput(path)  # a file's header is at hand: read at once
+    opening = asyncio.ensure_future(asyncio.to_thread(StreamInput, path, timeout_s=timeout_s))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_unclaimed)
+        raise
+
+
+def _close_unclaimed(opening: asyncio.Future[StreamInput]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
 class StreamInput:
     """16 kHz mono 160 ms chunks from a WAV byte stream, read in bounded blocks."""
 

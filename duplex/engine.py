@@ -123,10 +123,15 @@ class Engine:
     def submit(self, command: Command) -> None:
         """Queue an outside command; it is applied at the next step boundary, on the model's thread
         where it touches the model. `Say` needs a model loaded with `can_say`."""
-        if isinstance(command, Say) and not self.model.can_say:
+        if isinstance(command, Say):
+            self.check_can_say()
+        self._commands.append(command)
+
+    def check_can_say(self) -> None:
+        """NotSupportedError unless the model speaks on request; `say(path)` asks before decoding."""
+        if not self.model.can_say:
             raise NotSupportedError(f"say(): backbone {self.model.name!r} cannot speak on request "
                                     "(it only answers the user)")
-        self._commands.append(command)
 
     def device_status(self, ok: bool | None, message: str) -> None:
         """A live device failed (DEGRADED: the model is cut off), came back (LISTENING), or changed

@@ -30,7 +30,7 @@ from typing import Any, Self
 import numpy as np
 
 from audio_io.clip import MAX_CLIP_S, check_clip, check_samples, load_clip_async
-from audio_io.stream import open_input
+from audio_io.stream import open_input_async
 from audio_io.wav import NullOutput, WavOutput
 from duplex.backbones import Model, load_model
 from duplex.clock import Clock, VirtualClock, WallClock
@@ -98,7 +98,7 @@ class DuplexSession:
         if self._engine is not None:
             raise SessionError(f"session {self.name!r} runs once; make a new DuplexSession")
         try:
-            self._open_input()  # a bad input is reported before seconds of model loading
+            await self._open_input()  # a bad input is reported before seconds of model loading
             model = self._model or await asyncio.to_thread(load_model, self.config)
             self._open_outputs()  # created only once the model has loaded
         except BaseException:  # the session owns the devices it was given, started or not: close them
@@ -153,10 +153,10 @@ class DuplexSession:
         finally:
             self._done.set()
 
-    def _open_input(self) -> None:
+    async def _open_input(self) -> None:
         source = self._input_spec
-        if isinstance(source, (str, os.PathLike)):
-            source = open_input(Path(source))  # a file, or a pipe/FIFO read as a stream
+        if isinstance(source, (str, os.PathLike)):  # a file, or a pipe/FIFO read as a stream
+            source = await open_input_async(Path(source))  # a writer is waited for off the loop
         self._devices.append(source)
 
     def _open_outputs(self) -> None:
@@ -245,12 +245,16 @@ class DuplexSession:
 
     def submit(self, command: Command) -> None:
         """Hand one command to the engine (`duplex.commands`); SessionError once the session ended."""
+        self._running_engine(command.name).submit(command)
+
+    def _running_engine(self, command: str) -> Engine:
+        """The engine, if it can take `command` now; else the SessionError saying why."""
         if self._engine is None:
-            raise SessionError(f"{command.name}(): session {self.name!r} was not started: "
+            raise SessionError(f"{command}(): session {self.name!r} was not started: "
                                "use 'async with DuplexSession(...)'")
         if not self.running:
-            raise SessionError(f"{command.name}(): session {self.name!r} has ended; start a new one")
-        self._engine.submit(command)
+            raise SessionError(f"{command}(): session {self.name!r} has ended; start a new one")
+        return self._engine
 
     def mute(self) -> None:
         """Close the microphone: the model hears silence until `unmute()`."""
@@ -286,8 +290,7 @@ class DuplexSession:
             self.submit(Say(_say_audio(audio)))
             return None
         path = Path(audio)
-        if self._engine is None or not self.running or not self._engine.model.can_say:
-            self.submit(Say(np.zeros(1, np.float32)))  # raises the SessionError / NotSupportedError naming why
+        self._running_engine(Say.name).check_can_say()  # the errors a Say would raise, before decoding
         check_clip(path, max_s=MAX_CLIP_S, what="say()")
         task = asyncio.get_running_loop().create_task(self._say_file(path), name=f"{self.name} say()")
         self._says.add(task)

@@ -7,16 +7,24 @@ scanner quadratic). This loader counts while scanning and composing, before anyt
 constructed: every node's expanded size (an alias counts as the whole node it names) and the
 nesting depth. Past a limit it stops with `YamlLimitError`, a `yaml.YAMLError` whose message says
 which limit and where, and never shows the value.
+
+`read_file` reads a config or scenario file within a size bound and maps every way it can fail
+(missing, not a file, too large, unreadable, not UTF-8, malformed or over the bounds) to one
+line naming the file (and the line), raised as the caller's error class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 MAX_DEPTH = 64  # nesting levels; the deepest config key is three levels down
 MAX_VALUES = 100_000  # values in the fully expanded document (every alias expanded)
+MAX_FILE_BYTES = 1 << 20  # a config or scenario is a few kilobytes: a huge file is never read whole
 
 
 class YamlLimitError(yaml.YAMLError):
@@ -96,3 +104,46 @@ def compose(text: str) -> yaml.Node | None:
         return loader.get_single_node()
     finally:
         loader.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A YAML document parsed once: its node tree (for line numbers) and the data built from it."""
+
+    node: yaml.Node | None
+    data: Any
+
+
+def load_document(text: str) -> Document:
+    """Compose once within the bounds, then build the data from that node tree (no second parse)."""
+    loader = BoundedSafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return Document(node, data)
+
+
+def read_file(path: Path, *, error: Callable[[str], Exception], what: str) -> Document:
+    """The YAML file at `path` (a `what`: "config file", "scenario file"), bounded in size, nesting
+    and alias expansion; any failure is `error(one line)`: `s.yaml:3: malformed YAML (...)`."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_file():
+            raise error(f"{path}: not a regular file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise error(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, not a {what}")
+        text = raw.decode()
+    except FileNotFoundError as exc:
+        raise error(f"{path}: no such {what}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read ({exc.__class__.__name__})") from exc
+    try:
+        return load_document(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise error(f"{path}:{line}: malformed YAML ({getattr(exc, 'problem', None) or exc})") from exc

@@ -93,6 +93,20 @@ class Pulse:
         """Suspend (or resume) a sink: its streams stop being called, their audio is held."""
         self.pactl("suspend-sink", sink, "1" if on else "0")
 
+    def unload(self, name: str) -> list[str]:
+        """Unload the module that made sink or source `name` (a device unplugged); returns what
+        `reload` needs to load it again. PulseAudio moves that device's streams elsewhere."""
+        for line in self.pactl("list", "short", "modules").splitlines():
+            cols = line.split("\t")  # index, module, arguments
+            if len(cols) > 2 and (f"sink_name={name} " in cols[2] + " " or f"source_name={name} " in cols[2] + " "):
+                self.pactl("unload-module", cols[0])
+                return [cols[1], *cols[2].split()]
+        raise RuntimeError(f"no module made {name}")
+
+    def reload(self, module: list[str]) -> None:
+        """Load again a module `unload` took away (the device plugged back in)."""
+        self.pactl("load-module", *module)
+
     def runtime_env(self) -> dict[str, str]:
         """Environment for a runtime process: ALSA's 'pulse' device reaches this daemon."""
         return dict(self.env)

@@ -8,6 +8,7 @@ the same session going on (it answers a question asked after the recovery, and e
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -116,3 +117,77 @@ def test_a_microphone_moved_by_the_sound_server_is_reported(pulse: Pulse, speech
     assert "moved" in changed["message"] and "noise floor" in changed["message"]
     runtime.finish(timeout=60)
     assert not [e for e in runtime.read_events() if e.get("type") == "device" and e.get("what") == "lost"]
+
+
+@pytest.mark.slow
+def test_a_speaker_moved_by_the_sound_server_is_stopped_reported_and_reopened(
+        pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The speaker's sink module is unloaded mid-reply: PulseAudio moves the stream to another sink
+    (here `probe`, which the microphone hears: a headset unplugged, the reply now on the laptop's
+    speakers). PortAudio says nothing; the echo that appears does. The reply stops at once, the
+    session goes DEGRADED, reopens the speaker by name and listens again; the sink is plugged back in
+    and the same session answers the next question."""
+    runtime, question = _start(pulse, speech, tmp_path, duration=40.0)
+    _ask_and_wait_for_the_answer(pulse, runtime, question)
+    time.sleep(2.0)  # the reply plays: the session measures no echo on this speaker
+    module = pulse.unload("duplex_speaker")
+    lost = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "lost", 10.0)
+    assert lost, f"the moved speaker went unnoticed: {runtime.read_events()[-8:]}"
+    assert "moved" in lost["message"] and "echo" in lost["message"], lost
+    back = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "recovered", 35.0)
+    assert back, f"the speaker was not reopened: {runtime.read_events()[-6:]}"
+    pulse.reload(module)
+    time.sleep(1.0)
+    _ask_and_wait_for_the_answer(pulse, runtime, question, after=back["t"])
+    runtime.finish(timeout=60)
+    events = runtime.read_events()
+    assert sum(e.get("what") == "started" and e.get("type") == "session" for e in events) == 1
+    states = [(e["from"], e["to"]) for e in events if e.get("type") == "state"]
+    assert ("DEGRADED", "LISTENING") in states, states
+    second = next(e["t"] for e in events if e.get("type") == "state" and e["to"] == "SPEAKING" and e["t"] > back["t"])
+    replayed = [e for e in events
+                if e.get("type") == "speaker" and e["what"] == "started" and lost["t"] < e["t"] < second]
+    assert not replayed, f"the first reply went on after the move: {replayed}"
+
+
+@pytest.mark.slow
+def test_devices_that_stay_away_end_the_session_after_device_retry_s(
+        pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The sound server is killed and never comes back: DEGRADED, retries for `live.device_retry_s`,
+    then one error line and exit 2 (not a hang, not a traceback)."""
+    sets = ["backbone=policy", "live.device_retry_s=3"]
+    runtime = start_runtime(pulse, tmp_path, duration=60.0, sets=sets)
+    runtime.wait_started(timeout=90)
+    time.sleep(1.0)
+    pulse.process.kill()
+    pulse.process.wait(timeout=10)
+    try:
+        out, err = runtime.process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        runtime.process.kill()
+        raise AssertionError("the session did not give up after live.device_retry_s") from None
+    # PortAudio's ALSA host prints its own C-level "Expression '...' failed" lines when the server dies.
+    ours = [line for line in err.splitlines() if line and not line.startswith("Expression '")]
+    assert runtime.process.returncode == 2, err[-800:]
+    assert len(ours) == 1 and ours[0].startswith("duplex-chat: error: ") and "not back after 3 s" in ours[0], ours
+    states = [(e["from"], e["to"]) for e in runtime.read_events() if e.get("type") == "state"]
+    assert any(to == "DEGRADED" for _, to in states), states
+
+
+@pytest.mark.slow
+def test_a_stalled_microphone_degrades_then_the_same_session_listens_again(
+        pulse: Pulse, speech, tmp_path: Path) -> None:  # noqa: F811
+    """The microphone's source is suspended for 6 s: it delivers nothing (no error from PortAudio);
+    after `live.stall_s` the session goes DEGRADED, reopens, and listens again once it is back."""
+    runtime, question = _start(pulse, speech, tmp_path, duration=40.0)
+    time.sleep(1.0)
+    pulse.pactl("suspend-source", "duplex_mic", "1")
+    suspended_at = time.monotonic()
+    lost = runtime.wait_event(lambda e: e.get("type") == "device" and e.get("what") == "lost", 10.0)
+    time.sleep(max(0.0, 6.0 - (time.monotonic() - suspended_at)))  # reopening fails meanwhile
+    pulse.pactl("suspend-source", "duplex_mic", "0")
+    assert lost, f"the stalled microphone was not noticed: {runtime.read_events()[-6:]}"
+    assert "delivered no audio for 3 s" in lost["message"], lost
+    _, back = _recovered_then_answers(pulse, runtime, question)
+    runtime.finish(timeout=60)
+    assert back["t"] - lost["t"] >= 1.5, (lost, back)  # it stayed down while the source was suspended

@@ -88,7 +88,9 @@ def test_resume_and_overlap_inside_a_barge_in() -> None:
     m = strict_metrics(tl)
     assert m["resumes_over_barge_in"] == 1 and m["resume_at_s"] == [3.8]
     assert m["overlap_s"] == [pytest.approx(0.8)]
-    assert not evaluate(Expectation(Check.RESUMES_OVER_BARGE_IN, {"max": 0}, 3), tl).passed
+    resumed = evaluate(Expectation(Check.RESUMES_OVER_BARGE_IN, {"max": 0}, 3), tl)
+    assert not resumed.passed
+    assert resumed.message == "resumes_over_barge_in = 1 (limit 0, over by 1): model came back at 3.80 s (clip 2)"
     over = evaluate(Expectation(Check.OVERLAP, {"max": 0.3}, 4), tl)
     assert not over.passed and "over by 0.50 s" in over.message
     clean = timeline(track(8.0, (0.5, 2.8), (6.0, 7.0)), [clip(1, Role.TURN, 0.0, 0.3), cut])

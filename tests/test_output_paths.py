@@ -87,16 +87,16 @@ def test_kiosk_output_checked_at_start_not_per_session(tmp_path: Path, user_wav:
     """Without --once a bad --output used to fail every session and loop on restarts."""
     proc = run("duplex.kiosk_cli", "--input", user_wav, "--output", tmp_path / "no" / "o.wav",
                "--set", "backbone=policy", timeout=60)
+    assert proc.stdout == ""  # nothing started: the path is refused before any session (checked first: the bug)
     assert_one_line_error(proc, "--output", "does not exist")
-    assert proc.stdout == ""  # nothing started
 
 
 def test_bad_events_path_leaves_an_existing_output_untouched(tmp_path: Path, user_wav: Path) -> None:
     out = tmp_path / "o.wav"
     out.write_bytes(user_wav.read_bytes())
-    assert_one_line_error(chat("--input", user_wav, "--output", out, "--events", "/nope/e.jsonl", *POLICY),
-                          "--events", "/nope", "does not exist")
-    assert out.read_bytes() == user_wav.read_bytes()
+    proc = chat("--input", user_wav, "--output", out, "--events", "/nope/e.jsonl", *POLICY)
+    assert out.read_bytes() == user_wav.read_bytes()  # checked first: old main cut it to 44 bytes
+    assert_one_line_error(proc, "--events", "/nope", "does not exist")
 
 
 def test_events_in_a_read_only_folder(tmp_path: Path, user_wav: Path) -> None:
@@ -150,7 +150,7 @@ def test_full_disk_under_the_event_log(tmp_path: Path, user_wav: Path) -> None:
 
 def test_scenario_report_may_not_overwrite_a_scenario(tmp_path: Path) -> None:
     scenario = tmp_path / "s.yaml"
-    scenario.write_text("user: []\nexpect: []\n")
+    scenario.write_text("duration: 1\nconfig: {backbone: policy}\nuser: []\nexpect: []\n")  # a scenario that runs
     before = scenario.read_bytes()
     proc = run("duplex.scenario.cli", scenario, "--report", scenario)
     assert_one_line_error(proc, "--report", "is the input")

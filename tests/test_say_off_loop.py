@@ -43,12 +43,13 @@ async def test_a_long_file_given_to_say_never_blocks_the_loop_and_is_spoken(
         ticker = asyncio.create_task(max_loop_stall(stop))
         await asyncio.sleep(0.05)
         task = session.say(said)
-        assert task is not None
-        await task  # decoded on a thread and queued
+        if task is not None:
+            await task  # decoded on a thread and queued
         stop.set()
         gap = await ticker
         events = [event async for event in subscription]
-    assert gap < STEP_S, f"the event loop was held for {gap * 1000:.0f} ms"
+    assert gap < STEP_S, f"the event loop was held for {gap * 1000:.0f} ms"  # checked first: it is the bug
+    assert task is not None  # say(path) returns the decoding task
     said_events = [e.data for e in events if e.type is EventType.COMMAND and e.data.get("command") == "say"]
     assert said_events == [{"command": "say", "seconds": seconds}]
     assert {"token": "SHIFT"} in [e.data for e in events if e.type is EventType.CONTROL]

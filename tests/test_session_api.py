@@ -149,6 +149,24 @@ async def test_say_is_refused_clearly_by_a_backbone_that_only_answers(question: 
             session.say(np.zeros(1600, dtype=np.float32))
 
 
+async def test_say_a_file_gives_the_same_errors_as_say_samples_before_reading_it(tmp_path: Path) -> None:
+    """say(path) asks the engine what a Say would be told (not started, ended, cannot say), then
+    checks the file: a session that cannot say never opens it."""
+    quiet = write_wav(tmp_path / "quiet.wav", silence(0.3))
+    missing = tmp_path / "missing.wav"
+    session = DuplexSession(input=quiet, model=scripted_model([]))
+    for what in (np.zeros(160, np.float32), missing):
+        with pytest.raises(SessionError, match=r"say\(\): session .* was not started"):
+            session.say(what)
+    async with session:
+        for what in (np.zeros(160, np.float32), missing):
+            with pytest.raises(NotSupportedError, match=r"say\(\): backbone 'scripted' cannot speak on request"):
+                session.say(what)
+    for what in (np.zeros(160, np.float32), missing):
+        with pytest.raises(SessionError, match=r"say\(\): session .* has ended"):
+            session.say(what)
+
+
 class SayingBackbone:
     """A backbone that listens (THINK) until asked to say something, then speaks it: SHIFT, units, EOT."""
 

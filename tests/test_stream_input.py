@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import struct
@@ -136,3 +137,53 @@ def test_duplex_chat_on_a_fifo_nobody_writes(tmp_path: Path) -> None:
     assert_one_line_error(proc, "fifo", "no data for 10 s")
     assert time.monotonic() - started < 30
     assert not (tmp_path / "o.wav").exists()
+
+
+async def test_a_session_waiting_for_a_fifo_writer_never_holds_the_event_loop(tmp_path: Path) -> None:
+    """The header is waited for on a worker thread: other sessions, the UI and remote control run on
+    (it used to be read on the loop, holding it up to 10 s for a FIFO with no writer)."""
+    from duplex.config import Config
+    from duplex.session import DuplexSession
+    from tests.fakes import max_loop_stall
+
+    os.mkfifo(tmp_path / "fifo")
+    writer = feed_fifo(tmp_path / "fifo", wav_bytes(np.zeros(8000, np.float32), 16000, "PCM_16"), delay_s=2.0)
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(max_loop_stall(stop))
+    await asyncio.sleep(0.05)  # the ticker is ticking
+    started = time.monotonic()
+    async with DuplexSession(config=Config(backbone="policy"), input=tmp_path / "fifo") as session:
+        waited = time.monotonic() - started
+        stats = await session.wait()
+    stop.set()
+    gap = await ticker
+    writer.join()
+    assert waited >= 1.9  # the session did wait for the writer ...
+    assert gap < 0.5, f"the event loop was held for {gap * 1000:.0f} ms"  # ... without holding the loop
+    assert stats.steps >= 3  # and then read the 0.5 s it wrote
+
+
+async def test_a_cancelled_wait_for_a_writer_closes_the_stream_it_opens(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from audio_io.stream import open_input_async
+
+    os.mkfifo(tmp_path / "fifo")
+    opened: list[StreamInput] = []
+    real_init = StreamInput.__init__
+
+    def spy(self: StreamInput, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(self)
+
+    monkeypatch.setattr(StreamInput, "__init__", spy)
+    waiting = asyncio.create_task(open_input_async(tmp_path / "fifo", timeout_s=5))
+    await asyncio.sleep(0.2)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    feed_fifo(tmp_path / "fifo", wav_bytes(np.zeros(800, np.float32), 16000, "PCM_16")).join()
+    for _ in range(250):
+        if opened and opened[0]._fd < 0:
+            break
+        await asyncio.sleep(0.02)
+    assert opened and opened[0]._fd == -1  # nobody took it: closed, not leaked

@@ -136,20 +136,14 @@ def _aggregate(exp: Expectation, tl: Timeline) -> Outcome:
             )
         return Outcome(exp, True, f"{len(cuts)} barge-ins, slowest stop {worst:.2f} s")
     if exp.check is Check.FALSE_STARTS:
-        starts = tl.false_starts()
-        if len(starts) > limit:
-            where = ", ".join(f"{s:.2f} s (clip {f.clips[0]})" for s, f in starts[:5])
-            return Outcome(exp, False, f"false_starts = {len(starts)} (limit {limit:g}, over by "
-                           f"{len(starts) - limit:g}): model onsets at {where}")
-        return Outcome(exp, True, f"false_starts = {len(starts)} over {len(tl.floors())} user turn(s)")
+        starts = [(s, f.clips[0]) for s, f in tl.false_starts()]
+        return _counted(exp, "false_starts", starts, limit, "model onsets",
+                        f"over {len(tl.floors())} user turn(s)")
     if exp.check is Check.RESUMES_OVER_BARGE_IN:
         cuts = [c for c in tl.clips if c.role is Role.BARGE_IN and c.start != float("inf")]
-        found = [(c.index, s) for c in cuts for s in tl.resumes(c)]
-        if len(found) > limit:
-            where = ", ".join(f"{s:.2f} s (clip {i})" for i, s in found[:5])
-            return Outcome(exp, False, f"resumes_over_barge_in = {len(found)} (limit {limit:g}, over by "
-                           f"{len(found) - limit:g}): model came back at {where}")
-        return Outcome(exp, True, f"resumes_over_barge_in = {len(found)} over {len(cuts)} barge-in(s)")
+        found = [(s, c.index) for c in cuts for s in tl.resumes(c)]
+        return _counted(exp, "resumes_over_barge_in", found, limit, "model came back",
+                        f"over {len(cuts)} barge-in(s)")
     if exp.check is Check.OVERLAP:
         cuts = [c for c in tl.clips if c.role is Role.BARGE_IN and c.start != float("inf")]
         worst = max(((tl.overlap(c), c.index) for c in cuts), default=(0.0, 0))
@@ -162,8 +156,21 @@ def _aggregate(exp: Expectation, tl: Timeline) -> Outcome:
     ]
     value = event_metrics(tl)[key]
     if value > limit:
-        return Outcome(exp, False, f"{key} = {value} (limit {limit:g}, over by {value - limit:g})")
+        return Outcome(exp, False, _over(key, value, limit))
     return Outcome(exp, True, f"{key} = {value}")
+
+
+def _counted(exp: Expectation, key: str, found: list[tuple[float, int]], limit: float, what: str,
+             context: str) -> Outcome:
+    """A count of timed findings against its limit; over it, say where (the first five, with clips)."""
+    if len(found) > limit:
+        where = ", ".join(f"{t:.2f} s (clip {clip})" for t, clip in found[:5])
+        return Outcome(exp, False, f"{_over(key, len(found), limit)}: {what} at {where}")
+    return Outcome(exp, True, f"{key} = {len(found)} {context}")
+
+
+def _over(key: str, value: float, limit: float) -> str:
+    return f"{key} = {value} (limit {limit:g}, over by {value - limit:g})"
 
 
 def _audible_in(audio: np.ndarray, t0: float, t1: float) -> list[tuple[float, float]]:

@@ -164,20 +164,8 @@ class _Lines:
 
 def load_scenario(path: Path) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError as exc:
-        raise ScenarioError(f"{path}: no such scenario file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read ({exc.__class__.__name__})") from exc
-    try:
-        node = yamlsafe.compose(text)  # bounded: nesting depth and alias expansion (see duplex.yamlsafe)
-        data = yamlsafe.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ScenarioError(f"{path}:{line}: malformed YAML ({getattr(exc, 'problem', None) or exc})") from exc
-    return _Parser(path, _Lines(node)).scenario(data)
+    document = yamlsafe.read_file(path, error=ScenarioError, what="scenario file")  # bounded, parsed once
+    return _Parser(path, _Lines(document.node)).scenario(document.data)
 
 
 class _Parser:
