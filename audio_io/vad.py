@@ -8,8 +8,9 @@ same recordings.
 
 from __future__ import annotations
 
+import importlib.util
 from enum import StrEnum
-from importlib import resources
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -64,16 +65,12 @@ class SileroVad:
     def __init__(self) -> None:
         try:
             import onnxruntime as ort
-            model = resources.files("silero_vad") / "data" / "silero_vad.onnx"
         except ImportError as exc:
-            raise NotInstalledError(
-                "the silero VAD needs silero-vad and onnxruntime: pip install silero-vad onnxruntime"
-            ) from exc
+            raise NotInstalledError(_SILERO_MISSING) from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        with resources.as_file(model) as path:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(_packaged_model()), options, providers=["CPUExecutionProvider"])
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
         self._buffer = np.zeros((1, self.CONTEXT + self.WINDOW), dtype=np.float32)
         self.reset()
@@ -106,3 +103,17 @@ def make_vad(kind: VadKind | str, aggressiveness: int = 2) -> Vad:
     if kind is VadKind.WEBRTC:
         return WebRtcVad(aggressiveness)
     return SileroVad()
+
+
+_SILERO_MISSING = "the silero VAD needs silero-vad and onnxruntime: pip install silero-vad onnxruntime"
+
+
+def _packaged_model() -> Path:
+    """The ONNX file inside the silero-vad wheel, found without importing the package (its
+    `__init__` imports torch: seconds, for a model that runs on onnxruntime alone)."""
+    spec = importlib.util.find_spec("silero_vad")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    model = Path(folders[0]) / "data" / "silero_vad.onnx" if folders else None
+    if model is None or not model.is_file():
+        raise NotInstalledError(_SILERO_MISSING)
+    return model
