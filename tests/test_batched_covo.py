@@ -145,3 +145,26 @@ def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
     assert {Kind.SHIFT, Kind.AUDIO, Kind.TEXT} <= kinds
     assert sum(t.kind is Kind.SHIFT for t in expected[0]) == 2 and max(refills) >= 1
     assert usage["mean_batch"] > 1  # some decoder calls of different conversations shared a forward
+
+
+def test_duplex_serve_gives_each_covo_mode_its_batched_host(tiny: Path) -> None:
+    from duplex.backbones.covo.batched_turn import BatchedCovoTurn
+    from duplex.config import Config
+    from duplex.errors import ConfigError
+    from duplex.serve.host import SeparateModels, make_host
+
+    for mode, settings, kind in (("native", SETTINGS, BatchedCovo), ("turn", TURN, BatchedCovoTurn)):
+        cfg = covo_config(tiny, mode, **settings)
+        host = make_host(load_model(cfg), cfg, capacity=2)
+        assert isinstance(host, kind)
+        lane = host.open()
+        try:
+            assert len(lane.backbone.step(chunks(1, seed=5)[0])) == 4
+        finally:
+            host.close(lane)
+            host.shutdown()
+        assert isinstance(make_host(load_model(cfg), cfg, capacity=2, batched=False), SeparateModels)
+    policy = Config(backbone="policy")
+    assert isinstance(make_host(load_model(policy), policy, capacity=2), SeparateModels)
+    with pytest.raises(ConfigError, match="backbone 'policy' has no batched host"):
+        make_host(load_model(policy), policy, capacity=2, batched=True)

@@ -17,10 +17,13 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from duplex.backbones.base import Model
 from duplex.errors import ConfigError, DuplexError
+
+if TYPE_CHECKING:
+    from duplex.config import Config
 
 
 class HostFull(DuplexError):
@@ -96,30 +99,30 @@ class SeparateModels:
         pass
 
 
-def make_host(prototype: Model, *, backbone: str, capacity: int, batched: bool | None = None,
+def make_host(prototype: Model, config: Config, *, capacity: int, batched: bool | None = None,
               load: Callable[[], Model] | None = None) -> ModelHost:
     """The host for `duplex-serve --batched/--no-batched`; None (the default) picks the batched host
-    when the backbone has one (tiny-fd, once `duplex.backbones.tiny_fd.batched` is present).
+    when the backbone has one: tiny-fd, covo native mode, covo turn mode.
 
     Asking for `--batched` where there is none is a ConfigError naming the backbone. `load` makes a
     fresh model (for backbones that cannot be copied)."""
     if batched is False:
         return SeparateModels(prototype, capacity=capacity, load=load)
-    batched_host = _batched_host_class(backbone)
-    if batched_host is None:
-        if batched:
-            raise ConfigError(f"--batched: backbone {backbone!r} has no batched host in this build "
-                              "(tiny-fd has one); use --no-batched")
-        return SeparateModels(prototype, capacity=capacity, load=load)
-    host: ModelHost = batched_host(prototype, capacity=capacity)
-    return host
-
-
-def _batched_host_class(backbone: str) -> type | None:
-    if backbone != "tiny-fd":
-        return None
-    try:
+    if config.backbone == "tiny-fd":
         from duplex.backbones.tiny_fd.batched import BatchedTinyFd
-    except ImportError:
-        return None
-    return BatchedTinyFd
+
+        return BatchedTinyFd(prototype, capacity=capacity)
+    if config.backbone == "covo" and config.covo.mode == "native":
+        from duplex.backbones.covo.batched import BatchedCovo
+
+        return BatchedCovo(prototype, capacity=capacity)
+    if config.backbone == "covo":
+        from duplex.backbones.covo.batched_turn import BatchedCovoTurn
+        from duplex.backbones.floor import make_floor
+
+        return BatchedCovoTurn(prototype, capacity=capacity, new_floor=lambda: make_floor(
+            config.policy, tiny_fd=config.tiny_fd, resolve=config.resolve, threads=0))
+    if batched:
+        raise ConfigError(f"--batched: backbone {config.backbone!r} has no batched host "
+                          "(tiny-fd and covo have one); use --no-batched")
+    return SeparateModels(prototype, capacity=capacity, load=load)

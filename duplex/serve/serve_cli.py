@@ -89,7 +89,7 @@ async def _run(cfg: Config, args: argparse.Namespace, token: str | None, tls: ss
     from duplex.serve.server import DuplexServer, ServeOptions
 
     prototype = await asyncio.to_thread(load_model, cfg)
-    host = make_host(prototype, backbone=cfg.backbone, capacity=args.max_sessions, batched=args.batched,
+    host = make_host(prototype, cfg, capacity=args.max_sessions, batched=args.batched,
                      load=functools.partial(load_model, cfg))
     threads = _set_threads(args.threads, batched=not isinstance(host, SeparateModels))
     options = ServeOptions(host=args.host, port=args.port, token=token, ssl=tls, name=args.name,

@@ -44,6 +44,10 @@ class BatchedCovoTurn:
         decoder = self.service.lane(copy.deepcopy(self._solo.chat.decoder.sampler))
         chat = _chat_on(self._solo.chat, decoder)
         vocoder = copy.deepcopy(self.prototype.vocoder)
+        if hasattr(vocoder, "ahead"):  # the streaming token2wav decodes ahead of the speaker: of this lane's reply
+            from duplex.backbones.covo.factory import units_ahead
+
+            vocoder.ahead = lambda: units_ahead(chat)
         backbone = CovoTurnBackbone(self._new_floor(), chat=chat,
                                     level=lambda: float(getattr(vocoder, "level", 0.0)))
         return Model(backbone=backbone, vocoder=vocoder, name=self.name, can_say=False)
