@@ -30,3 +30,19 @@ def test_covo_step_refuses_7b_without_a_gpu_in_one_line() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "covo_step.py"), "--config", "7b", "--random-init",
                            "--device", "cpu"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_covo_capacity_ramps_batched_lanes_on_cpu_with_the_tiny_config() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "covo_capacity.py"), "--config", "tiny", "--device",
+                           "cpu", "--seconds", "1.5", "--start-n", "1", "--max-n", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["bench"] == "covo_capacity" and out["levels"][0]["n"] == 1
+    assert out["levels"][0]["steps_measured"] > 0 and out["max_realtime_conversations"] >= 1  # one conversation: ~30 ms
+
+
+def test_covo_capacity_refuses_7b_without_a_gpu_in_one_line() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "covo_capacity.py"), "--config", "7b",
+                           "--random-init", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
