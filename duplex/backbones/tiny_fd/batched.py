@@ -41,7 +41,7 @@ from duplex.backbones.batching import STEP_S, LaneClosed, LaneCounters, Served, 
 from duplex.backbones.framebank import FrameBankVocoder
 from duplex.backbones.slotted import SlottedDecoder
 from duplex.backbones.tiny_fd import vocab as V
-from duplex.backbones.tiny_fd.conversation import Conversation
+from duplex.backbones.tiny_fd.conversation import Conversation, ConversationHooks
 from duplex.backbones.tiny_fd.features import MelStream
 from duplex.backbones.tiny_fd.model import SLOTS
 from duplex.backbones.tiny_fd.runtime import TinyFdBackbone, to_tokens
@@ -53,7 +53,7 @@ Audio = tuple[np.ndarray, "np.ndarray | None"]  # a chunk and its echo reference
 LaneRow = tuple["TinyFdLane", np.ndarray, "np.ndarray | None"]
 
 
-class TinyFdLane:
+class TinyFdLane(ConversationHooks):
     """One conversation's backbone on a `BatchedTinyFd`: its own state, its shard's compute."""
 
     def __init__(self, shard: _Shard, slot: int, counters: LaneCounters, conversation: Conversation) -> None:
@@ -79,29 +79,6 @@ class TinyFdLane:
 
     def reset(self) -> None:
         self.conversation.reset()  # length 0: the slot is refilled from the start at the next step
-
-    # ---- the same reply hooks as TinyFdBackbone (a floor can run on a lane) ----------------
-
-    @property
-    def speaking(self) -> bool:
-        return self.conversation.floor.speaking
-
-    def units_left(self) -> int:
-        return self.conversation.units_left()
-
-    def rewind_reply(self, unit: int) -> None:
-        self.conversation.rewind_reply(unit)
-
-    def end_reply(self) -> None:
-        self.conversation.end_reply()
-
-    @property
-    def cache_positions(self) -> int:
-        return self.conversation.length
-
-    @property
-    def refills(self) -> int:
-        return self.conversation.refills
 
 
 class _Shard:

@@ -188,3 +188,33 @@ class Conversation:
             if token not in self.thresholds or float(probs[i]) >= self.thresholds[token]:
                 return token
         return allowed[order[0]]
+
+
+class ConversationHooks:
+    """What a tiny-fd backbone that carries one `Conversation` offers around it, solo or on a lane:
+    the reply hooks a responder uses when it speaks in the model's place (`duplex.backbones.floor`),
+    and the figures tests and benchmarks read."""
+
+    conversation: Conversation
+
+    @property
+    def speaking(self) -> bool:
+        """The grammar is in a reply (possibly held, or about to close it with EOT)."""
+        return self.conversation.floor.speaking
+
+    def units_left(self) -> int:
+        return self.conversation.units_left()
+
+    def rewind_reply(self, unit: int) -> None:
+        self.conversation.rewind_reply(unit)
+
+    def end_reply(self) -> None:
+        self.conversation.end_reply()
+
+    @property
+    def cache_positions(self) -> int:
+        return self.conversation.length
+
+    @property
+    def refills(self) -> int:
+        return self.conversation.refills

@@ -26,7 +26,7 @@ import torch
 from duplex.backbones.framebank import FrameBank
 from duplex.backbones.hf_cache import cache_keyword, returned_cache
 from duplex.backbones.tiny_fd import vocab as V
-from duplex.backbones.tiny_fd.conversation import REARM_LEVEL, REHOLD_STEPS, Conversation
+from duplex.backbones.tiny_fd.conversation import REARM_LEVEL, REHOLD_STEPS, Conversation, ConversationHooks
 from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
 
@@ -40,7 +40,7 @@ def to_tokens(ids: list[int]) -> list[Token]:
     return [_CONTROL[t] if t < V.UNIT0 else audio(t - V.UNIT0) for t in ids]
 
 
-class TinyFdBackbone:
+class TinyFdBackbone(ConversationHooks):
     def __init__(self, net: TinyFd, replies: list[tuple[int, int]], bank: FrameBank, *,
                  context_steps: int = 48, window_steps: int = 16, shift_threshold: float = 0.5,
                  break_threshold: float = 0.5) -> None:
@@ -64,31 +64,7 @@ class TinyFdBackbone:
     def heard(self, units: int) -> None:
         self.conversation.heard(units)
 
-    # ---- hooks for a responder that speaks in this model's place (duplex.backbones.floor) ----
-
-    @property
-    def speaking(self) -> bool:
-        """The grammar is in a reply (possibly held, or about to close it with EOT)."""
-        return self.conversation.floor.speaking
-
-    def units_left(self) -> int:
-        return self.conversation.units_left()
-
-    def rewind_reply(self, unit: int) -> None:
-        self.conversation.rewind_reply(unit)
-
-    def end_reply(self) -> None:
-        self.conversation.end_reply()
-
     # ---- state, read by tests and benchmarks ----------------------------------------------
-
-    @property
-    def cache_positions(self) -> int:
-        return self.conversation.length
-
-    @property
-    def refills(self) -> int:
-        return self.conversation.refills
 
     @property
     def history(self) -> deque[tuple[torch.Tensor, list[int]]]:
