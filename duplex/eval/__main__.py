@@ -30,6 +30,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="draws voices, sentences, pauses and delays")
     p.add_argument("--sentences", default="b", choices=("a", "b"),
                    help="sentence bank: b (default) is still held out; a was looked at while tiny-fd v2 was tuned")
+    p.add_argument("--voices", default=None,
+                   help="comma-separated family:voice list to draw from instead of the family's held-out voices "
+                        "(a development set, e.g. festival:kal_diphone, which is no longer held out)")
     p.add_argument("--per-shape", type=int, default=3, help="conversations per task shape")
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
     p.add_argument("--work", type=Path, default=Path(".cache/duplex-eval"), help="clip cache and conversations")
@@ -51,11 +54,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from duplex.eval.summary import print_table, summarise
     from duplex.eval.tts import Tts, check_family
     from duplex.scenario.runner import ModelCache, run_scenario
+    from duplex.tts import check_voice
 
     check_family(args.family)
+    voices = tuple(args.voices.split(",")) if args.voices else None
+    for voice in voices or ():
+        check_voice(voice)
     label = args.label or (args.config.stem if args.config else "default (tiny-fd)")
-    work = args.work / f"{args.family}-{args.sentences}-seed{args.seed}"
-    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"), bank=args.sentences)
+    family = "+".join(voices) if voices else args.family
+    work = args.work / f"{family.replace(':', '_')}-{args.sentences}-seed{args.seed}"
+    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"), bank=args.sentences, voices=voices)
     conversations = builder.build(args.per_shape, tuple(args.shapes.split(",")))
     cache = ModelCache()
     commit = _commit()  # before the run: the code that makes the figures
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     by_shape = {shape: summarise([r for r in runs if r[0] == shape]) for shape in dict.fromkeys(s for s, _ in runs)}
     print_table(label, summary)
     return {"label": label, "commit": commit, "config": str(args.config) if args.config else None,
-            "family": args.family, "sentences": args.sentences,
+            "family": family, "sentences": args.sentences,
             "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
             "summary": summary, "by_shape": by_shape, "conversations": records}
 

@@ -136,8 +136,10 @@ class Conversation:
 class Builder:
     """Conversations for one TTS family and seed, with their clips written under `work`."""
 
-    def __init__(self, family: str, seed: int, work: Path, tts: Tts, bank: str = "b") -> None:
+    def __init__(self, family: str, seed: int, work: Path, tts: Tts, bank: str = "b",
+                 voices: tuple[str, ...] | None = None) -> None:
         self.family, self.seed, self.work, self.tts = family, seed, work, tts
+        self.voices = voices  # None: the family's held-out voices
         self.text = BANKS[bank]
         self.rng = np.random.default_rng(seed)
 
@@ -145,7 +147,7 @@ class Builder:
         out = []
         for k in range(per_shape):
             for shape in shapes:
-                speaker = Speaker.draw(self.family, self.rng)
+                speaker = Speaker.draw(self.family, self.rng, self.voices)
                 out.append(getattr(self, shape)(f"{shape}-{k + 1}", k, speaker))
         return out
 

@@ -35,8 +35,8 @@ class Speaker:
     gain_db: float
 
     @classmethod
-    def draw(cls, family: str, rng: np.random.Generator) -> Speaker:
-        voices = VOICES[family]
+    def draw(cls, family: str, rng: np.random.Generator, voices: tuple[str, ...] | None = None) -> Speaker:
+        voices = voices or VOICES[family]
         return cls(str(voices[int(rng.integers(len(voices)))]), round(float(rng.uniform(0.2, 0.8)), 2),
                    round(float(rng.uniform(0.9, 1.12)), 2), round(float(rng.uniform(-6, 0)), 1))
 
