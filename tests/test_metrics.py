@@ -93,6 +93,9 @@ def test_resume_and_overlap_inside_a_barge_in() -> None:
     assert resumed.message == "resumes_over_barge_in = 1 (limit 0, over by 1): model came back at 3.80 s (clip 2)"
     over = evaluate(Expectation(Check.OVERLAP, {"max": 0.3}, 4), tl)
     assert not over.passed and "over by 0.50 s" in over.message
+    between_words = timeline(track(8.0, (0.5, 2.45), (2.6, 2.9), (3.8, 4.3)), [clip(1, Role.TURN, 0.0, 0.3), cut])
+    m = strict_metrics(between_words)  # the next word 0.1 s into the barge-in is not a resume; 3.8 is
+    assert m["resume_at_s"] == [3.8] and m["overlap_s"] == [pytest.approx(0.8)]
     clean = timeline(track(8.0, (0.5, 2.8), (6.0, 7.0)), [clip(1, Role.TURN, 0.0, 0.3), cut])
     assert strict_metrics(clean)["resumes_over_barge_in"] == 0
     assert evaluate(Expectation(Check.RESUMES_OVER_BARGE_IN, {"max": 0}, 3), clean).passed
@@ -107,8 +110,10 @@ def test_continuation_over_backchannels_and_noises() -> None:
     stopped = strict_metrics(timeline(track(8.0, (1.0, 2.2), (4.0, 6.0)), [first, *bcs]))
     assert (stopped["continued_over_backchannel"], stopped["backchannels_over_reply"]) == (0, 1)
     assert (stopped["continued_over_noise"], stopped["noises_over_reply"]) == (1, 1)
+    assert (stopped["replies_ended_by_backchannel"], stopped["replies_ended_by_noise"]) == (0, 0)  # it went on
     broke = strict_metrics(timeline(track(8.0, reply), [first, *bcs], breaks=(4.1,)))
     assert (broke["continued_over_backchannel"], broke["continued_over_noise"]) == (1, 0)
+    assert (broke["replies_ended_by_backchannel"], broke["replies_ended_by_noise"]) == (0, 1)
     quiet = strict_metrics(timeline(track(8.0, (1.0, 1.5)), [first, *bcs]))
     assert quiet["backchannels_over_reply"] == quiet["noises_over_reply"] == 0  # nothing to go on with
 

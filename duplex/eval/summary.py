@@ -23,6 +23,7 @@ STRICT_ROWS = [
     ("reply audible over a barge-in, mean s", "overlap_mean_s", None),
     ("reply goes on over backchannels", "continuation", None),
     ("reply goes on over coughs", "continuation_noise", None),
+    ("reply ended by a backchannel or cough", "ended_by_backchannel", None),
     ("false barge-ins, -20 dB echo (bc set)", "echo_false_barge_ins", None),
 ]
 FDB_ROWS = [
@@ -76,6 +77,8 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "overlap_mean_s": round(float(np.mean(overlaps)), 3) if overlaps else None,
         "continuation": _ratio(total("continued_over_backchannel"), total("backchannels_over_reply")),
         "continuation_noise": _ratio(total("continued_over_noise"), total("noises_over_reply")),
+        "ended_by_backchannel": _ratio(total("replies_ended_by_backchannel") + total("replies_ended_by_noise"),
+                                       total("backchannels_over_reply") + total("noises_over_reply")),
         "echo_false_barge_ins": total("false_barge_ins", ("backchannel",)),
     }
     items: dict[str, list[float]] = {}

@@ -35,6 +35,7 @@ BARGE_IN_GRACE_S = 0.5  # a BREAK this soon after a clip ends still answers that
 BRIDGE_S = 0.1  # strict: inaudible gaps shorter than this stay inside one segment
 MIN_ONSET_S = 0.06  # strict: audible frames a segment needs to count as an onset
 CONTINUE_WINDOW_S = 0.5  # strict: the reply must be audible again this soon after a backchannel ends
+REACTION_S = 0.16  # strict: no backbone can react to the user sooner than one 160 ms step
 INNER_PAUSE_S = 0.3  # a silence this long inside a clip is a pause (the clip is a "turn with pauses")
 
 FLOOR_ROLES = (Role.TURN, Role.MONOLOGUE)
@@ -181,12 +182,25 @@ class Timeline:
                    if e > clip.start and s < clip.end)
 
     def resumes(self, clip: ClipTruth) -> list[float]:
-        """Onsets inside a barge-in utterance after the model went quiet for it."""
+        """Onsets inside a barge-in utterance after the model went quiet for it.
+
+        The model goes quiet for the barge-in at the end of the segment it is speaking when the
+        user starts, or of one it starts within `REACTION_S` of that (a reply caught between two
+        words goes on with the next before any backbone can have heard the user: that is talking
+        over the user, counted in `overlap_s`, not coming back after having stopped)."""
         quiet = clip.start
         for s, e in self.segments:
-            if s <= clip.start < e:
-                quiet = e
+            if e > clip.start and s < clip.start + REACTION_S:
+                quiet = max(quiet, e)
         return [s for s, _ in self.segments if quiet < s < clip.end]
+
+    def ended_by(self, clip: ClipTruth) -> bool | None:
+        """For a backchannel/noise that begins over the reply: did a BREAK for it end the reply?
+        (None when the model was not speaking as the clip began.) Unlike `continued`, a reply that
+        goes quiet for a while and then goes on has not been ended."""
+        if not any(s <= clip.start < e + BRIDGE_S for s, e in self.segments):
+            return None
+        return any(clip.covers(t, BARGE_IN_GRACE_S) for t in self.breaks)
 
     def continued(self, clip: ClipTruth) -> bool | None:
         """For a backchannel/noise over the reply: no BREAK for it and the reply audible right after.
@@ -216,6 +230,8 @@ def strict_metrics(tl: Timeline) -> dict[str, Any]:
     resumes = [s for c in cuts for s in tl.resumes(c)]
     goes_on = {role: [v for c in tl.clips if c.role is role and (v := tl.continued(c)) is not None]
                for role in GOES_ON_ROLES}
+    ended = {role: [v for c in tl.clips if c.role is role and (v := tl.ended_by(c)) is not None]
+             for role in GOES_ON_ROLES}
     with_pauses = [f for f in floors if f.pauses]
     return {
         "false_starts": len(starts),
@@ -237,6 +253,8 @@ def strict_metrics(tl: Timeline) -> dict[str, Any]:
         "backchannels_over_reply": len(goes_on[Role.BACKCHANNEL]),
         "continued_over_noise": sum(goes_on[Role.NOISE]),
         "noises_over_reply": len(goes_on[Role.NOISE]),
+        "replies_ended_by_backchannel": sum(ended[Role.BACKCHANNEL]),
+        "replies_ended_by_noise": sum(ended[Role.NOISE]),
     }
 
 
