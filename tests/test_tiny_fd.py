@@ -255,24 +255,6 @@ def test_dialogue_targets_follow_the_grammar() -> None:
     assert shifts >= 20 and breaks >= 3 and holds >= 3 and late >= 1
 
 
-def test_a_reply_held_again_soon_after_resuming_is_broken_off() -> None:
-    """The grammar's barge-in rule: hold, resume, hold again within about a second -> BREAK."""
-    from duplex.backbones.tiny_fd.runtime import REHOLD_STEPS
-
-    backbone = TinyFdBackbone(tiny_net(), REPLIES, tiny_bank())
-    backbone.floor.complete(V.SHIFT, V.unit_id(0))
-    assert backbone._rehold(V.THINK) == V.THINK  # the first hold is a hold
-    assert backbone._rehold(V.CONT) == V.CONT  # resumes
-    assert backbone._rehold(V.THINK) == V.BREAK  # held again at once: a barge-in
-    backbone.reset()
-    backbone.floor.complete(V.SHIFT, V.unit_id(0))
-    backbone._rehold(V.THINK)
-    backbone._rehold(V.CONT)
-    for _ in range(REHOLD_STEPS):
-        assert backbone._rehold(V.CONT) == V.CONT
-    assert backbone._rehold(V.THINK) == V.THINK  # long after the resume: an ordinary hold again
-
-
 def test_a_context_longer_than_the_model_knows_is_refused(smoke_checkpoint: Path) -> None:
     from duplex.backbones.tiny_fd.loader import load_folder
     from duplex.errors import ConfigError

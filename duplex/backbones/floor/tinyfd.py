@@ -156,5 +156,6 @@ def load_tiny_fd_floor(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None, resolve:
     folder = checkpoint_dir(t, resolve or Path)
     threads = t.threads if threads is None else threads
     model = load_folder(folder, context_steps=t.context_steps, window_steps=t.window_steps, threads=threads,
-                        shift_threshold=t.shift_threshold, break_threshold=t.break_threshold)
+                        shift_threshold=t.shift_threshold, break_threshold=t.break_threshold,
+                        turn_silence_s=t.turn_silence_s)
     return TinyFdFloor(model.backbone, min_level_db=cfg.min_level_db)

@@ -21,6 +21,8 @@ class TinyFdConfig:
                                  lo=0.01, hi=0.99)
     break_threshold: float = opt(0.5, "probability of BREAK needed to stop for good (below it the reply only holds)",
                                  lo=0.01, hi=0.99)
+    turn_silence_s: float = opt(0.0, "no turn before the user has been silent this long (VAD; 0 = the network's own "
+                                "timing): fewer starts in long thinking pauses, later answers", lo=0.0, hi=5.0)
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)
 
 

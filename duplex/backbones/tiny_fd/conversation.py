@@ -7,7 +7,7 @@ transformers cache) and the batched host (one slot of a shared cache) run the sa
   feed (`inputs`, or `refill_inputs` when the context is full) once the encoder has made the step's
   user embedding;
 - forward: the caller's (the logits at the last fed position);
-- decide: the grammar's choice (`decide`: mask, thresholds, the rehold rule), the reply to start
+- decide: the grammar's choice (`decide`: mask, thresholds, the barge-in rules of barge_in.py), the reply to start
   after a SHIFT (`reply_start`, read from the second pass's logits), and the step's four tokens
   (`complete`), which become the next step's pending input.
 """
@@ -22,11 +22,11 @@ import torch
 from audio_io.format import STEP_SAMPLES, rms
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.barge_in import REARM_LEVEL, BargeInRules
 from duplex.backbones.tiny_fd.features import LogMel, MelStream
 from duplex.backbones.tiny_fd.model import TinyFd
 
-REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
-REHOLD_STEPS = 2  # held again this many steps (0.32 s) after resuming (itself 0.72 s after the user stopped): BREAK
+__all__ = ["REARM_LEVEL", "Conversation", "ConversationHooks"]
 
 
 class Conversation:
@@ -37,7 +37,7 @@ class Conversation:
     """
 
     def __init__(self, mel: LogMel, replies: list[tuple[int, int]], bank: FrameBank, *, budget: int, window: int,
-                 thresholds: dict[int, float]) -> None:
+                 thresholds: dict[int, float], turn_quiet_steps: int = 0) -> None:
         self.replies = replies
         self.voice = FrameBankVocoder(bank)  # what the model's own units sound like: the default echo reference
         self.budget = budget
@@ -46,6 +46,7 @@ class Conversation:
         self.ref_mel = MelStream(mel)
         self.history: deque[tuple[torch.Tensor, list[int]]] = deque(maxlen=window)
         self.refills = 0
+        self.rules = BargeInRules(turn_quiet_steps)
         self.reset()
 
     def reset(self) -> None:
@@ -58,8 +59,8 @@ class Conversation:
         self.history.clear()
         self.last_units: list[int] = []
         self.rearm = False  # after a cut from outside: no SHIFT until the user makes a sound
-        self.holding = False  # the reply is held (a silent beat) for user speech
-        self.since_resume = REHOLD_STEPS + 1  # steps since the reply resumed from a hold
+        self.played = 0.0  # RMS of what the speaker plays during this step's chunk
+        self.rules.reset()
 
     def heard(self, units: int) -> None:
         """A turn was cut. After the model's own BREAK there is nothing to undo: units are played as
@@ -102,6 +103,7 @@ class Conversation:
         ref = np.zeros(STEP_SAMPLES, dtype=np.float32)
         played = self.voice.decode(self.last_units[:4]) if reference is None else reference
         ref[: played.size] = played
+        self.played = rms(ref)
         return mic, torch.from_numpy(ref)[None]
 
     def needs_refill(self) -> bool:
@@ -132,8 +134,8 @@ class Conversation:
     # ---- decide ---------------------------------------------------------------------------
 
     def decide(self, logits: torch.Tensor, chunk: np.ndarray) -> int:
-        """The step's first token from the logits at the user embedding."""
-        return self.rehold(self.choose(logits, self.allowed(chunk)))
+        """The step's first token from the logits at the user embedding, under the barge-in rules."""
+        return self.rules.filter(self.choose(logits, self.allowed(chunk)), self.floor.decision(), chunk, self.played)
 
     def reply_start(self, logits: torch.Tensor) -> int:
         """After SHIFT: the first unit of the reply to start, from the logits at the SHIFT."""
@@ -157,27 +159,6 @@ class Conversation:
         if self.rearm:
             return [t for t in allowed if t != V.SHIFT]
         return allowed
-
-    def rehold(self, first: int) -> int:
-        """The grammar's barge-in rule: after a hold for user speech, more user speech within about a
-        second is a barge-in, never a cue to resume. A reply that resumed and is held again that soon
-        is broken off (BREAK) instead of holding and resuming into the user's inner pauses."""
-        if self.floor.decision() != V.SPEAK_DECISION:
-            self.holding = False
-            return first
-        self.since_resume += 1
-        if first == V.THINK:
-            if not self.holding and self.since_resume <= REHOLD_STEPS:
-                self.holding = False
-                return V.BREAK
-            self.holding = True
-        elif first == V.CONT:
-            if self.holding:
-                self.since_resume = 0
-            self.holding = False
-        else:
-            self.holding = False
-        return first
 
     def choose(self, logits: torch.Tensor, allowed: list[int]) -> int:
         """Argmax over the legal tokens, except that SHIFT and BREAK need their own probability."""

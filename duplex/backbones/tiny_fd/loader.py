@@ -6,9 +6,11 @@ the built-in model works from any working directory.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audio_io.format import STEP_SECONDS
 from duplex.backbones.base import Model
 from duplex.backbones.tiny_fd.checkpoint import load_weights, read_config, read_frames
 from duplex.errors import CheckpointError, ConfigError
@@ -27,11 +29,12 @@ def checkpoint_dir(t: TinyFdConfig, resolve: Resolver) -> Path:
 def load_tiny_fd(t: TinyFdConfig, *, resolve: Resolver) -> Model:
     """The tiny-fd model from the `tiny_fd:` section (paths resolved against the config file)."""
     return load_folder(checkpoint_dir(t, resolve), context_steps=t.context_steps, window_steps=t.window_steps,
-                       threads=t.threads, shift_threshold=t.shift_threshold, break_threshold=t.break_threshold)
+                       threads=t.threads, shift_threshold=t.shift_threshold, break_threshold=t.break_threshold,
+                       turn_silence_s=t.turn_silence_s)
 
 
 def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16, threads: int = 1,
-                shift_threshold: float = 0.5, break_threshold: float = 0.5) -> Model:
+                shift_threshold: float = 0.5, break_threshold: float = 0.5, turn_silence_s: float = 0.0) -> Model:
     if not folder.is_dir():
         raise CheckpointError(folder, "no such checkpoint folder")
     meta = read_config(folder)
@@ -59,5 +62,6 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     bank = FrameBank(capacity=net_cfg.n_units)
     bank.add(frames.reshape(-1))
     backbone = TinyFdBackbone(net, meta["replies"], bank, context_steps=context_steps, window_steps=window_steps,
-                              shift_threshold=shift_threshold, break_threshold=break_threshold)
+                              shift_threshold=shift_threshold, break_threshold=break_threshold,
+                              turn_quiet_steps=math.ceil(turn_silence_s / STEP_SECONDS - 1e-6))
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"tiny-fd/{folder.name}")

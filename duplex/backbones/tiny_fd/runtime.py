@@ -26,11 +26,11 @@ import torch
 from duplex.backbones.framebank import FrameBank
 from duplex.backbones.hf_cache import cache_keyword, returned_cache
 from duplex.backbones.tiny_fd import vocab as V
-from duplex.backbones.tiny_fd.conversation import REARM_LEVEL, REHOLD_STEPS, Conversation, ConversationHooks
+from duplex.backbones.tiny_fd.conversation import REARM_LEVEL, Conversation, ConversationHooks
 from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
 
-__all__ = ["REARM_LEVEL", "REHOLD_STEPS", "TinyFdBackbone", "to_tokens"]
+__all__ = ["REARM_LEVEL", "TinyFdBackbone", "to_tokens"]
 
 _CONTROL = {V.THINK: THINK, V.SHIFT: SHIFT, V.BREAK: BREAK, V.EOT: EOT}
 
@@ -43,7 +43,7 @@ def to_tokens(ids: list[int]) -> list[Token]:
 class TinyFdBackbone(ConversationHooks):
     def __init__(self, net: TinyFd, replies: list[tuple[int, int]], bank: FrameBank, *,
                  context_steps: int = 48, window_steps: int = 16, shift_threshold: float = 0.5,
-                 break_threshold: float = 0.5) -> None:
+                 break_threshold: float = 0.5, turn_quiet_steps: int = 0) -> None:
         self.net = net.eval()
         self._cache_kw = cache_keyword(net.llm)  # `cache` (current transformers) or `past_key_values`
         self.replies = [(int(a), int(b)) for a, b in replies]
@@ -53,8 +53,9 @@ class TinyFdBackbone(ConversationHooks):
         self.budget = 1 + SLOTS * context_steps  # positions
         self.window = max(1, min(window_steps, context_steps - 2))
         self.thresholds = {V.SHIFT: shift_threshold, V.BREAK: break_threshold}
+        self.turn_quiet_steps = turn_quiet_steps
         self.conversation = Conversation(net.mel, self.replies, bank, budget=self.budget, window=self.window,
-                                         thresholds=self.thresholds)
+                                         thresholds=self.thresholds, turn_quiet_steps=turn_quiet_steps)
         self.cache = None
 
     def reset(self) -> None:
@@ -73,9 +74,6 @@ class TinyFdBackbone(ConversationHooks):
     @property
     def floor(self) -> V.Floor:
         return self.conversation.floor
-
-    def _rehold(self, first: int) -> int:  # the grammar's parts under their former names (tests)
-        return self.conversation.rehold(first)
 
     def _decide(self, logits: torch.Tensor, allowed: list[int]) -> int:
         return self.conversation.choose(logits, allowed)

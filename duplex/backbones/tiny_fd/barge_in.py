@@ -1,0 +1,163 @@
+"""The grammar's barge-in rules: what tiny-fd may do once the user has talked over its reply.
+
+The network hears a hesitant interruption ("wait, ... no, ... that is not what I asked") as pieces
+with silences between them, and a silence after a short piece sounds just like the end of a
+backchannel: on voices it has not met, it resumes the reply (or takes a new turn) in the user's
+inner pauses. That is the one thing a user never forgives, so these rules do not leave it to the
+network. They read the microphone only when the speaker is quiet (the reply held, or the model
+listening after a BREAK), so the model's own voice cannot pass for the user:
+
+- a held reply resumes only after `RESUME_QUIET_STEPS` of user silence (0.8 s), longer than the
+  gaps of a hesitant barge-in (0.2-0.6 s) and the pauses inside a sentence;
+- a second piece of user speech while the reply is held is a barge-in (BREAK), as is user speech
+  over the held reply for longer than any backchannel (`HELD_SPEECH_STEPS`);
+- after a BREAK, the next turn waits for `AFTER_BREAK_QUIET_STEPS` of silence (0.48 s), so the
+  reply to an interruption starts when it is over, not at its first comma;
+- optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
+  patient setting, for users who pause to think longer than the network expects.
+
+The price is a longer silence after a backchannel the network chose to hold for (0.8 s instead of
+its own 0.24-0.72 s); a backchannel it talks through is not touched.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from audio_io.format import rms
+from audio_io.vad import WebRtcVad
+from duplex.backbones.tiny_fd import vocab as V
+
+REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
+RESUME_QUIET_STEPS = 5  # a held reply resumes after this much user silence (0.8 s)
+PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech
+HELD_SPEECH_STEPS = 6  # user speech over a held reply this long (0.96 s) is a barge-in
+AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
+AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
+NOISE_WINDOW_STEPS = 32  # the noise floor: the quietest chunk of the last 5 s
+NOISE_MARGIN = 2.0  # speech is 6 dB above the noise floor
+NOISE_CAP = 10 ** (-40 / 20)  # ... never taken above -40 dBFS (in long speech, its quietest chunk)
+ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
+
+
+class UserVoice:
+    """Whether a chunk holds the user's speech: WebRTC's VAD, above the noise floor and the echo."""
+
+    def __init__(self) -> None:
+        self.vad = WebRtcVad(3)
+        self.levels: deque[float] = deque(maxlen=NOISE_WINDOW_STEPS)
+        self.played: deque[float] = deque(maxlen=2)  # speaker level, this chunk and the one before
+
+    def reset(self) -> None:
+        self.levels.clear()
+        self.played.clear()
+
+    def observe(self, chunk: np.ndarray, played: float) -> float:
+        """Every step: the chunk's level, for the noise floor; `played`: the reference's level."""
+        level = rms(chunk)
+        self.levels.append(level)
+        self.played.append(played)
+        return level
+
+    def speaking(self, chunk: np.ndarray, level: float) -> bool:
+        noise = NOISE_MARGIN * min(min(self.levels, default=0.0), NOISE_CAP)
+        floor = max(REARM_LEVEL, noise, ECHO_MARGIN * max(self.played, default=0.0))
+        return level > floor and self.vad.speech_prob(chunk) >= 0.5
+
+
+class BargeInRules:
+    """The rules above, as a filter on the network's choice of the step's first token."""
+
+    def __init__(self, turn_quiet_steps: int = 0) -> None:
+        self.voice = UserVoice()
+        self.turn_quiet_steps = turn_quiet_steps
+        self.reset()
+
+    def reset(self) -> None:
+        self.voice.reset()
+        self.holding = False  # the reply is held (a silent beat) for user speech
+        self.quiet = 0  # steps of user silence, counted while the speaker is quiet
+        self.speech = 0  # steps of user speech over the held reply
+        self.pieces = 0  # runs of user speech while held
+        self.after_break: int | None = None  # steps since the model's BREAK, until the next turn
+        self.wanted = 0  # consecutive steps the network has wanted the turn
+        self.deferred = False  # the network wanted to resume or take the turn; a rule said "not yet"
+        self.fired: dict[str, int] = {"resume_held": 0, "second_piece": 0, "held_speech": 0,
+                                      "turn_after_break": 0, "turn_silence": 0}
+
+    def filter(self, first: int, decision: int, chunk: np.ndarray, played: float) -> int:
+        """The network's `first` token, or what the rules put in its place."""
+        level = self.voice.observe(chunk, played)
+        if decision == V.SPEAK_DECISION:
+            self.after_break = None
+            first = self._speaking(first, chunk, level)
+        elif decision == V.LISTEN_DECISION:
+            self.holding = False
+            first = self._listening(first, chunk, level)
+        else:
+            self.holding = False
+        if first == V.BREAK:
+            self.after_break, self.quiet, self.deferred = 0, 0, False
+        return first
+
+    def _speaking(self, first: int, chunk: np.ndarray, level: float) -> int:
+        if self.holding:
+            if self.voice.speaking(chunk, level):
+                self.deferred = False
+                if self.speech == 0 or self.quiet >= PIECE_GAP_STEPS:
+                    self.pieces += 1
+                self.speech += 1
+                self.quiet = 0
+            else:
+                self.quiet += 1
+            if first == V.BREAK:
+                return self._released(V.BREAK)
+            if self.pieces >= 2:
+                return self._fire("second_piece", self._released(V.BREAK))
+            if self.speech >= HELD_SPEECH_STEPS:
+                return self._fire("held_speech", self._released(V.BREAK))
+            if first == V.CONT and self.quiet < RESUME_QUIET_STEPS:
+                self.deferred = True
+                return self._fire("resume_held", V.THINK)
+            if first == V.CONT or (self.deferred and first == V.THINK and self.quiet >= RESUME_QUIET_STEPS):
+                return self._released(V.CONT)
+            return first
+        self.quiet = 0  # the speaker plays: silence is counted again from the hold or the reply's end
+        if first == V.THINK:
+            self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
+        return first
+
+    def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
+        if self.voice.speaking(chunk, level):
+            self.quiet, self.deferred = 0, False
+        else:
+            self.quiet += 1
+        self.wanted = self.wanted + 1 if first == V.SHIFT or self.deferred else 0
+        if self.after_break is not None:
+            self.after_break += 1
+            if self.quiet >= AFTER_BREAK_QUIET_STEPS or self.after_break > AFTER_BREAK_LIMIT_STEPS:
+                self.after_break = None
+        if first != V.SHIFT and not self.deferred:
+            return first
+        # A rule that says "not yet" defers the network's wish (it may not repeat it: its context now
+        # holds a THINK there) until the user has been silent long enough, or speaks again.
+        if self.after_break is not None:
+            self.deferred = True
+            return self._fire("turn_after_break", V.THINK)
+        # A detector that hears a noise as speech must not keep the turn from the user for ever: the
+        # network's own wish, held as long as the rule asks, wins then.
+        if self.quiet < self.turn_quiet_steps and self.wanted <= self.turn_quiet_steps:
+            self.deferred = True
+            return self._fire("turn_silence", V.THINK)
+        self.deferred = False
+        return V.SHIFT
+
+    def _released(self, token: int) -> int:
+        self.holding, self.speech, self.pieces, self.deferred = False, 0, 0, False
+        return token
+
+    def _fire(self, rule: str, token: int) -> int:
+        self.fired[rule] += 1
+        return token

@@ -1,0 +1,112 @@
+"""The grammar's barge-in rules (duplex/backbones/tiny_fd/barge_in.py), on real speech chunks.
+
+Each test drives `BargeInRules.filter` with what the network proposed and what the microphone
+heard, and checks what the rules let through: no resume into the user's inner pauses, a second
+piece is a BREAK, no new turn at the first comma of an interruption, and the model's own echo or a
+steady noise never passes for the user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_io.format import STEP_SAMPLES
+from audio_io.wav import load_mono16k
+from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.barge_in import (
+    AFTER_BREAK_QUIET_STEPS,
+    HELD_SPEECH_STEPS,
+    RESUME_QUIET_STEPS,
+    BargeInRules,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+SPEAK, LISTEN = V.SPEAK_DECISION, V.LISTEN_DECISION
+SILENT = np.zeros(STEP_SAMPLES, dtype=np.float32)
+LOUD_REPLY = 0.1  # RMS of what the speaker plays while the reply is audible
+
+
+@pytest.fixture(scope="module")
+def speech() -> list[np.ndarray]:
+    """160 ms chunks of a spoken sentence, every one of them voiced."""
+    audio = load_mono16k(EXAMPLES / "scenarios" / "clips" / "table.wav")
+    chunks = [audio[i:i + STEP_SAMPLES] for i in range(0, audio.size - STEP_SAMPLES, STEP_SAMPLES)]
+    return [c for c in chunks if np.sqrt(np.mean(c ** 2)) > 0.03][:12]
+
+
+def held(rules: BargeInRules, chunk: np.ndarray) -> int:
+    """The reply was playing; the network holds it for a sound over it."""
+    assert rules.filter(V.CONT, SPEAK, chunk, LOUD_REPLY) == V.CONT
+    return rules.filter(V.THINK, SPEAK, chunk, LOUD_REPLY)
+
+
+def test_a_held_reply_waits_out_the_users_inner_pause(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules()
+    assert held(rules, speech[0]) == V.THINK
+    for _ in range(RESUME_QUIET_STEPS - 1):  # "wait, ..." then a short silence: the network would resume
+        assert rules.filter(V.CONT, SPEAK, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.CONT, SPEAK, SILENT, 0.0) == V.CONT  # 0.8 s of silence: a backchannel after all
+    assert rules.fired["resume_held"] == RESUME_QUIET_STEPS - 1
+
+
+def test_a_second_piece_while_held_is_a_barge_in(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules()
+    held(rules, speech[0])
+    assert rules.filter(V.THINK, SPEAK, speech[1], 0.0) == V.THINK  # the same piece goes on
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.THINK, SPEAK, speech[2], 0.0) == V.BREAK  # "... no, ...": a new piece
+    assert rules.fired["second_piece"] == 1
+
+
+def test_long_speech_over_a_held_reply_is_a_barge_in(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules()
+    held(rules, speech[0])
+    out = [rules.filter(V.THINK, SPEAK, speech[k], 0.0) for k in range(1, HELD_SPEECH_STEPS)]
+    assert out[:-1] == [V.THINK] * (HELD_SPEECH_STEPS - 2) and out[-1] == V.BREAK
+
+
+def test_a_resumed_reply_holds_afresh_for_the_next_backchannel(speech: list[np.ndarray]) -> None:
+    """"mm-hmm", 0.9 s of silence, "yeah": two backchannels, not a barge-in."""
+    rules = BargeInRules()
+    held(rules, speech[0])
+    for _ in range(RESUME_QUIET_STEPS):
+        rules.filter(V.CONT, SPEAK, SILENT, 0.0)
+    assert not rules.holding
+    assert rules.filter(V.THINK, SPEAK, speech[1], LOUD_REPLY) == V.THINK
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.THINK
+    assert rules.fired["second_piece"] == 0
+
+
+def test_no_turn_in_the_pauses_of_the_utterance_that_interrupted(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules()
+    held(rules, speech[0])
+    assert rules.filter(V.BREAK, SPEAK, speech[1], 0.0) == V.BREAK
+    assert rules.filter(V.THINK, LISTEN, speech[2], 0.0) == V.THINK
+    for _ in range(AFTER_BREAK_QUIET_STEPS - 1):  # "No, not that one, ..." the comma's pause
+        assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.THINK, LISTEN, speech[3], 0.0) == V.THINK  # ... she goes on
+    for _ in range(AFTER_BREAK_QUIET_STEPS - 1):
+        assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.SHIFT  # she is done
+    assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.SHIFT  # and the rule is spent
+
+
+def test_the_models_own_echo_and_a_steady_noise_are_not_the_user(speech: list[np.ndarray]) -> None:
+    rng = np.random.default_rng(0)
+    rules = BargeInRules()
+    for _ in range(8):  # a room with a fan: white noise at -38 dBFS
+        noise = (rng.standard_normal(STEP_SAMPLES) * 10 ** (-38 / 20)).astype(np.float32)
+        rules.filter(V.THINK, LISTEN, noise, 0.0)
+    assert held(rules, speech[0]) == V.THINK
+    echo = speech[1] * np.float32(10 ** (-10 / 20))  # its own voice leaking back, played just now
+    assert rules.filter(V.THINK, SPEAK, echo + noise, float(np.sqrt(np.mean(speech[1] ** 2)))) == V.THINK
+    for _ in range(RESUME_QUIET_STEPS - 2):  # the echo's step was a quiet one too
+        noise = (rng.standard_normal(STEP_SAMPLES) * 10 ** (-38 / 20)).astype(np.float32)
+        assert rules.filter(V.CONT, SPEAK, noise, 0.0) == V.THINK
+    assert rules.filter(V.CONT, SPEAK, noise, 0.0) == V.CONT  # neither the echo nor the fan was a second piece
+    assert rules.fired["second_piece"] == 0
