@@ -93,9 +93,9 @@ def test_resume_and_overlap_inside_a_barge_in() -> None:
     assert resumed.message == "resumes_over_barge_in = 1 (limit 0, over by 1): model came back at 3.80 s (clip 2)"
     over = evaluate(Expectation(Check.OVERLAP, {"max": 0.3}, 4), tl)
     assert not over.passed and "over by 0.50 s" in over.message
-    between_words = timeline(track(8.0, (0.5, 2.45), (2.6, 2.9), (3.8, 4.3)), [clip(1, Role.TURN, 0.0, 0.3), cut])
-    m = strict_metrics(between_words)  # the next word 0.1 s into the barge-in is not a resume; 3.8 is
-    assert m["resume_at_s"] == [3.8] and m["overlap_s"] == [pytest.approx(0.8)]
+    between_words = timeline(track(8.0, (0.5, 2.45), (2.75, 2.9), (3.8, 4.3)), [clip(1, Role.TURN, 0.0, 0.3), cut])
+    m = strict_metrics(between_words)  # the next word 0.25 s into the barge-in is not a resume; 3.8 is
+    assert m["resume_at_s"] == [3.8] and m["overlap_s"] == [pytest.approx(0.65, abs=0.02)]
     clean = timeline(track(8.0, (0.5, 2.8), (6.0, 7.0)), [clip(1, Role.TURN, 0.0, 0.3), cut])
     assert strict_metrics(clean)["resumes_over_barge_in"] == 0
     assert evaluate(Expectation(Check.RESUMES_OVER_BARGE_IN, {"max": 0}, 3), clean).passed

@@ -35,7 +35,9 @@ BARGE_IN_GRACE_S = 0.5  # a BREAK this soon after a clip ends still answers that
 BRIDGE_S = 0.1  # strict: inaudible gaps shorter than this stay inside one segment
 MIN_ONSET_S = 0.06  # strict: audible frames a segment needs to count as an onset
 CONTINUE_WINDOW_S = 0.5  # strict: the reply must be audible again this soon after a backchannel ends
-REACTION_S = 0.16  # strict: no backbone can react to the user sooner than one 160 ms step
+# strict: no backbone can have reacted to the user sooner: the 160 ms chunk in which they start may hold
+# too little speech to hear, the next one does, and the output changes from the step after it
+REACTION_S = 0.32
 INNER_PAUSE_S = 0.3  # a silence this long inside a clip is a pause (the clip is a "turn with pauses")
 
 FLOOR_ROLES = (Role.TURN, Role.MONOLOGUE)
