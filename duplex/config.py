@@ -38,7 +38,7 @@ class PolicyConfig:
     unfinished_silence_s: float = opt(0.64, "silence needed instead when the last fragment's pitch does not fall (mid-turn pauses); <= min_silence_s: cue off", lo=0.16, hi=10.0)
     barge_in_s: float = opt(0.16, "user speech over the model that silences it", lo=0.16, hi=5.0)
     backchannel_max_s: float = opt(0.8, "overlaps this short only pause the reply (backchannels); 0 = every overlap is a BREAK", lo=0.0, hi=5.0)
-    resume_after_s: float = opt(0.96, "silence after a backchannel before the held reply resumes (a second piece of speech before then is a barge-in)", lo=0.16, hi=5.0)
+    resume_after_s: float = opt(0.8, "silence after a backchannel before the held reply resumes (a second piece of speech before then is a barge-in)", lo=0.16, hi=5.0)
     min_level_db: float = opt(-45.0, "chunks quieter than this (RMS dBFS) are never speech, whatever the VAD says", lo=-120.0, hi=0.0)
     echo_gate_db: float = opt(-12.0, "while the model speaks, mic level must exceed its own output level plus this to count as the user", lo=-60.0, hi=20.0)
     responder: str = opt("echo", "what the model says: echo = the user's last utterance, wav = reply_wav", choices=("echo", "wav"))

@@ -56,7 +56,7 @@ def test_a_backchannel_holds_the_reply_then_it_resumes() -> None:
     run(floor, "ssss....")
     moves = run(floor, "..ss" + "." * 6 + "..")
     assert moves[:2] == [Move.SPEAK] * 2 and moves[2:4] == [Move.HOLD] * 2
-    assert moves[4:9] == [Move.HOLD] * 5 and moves[9] is Move.SPEAK  # 0.96 s of silence, then resume
+    assert moves[4:8] == [Move.HOLD] * 4 and moves[8] is Move.SPEAK  # 0.8 s of silence, then resume
     assert Move.BREAK not in moves
 
 
