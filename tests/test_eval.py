@@ -64,6 +64,10 @@ def test_summary_pools_conversations() -> None:
     assert s["false_starts_paused"] == {"n": 1, "of": 1, "rate": 1.0}
     assert s["false_starts_all"] == {"n": 1, "of": 3, "rate": 0.333}
     assert s["turn_latency_median_s"] == 0.4 and s["turn_latency_p90_s"] == pytest.approx(0.88)
+    assert s["turn_latency_question_s"] is None  # no monologue in the run: nothing to split
+    split = summarise([*runs, ("monologue", {"floors": 1, "turns_answered": 1, "strict_turn_latency_s": [1.6]})])
+    assert split["turn_latency_question_s"] == "0.400 / 0.880 (n=3)"
+    assert split["turn_latency_statement_s"] == "1.600 / 1.600 (n=1)"
     assert s["resumes_over_barge_in"] == {"n": 1, "of": 2, "rate": 0.5}
     assert s["overlap_mean_s"] == pytest.approx(0.3)
     assert s["continuation"]["rate"] == 0.5 and s["echo_false_barge_ins"] == 1

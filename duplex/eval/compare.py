@@ -1,7 +1,8 @@
 """`python -m duplex.eval.compare A.json B.json ...`: results of `python -m duplex.eval --json` side by side.
 
 Prints one Markdown table (a row per metric, a column per result file), for docs that put the
-numbers before and after a change next to each other.
+numbers before and after a change next to each other. The summary is pooled again from each file's
+conversations, so a file written before a row was added still fills it where its metrics allow.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell
+from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell, summarise
 
 
 def _fail(message: str) -> None:
@@ -29,6 +30,12 @@ def load(path: Path) -> dict[str, Any]:
         _fail(f"{path}: not a duplex.eval JSON ({exc.__class__.__name__})")
     if not isinstance(report, dict) or "summary" not in report:
         _fail(f"{path}: not a duplex.eval JSON (no 'summary')")
+    conversations = report.get("conversations")
+    if isinstance(conversations, list) and conversations:
+        try:
+            report["summary"] = summarise([(c["shape"], c["metrics"]) for c in conversations])
+        except (KeyError, TypeError) as exc:
+            _fail(f"{path}: a conversation without its shape or metrics ({exc.__class__.__name__})")
     return report
 
 

@@ -17,6 +17,8 @@ STRICT_ROWS = [
     ("turns answered", "turns_answered", None),
     ("turn latency median s (user end -> audible)", "turn_latency_median_s", None),
     ("turn latency p90 s", "turn_latency_p90_s", None),
+    ("  ... turns ending in a question: median / p90 s", "turn_latency_question_s", None),
+    ("  ... turns ending in a statement (monologues): median / p90 s", "turn_latency_statement_s", None),
     ("false starts: turns with pauses/gaps", "false_starts_paused", None),
     ("false starts: all user turns", "false_starts_all", None),
     ("resumes over a barge-in", "resumes_over_barge_in", None),
@@ -38,6 +40,12 @@ FDB_ROWS = [
     ("fdb v1.5 response latency s ↓", "fdb_response_latency_s", "response_latency_s"),
 ]
 
+
+# The held-out shapes whose user turn ends in a statement (every other shape ends in a question). A
+# listener cannot tell a monologue's last statement from a statement followed by a long thinking pause
+# (`long_pause`), so no backbone answers the one fast and waits out the other: the split shows the
+# latency a user who asks a question gets, apart from the wait after a statement.
+STATEMENT_SHAPES = ("monologue",)
 
 # Each fdb_* figure is pooled over the conversations of its benchmark task shape when the run has
 # any (the eval tool); over every conversation otherwise (a duplex-test suite).
@@ -64,12 +72,21 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         return [float(x) for _, m in runs for x in m.get(key, [])]
 
     latencies = pooled("strict_turn_latency_s")
+    shapes_run = {s for s, _ in runs}
+
+    def latency_split(statement: bool) -> str | None:
+        xs = [float(x) for s, m in runs if (s in STATEMENT_SHAPES) == statement
+              for x in m.get("strict_turn_latency_s", [])]
+        return f"{statistics.median(xs):.3f} / {float(np.percentile(xs, 90)):.3f} (n={len(xs)})" if xs else None
+
     overlaps = pooled("overlap_s")
     out: dict[str, Any] = {
         "conversations": len(runs),
         "turns_answered": _ratio(total("turns_answered"), total("floors")),
         "turn_latency_median_s": round(statistics.median(latencies), 3) if latencies else None,
         "turn_latency_p90_s": round(float(np.percentile(latencies, 90)), 3) if latencies else None,
+        "turn_latency_question_s": latency_split(statement=False) if shapes_run & set(STATEMENT_SHAPES) else None,
+        "turn_latency_statement_s": latency_split(statement=True) if shapes_run & set(STATEMENT_SHAPES) else None,
         "false_starts_paused": _ratio(total("paused_floors_with_false_start"), total("floors_with_pauses")),
         "false_starts_all": _ratio(total("floors_with_false_start"), total("floors")),
         "false_start_onsets": total("false_starts"),
