@@ -29,6 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import emit  # noqa: E402
+
 from audio_io.wav import load_mono16k  # noqa: E402
 from duplex.backbones.base import Model  # noqa: E402
 from duplex.config import load_config  # noqa: E402
@@ -273,13 +275,6 @@ def runs(spec: str) -> list[tuple[int, int]]:
         host, n = item.split(":")
         out.append((0 if host == "s" else int(host[1:]), int(n)))
     return [(shards, n) for shards, n in out if n > 0]
-
-
-def emit(result: dict, out: Path | None) -> None:
-    text = json.dumps(result, indent=1)
-    print(text)
-    if out:
-        out.write_text(text + "\n")
 
 
 def max_fitting(prototype: Model, args: argparse.Namespace, kind: type, key: str, rows: list[dict]) -> int:

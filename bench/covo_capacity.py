@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from _report import emit  # noqa: E402
 
 from audio_io.format import STEP_SAMPLES, STEP_SECONDS  # noqa: E402
 from audio_io.wav import load_mono16k  # noqa: E402
@@ -142,10 +143,7 @@ def main() -> None:
            "target_on_one_h100": {"conversations": 16, "step_ms_p99": 160}}
     if rt.device.type != "cuda":
         out["note"] = "CPU run with the tiny config: shows the path works; says nothing about the 7B target."
-    text = json.dumps(out, indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

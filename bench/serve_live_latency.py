@@ -13,7 +13,6 @@ The target: the thin client adds at most one step (160 ms) to turns, and time-to
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import sys
@@ -26,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _report import emit  # noqa: E402
 
 from tests.live_harness import first_after, locate, probe_spans, silent_from, start_runtime  # noqa: E402
 from tests.pulse_fixtures import missing_reason, start_pulse  # noqa: E402
@@ -110,10 +111,7 @@ def main() -> None:
         "added_by_thin_client_ms": {k: (None if m_local[k] is None or m_remote[k] is None
                                         else round(m_remote[k] - m_local[k], 1)) for k in m_local},
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

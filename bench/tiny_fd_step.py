@@ -11,7 +11,6 @@ printed beside the figures: on a shared machine it matters.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,6 +20,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _report import emit  # noqa: E402
 
 from audio_io.wav import load_mono16k  # noqa: E402
 from duplex.backbones.tiny_fd.loader import SHIPPED, load_folder  # noqa: E402
@@ -79,10 +80,7 @@ def main() -> None:
         "context_steps": args.context_steps, "window_steps": args.window_steps,
         "loadavg_1m_at_start": round(load[0], 2), "cpus": os.cpu_count(),
     }
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
