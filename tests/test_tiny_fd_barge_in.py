@@ -19,6 +19,7 @@ from duplex.backbones.tiny_fd import vocab as V
 from duplex.backbones.tiny_fd.barge_in import (
     AFTER_BREAK_QUIET_STEPS,
     HELD_SPEECH_STEPS,
+    OVER_REPLY_STEPS,
     RESUME_QUIET_STEPS,
     BargeInRules,
 )
@@ -110,3 +111,15 @@ def test_the_models_own_echo_and_a_steady_noise_are_not_the_user(speech: list[np
         assert rules.filter(V.CONT, SPEAK, noise, 0.0) == V.THINK
     assert rules.filter(V.CONT, SPEAK, noise, 0.0) == V.CONT  # neither the echo nor the fan was a second piece
     assert rules.fired["second_piece"] == 0
+
+
+def test_a_user_the_network_takes_for_its_own_echo_still_holds_the_reply(speech: list[np.ndarray]) -> None:
+    """The network talks on (CONT) over a voice it has not met; the rule holds the reply."""
+    rules = BargeInRules()
+    level = float(np.sqrt(np.mean(speech[0] ** 2)))
+    out = [rules.filter(V.CONT, SPEAK, speech[k], level) for k in range(OVER_REPLY_STEPS)]
+    assert out == [V.CONT] * (OVER_REPLY_STEPS - 1) + [V.THINK]
+    assert rules.holding and rules.fired["user_over_reply"] == 1
+    echo = BargeInRules()  # the same speech, but 10 dB under what the speaker plays: its own echo
+    loud = level * 10 ** (10 / 20)
+    assert all(echo.filter(V.CONT, SPEAK, speech[k], loud) == V.CONT for k in range(len(speech)))

@@ -5,8 +5,11 @@ with silences between them, and a silence after a short piece sounds just like t
 backchannel: on voices it has not met, it resumes the reply (or takes a new turn) in the user's
 inner pauses. That is the one thing a user never forgives, so these rules do not leave it to the
 network. They read the microphone only when the speaker is quiet (the reply held, or the model
-listening after a BREAK), so the model's own voice cannot pass for the user:
+listening after a BREAK), so the model's own voice cannot pass for the user, but one:
 
+- user speech over the playing reply, louder than any echo could be (within 6 dB of what the
+  speaker plays, or louder), for `OVER_REPLY_STEPS` (0.32 s) holds the reply if the network has not
+  already: a network can take a voice it has never met for its own echo and talk on;
 - a held reply resumes only after `RESUME_QUIET_STEPS` of user silence (0.8 s), longer than the
   gaps of a hesitant barge-in (0.2-0.6 s) and the pauses inside a sentence;
 - a second piece of user speech while the reply is held is a barge-in (BREAK), as is user speech
@@ -33,6 +36,7 @@ from duplex.backbones.tiny_fd import vocab as V
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 RESUME_QUIET_STEPS = 5  # a held reply resumes after this much user silence (0.8 s)
 PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech
+OVER_REPLY_STEPS = 3  # user speech over the playing reply this long (0.48 s) holds it, if the network has not
 HELD_SPEECH_STEPS = 6  # user speech over a held reply this long (0.96 s) is a barge-in
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
@@ -83,8 +87,9 @@ class BargeInRules:
         self.pieces = 0  # runs of user speech while held
         self.after_break: int | None = None  # steps since the model's BREAK, until the next turn
         self.wanted = 0  # consecutive steps the network has wanted the turn
+        self.over = 0  # consecutive steps of user speech over the playing reply
         self.deferred = False  # the network wanted to resume or take the turn; a rule said "not yet"
-        self.fired: dict[str, int] = {"resume_held": 0, "second_piece": 0, "held_speech": 0,
+        self.fired: dict[str, int] = {"resume_held": 0, "second_piece": 0, "held_speech": 0, "user_over_reply": 0,
                                       "turn_after_break": 0, "turn_silence": 0}
 
     def filter(self, first: int, decision: int, chunk: np.ndarray, played: float) -> int:
@@ -125,7 +130,14 @@ class BargeInRules:
                 return self._released(V.CONT)
             return first
         self.quiet = 0  # the speaker plays: silence is counted again from the hold or the reply's end
+        # The one rule that reads the microphone while the speaker plays: a user clearly louder than
+        # any echo of it (within 6 dB of what it plays, or louder) for two steps holds the reply,
+        # whatever the network made of the sound (it can take a voice it has not met for its own).
+        self.over = self.over + 1 if first == V.CONT and self.voice.speaking(chunk, level) else 0
+        if self.over >= OVER_REPLY_STEPS:
+            first = self._fire("user_over_reply", V.THINK)
         if first == V.THINK:
+            self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
         return first
 
