@@ -8,7 +8,7 @@ network. They read the microphone only when the speaker is quiet (the reply held
 listening after a BREAK), so the model's own voice cannot pass for the user, but one:
 
 - user speech over the playing reply, louder than any echo could be (within 6 dB of what the
-  speaker plays, or louder), for `OVER_REPLY_STEPS` (0.32 s) holds the reply if the network has not
+  speaker plays, or louder), for `OVER_REPLY_STEPS` (0.64 s) holds the reply if the network has not
   already: a network can take a voice it has never met for its own echo and talk on;
 - a held reply resumes only after `RESUME_QUIET_STEPS` of user silence (0.8 s), longer than the
   gaps of a hesitant barge-in (0.2-0.6 s) and the pauses inside a sentence;
@@ -36,7 +36,9 @@ from duplex.backbones.tiny_fd import vocab as V
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 RESUME_QUIET_STEPS = 5  # a held reply resumes after this much user silence (0.8 s)
 PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech
-OVER_REPLY_STEPS = 3  # user speech over the playing reply this long (0.48 s) holds it, if the network has not
+# user speech over the playing reply this long (0.64 s: what tiny-fd's training calls a barge-in, the
+# oracle's break_lag) holds it, if the network has not; shorter pieces (most backchannels) are its call
+OVER_REPLY_STEPS = 4
 HELD_SPEECH_STEPS = 6  # user speech over a held reply this long (0.96 s) is a barge-in
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
