@@ -133,7 +133,7 @@ class BargeInRules:
             return first
         self.quiet = 0  # the speaker plays: silence is counted again from the hold or the reply's end
         # The one rule that reads the microphone while the speaker plays: a user clearly louder than
-        # any echo of it (within 6 dB of what it plays, or louder) for two steps holds the reply,
+        # any echo of it (within 6 dB of what it plays, or louder) for OVER_REPLY_STEPS holds the reply,
         # whatever the network made of the sound (it can take a voice it has not met for its own).
         self.over = self.over + 1 if first == V.CONT and self.voice.speaking(chunk, level) else 0
         if self.over >= OVER_REPLY_STEPS:
