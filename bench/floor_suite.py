@@ -35,10 +35,13 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from audio_io.format import SAMPLE_RATE
-from audio_io.levels import audible_spans
-from audio_io.wav import load_mono16k
-from duplex.scenario.runner import ModelCache, run_scenario_file
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a checkout without an install, like the other benchmarks
+
+from audio_io.format import SAMPLE_RATE  # noqa: E402
+from audio_io.levels import audible_spans  # noqa: E402
+from audio_io.wav import load_mono16k  # noqa: E402
+from duplex.scenario.runner import ModelCache, run_scenario_file  # noqa: E402
 
 MIN_ONSET_S = 0.06
 ESPEAK = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-us+m4")
