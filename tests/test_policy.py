@@ -151,3 +151,15 @@ def test_tiny_fd_as_the_floor_drives_the_echo_responder(speech) -> None:
     n = min(reply.size, q.size) - 2560
     best = max(np.corrcoef(reply[:n], q[lag : lag + n])[0, 1] for lag in range(0, q.size - n, 160))
     assert best > 0.99
+
+
+@pytest.mark.parametrize("name", ["backchannels", "hesitant_barge_in"])
+def test_the_example_scenarios_of_backchannels_and_hesitant_barge_ins_pass_with_the_policy(name: str) -> None:
+    """Two backchannels 0.9 s apart go on ("mm-hmm ... yeah"), a hesitant barge-in is never resumed
+    over: with `resume_after_s` at 0.96 s the second backchannel found the reply still held and broke it."""
+    from duplex.scenario.runner import run_scenario
+    from duplex.scenario.spec import load_scenario
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    result = run_scenario(load_scenario(root / "scenarios" / f"{name}.yaml"), config=root / "policy.yaml")
+    assert result.passed, result.failures
