@@ -5,6 +5,8 @@ Devices convert at the edges so the engine, the backbones and the tests never se
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SAMPLE_RATE = 16_000
@@ -16,6 +18,11 @@ UNIT_SAMPLES = STEP_SAMPLES // UNITS_PER_STEP  # one speech unit: 40 ms (25 Hz)
 # Model output quieter than this RMS (about -50 dBFS) counts as silence when measuring what a
 # user would hear; documented in the README's metrics section.
 AUDIBLE_RMS = 10 ** (-50 / 20)
+
+
+def steps_covering(seconds: float) -> int:
+    """Whole 160 ms steps needed to cover `seconds` (thresholds are checked once a step)."""
+    return math.ceil(seconds / STEP_SECONDS - 1e-6)
 
 
 def to_mono(frames: np.ndarray) -> np.ndarray:

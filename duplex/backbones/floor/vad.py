@@ -17,13 +17,12 @@ While the model speaks, the microphone must be louder than the model's own recen
 from __future__ import annotations
 
 import enum
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from audio_io.format import STEP_SECONDS, rms
+from audio_io.format import rms, steps_covering
 from audio_io.vad import Vad
 from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls
@@ -64,23 +63,18 @@ class Utterance:
         return np.concatenate(self.chunks[: max(keep, 1)]) if self.chunks else np.zeros(0, np.float32)
 
 
-def steps(seconds: float) -> int:
-    """Whole 160 ms steps needed to cover `seconds` (thresholds are checked once a step)."""
-    return math.ceil(seconds / STEP_SECONDS - 1e-6)
-
-
 class VadFloor:
     """The floor decided by VAD, silence lengths, overlap length and the pitch of the last fragment."""
 
     def __init__(self, cfg: PolicyConfig, vad: Vad) -> None:
         self.cfg = cfg
         self.vad = vad
-        self.min_speech = max(1, steps(cfg.min_speech_s))
-        self.min_silence = steps(cfg.min_silence_s)
-        self.unfinished_silence = max(self.min_silence, steps(cfg.unfinished_silence_s))
-        self.barge_in = steps(cfg.barge_in_s)
-        self.backchannel_max = steps(cfg.backchannel_max_s)
-        self.resume_after = steps(cfg.resume_after_s)
+        self.min_speech = max(1, steps_covering(cfg.min_speech_s))
+        self.min_silence = steps_covering(cfg.min_silence_s)
+        self.unfinished_silence = max(self.min_silence, steps_covering(cfg.unfinished_silence_s))
+        self.barge_in = steps_covering(cfg.barge_in_s)
+        self.backchannel_max = steps_covering(cfg.backchannel_max_s)
+        self.resume_after = steps_covering(cfg.resume_after_s)
         self._min_level = 10 ** (cfg.min_level_db / 20)
         self._recent_output: deque[float] = deque(maxlen=6)  # model output RMS, last ~1 s (live paths delay the echo)
         self.reset()

@@ -6,11 +6,10 @@ the built-in model works from any working directory.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audio_io.format import STEP_SECONDS
+from audio_io.format import steps_covering
 from duplex.backbones.base import Model
 from duplex.backbones.tiny_fd.checkpoint import load_weights, read_config, read_frames
 from duplex.errors import CheckpointError, ConfigError
@@ -63,5 +62,5 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     bank.add(frames.reshape(-1))
     backbone = TinyFdBackbone(net, meta["replies"], bank, context_steps=context_steps, window_steps=window_steps,
                               shift_threshold=shift_threshold, break_threshold=break_threshold,
-                              turn_quiet_steps=math.ceil(turn_silence_s / STEP_SECONDS - 1e-6))
+                              turn_quiet_steps=steps_covering(turn_silence_s))
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"tiny-fd/{folder.name}")
