@@ -72,7 +72,7 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         return [float(x) for _, m in runs for x in m.get(key, [])]
 
     latencies = pooled("strict_turn_latency_s")
-    shapes_run = {s for s, _ in runs}
+    split = bool({s for s, _ in runs} & set(STATEMENT_SHAPES))  # no monologue in the run: nothing to split
 
     def latency_split(statement: bool) -> str | None:
         xs = [float(x) for s, m in runs if (s in STATEMENT_SHAPES) == statement
@@ -85,8 +85,8 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "turns_answered": _ratio(total("turns_answered"), total("floors")),
         "turn_latency_median_s": round(statistics.median(latencies), 3) if latencies else None,
         "turn_latency_p90_s": round(float(np.percentile(latencies, 90)), 3) if latencies else None,
-        "turn_latency_question_s": latency_split(statement=False) if shapes_run & set(STATEMENT_SHAPES) else None,
-        "turn_latency_statement_s": latency_split(statement=True) if shapes_run & set(STATEMENT_SHAPES) else None,
+        "turn_latency_question_s": latency_split(statement=False) if split else None,
+        "turn_latency_statement_s": latency_split(statement=True) if split else None,
         "false_starts_paused": _ratio(total("paused_floors_with_false_start"), total("floors_with_pauses")),
         "false_starts_all": _ratio(total("floors_with_false_start"), total("floors")),
         "false_start_onsets": total("false_starts"),

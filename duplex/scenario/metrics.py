@@ -209,9 +209,10 @@ class Timeline:
 
         None when the model was not speaking as the clip began (nothing to continue).
         """
-        if not any(s <= clip.start < e + BRIDGE_S for s, e in self.segments):
+        ended = self.ended_by(clip)
+        if ended is None:
             return None
-        if any(clip.covers(t, BARGE_IN_GRACE_S) for t in self.breaks):
+        if ended:
             return False
         lo, hi = clip.end, clip.end + CONTINUE_WINDOW_S
         return any(s < hi and e > lo for s, e in self.segments)
