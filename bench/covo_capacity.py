@@ -110,9 +110,7 @@ def ramp(prototype: Model, speech: np.ndarray, args: argparse.Namespace) -> tupl
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=("tiny", "7b"), default="tiny")
-    p.add_argument("--random-init", action="store_true", help="random weights (always so: no weights are read)")
-    p.add_argument("--device", default="auto")
+    covo_step.add_model_arguments(p)
     p.add_argument("--seconds", type=float, default=8.0, help="length of each level's conversations")
     p.add_argument("--start-n", type=int, default=2)
     p.add_argument("--max-n", type=int, default=128)
@@ -126,10 +124,7 @@ def main() -> None:
     rt = factory.runtime(base)
     if rt.device.type == "cpu":
         torch.set_num_threads(args.threads)
-    if args.config == "7b" and rt.device.type != "cuda":
-        covo_step.fail("covo_capacity.py: --config 7b needs a CUDA GPU (about 20 GB); run --config tiny on CPU")
-    if args.config == "7b" and not args.random_init:
-        covo_step.fail("covo_capacity.py: --config 7b reads no weights: add --random-init")
+    covo_step.check_model_arguments(args, rt, "covo_capacity.py")
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = covo_step.tiny_checkpoint(Path(tmp), rt) if args.config == "tiny" else covo_step.random_7b(rt)

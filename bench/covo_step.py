@@ -60,11 +60,24 @@ from duplex.backbones.covo.vocab import Vocab, checkpoint_vocab  # noqa: E402
 SPEECH = ROOT / "examples" / "audio" / "question.wav"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--config, --random-init, --device: which covo model a benchmark builds (this one and covo_capacity.py)."""
     p.add_argument("--config", choices=("tiny", "7b"), default="tiny")
     p.add_argument("--random-init", action="store_true", help="random weights (always so: no weights are read)")
     p.add_argument("--device", default="auto")
+
+
+def check_model_arguments(args: argparse.Namespace, rt: factory.Runtime, prog: str) -> None:
+    """A one-line error (exit 2) for a 7B run without a GPU or without --random-init."""
+    if args.config == "7b" and rt.device.type != "cuda":
+        fail(f"{prog}: --config 7b needs a CUDA GPU (about 20 GB); run --config tiny on CPU")
+    if args.config == "7b" and not args.random_init:
+        fail(f"{prog}: --config 7b reads no weights: add --random-init")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(p)
     p.add_argument("--steps", type=int, default=200, help="native steps measured per variant")
     p.add_argument("--repeats", type=int, default=10, help="turn-mode SHIFTs measured per variant")
     p.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
@@ -76,10 +89,7 @@ def main() -> None:
     rt = factory.runtime(base)
     if rt.device.type == "cpu":
         torch.set_num_threads(args.threads)
-    if args.config == "7b" and rt.device.type != "cuda":
-        fail("covo_step.py: --config 7b needs a CUDA GPU (about 20 GB); run --config tiny on CPU")
-    if args.config == "7b" and not args.random_init:
-        fail("covo_step.py: --config 7b reads no weights: add --random-init")
+    check_model_arguments(args, rt, "covo_step.py")
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = tiny_checkpoint(Path(tmp), rt) if args.config == "tiny" else random_7b(rt)
