@@ -1,0 +1,153 @@
+"""Training examples for the cue model: the microphone's last seconds, ending just after an utterance.
+
+Each example is what the runtime will hand the model: `WINDOW_S` of microphone audio whose last
+utterance (a sentence of one class, duplex/cue/text.py) ended 0.1-0.8 s before the window's end,
+after whatever came before it: silence, an earlier sentence of the same speaker (so that only the
+last one decides), or the echo of the model's own reply (a backchannel starts over the reply).
+Voices are espeak-ng's and flite's (festival is the held-out family, never used here), each at a
+drawn speed, pitch and level, over a little noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audio_io.format import SAMPLE_RATE
+from duplex.backbones.tiny_fd.features import LogMel
+from duplex.backbones.tiny_fd.speech import cough, repertoire
+from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP, Sentences
+from duplex.tts import speak
+
+WINDOW_S = 5.0
+FRAMES = round(WINDOW_S * 100)
+ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd", "en-gb-scotland", "en-us-nyc",
+                  "en-gb-x-gbclan"]
+ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5",
+                   "+klatt", "+klatt2", "+klatt4", "+Andy", "+Annie", "+david", "+linda", "+michel", "+paul",
+                   "+steph", "+edward", "+grandma", "+john", "+robert", "+victor", "+belinda", "+aunty"]
+FLITE_VOICES = ["flite:slt", "flite:awb", "flite:rms", "flite:kal16", "flite:kal"]
+WEIGHTS = {ASKS: 0.24, STATEMENT: 0.2, FRAGMENT: 0.2, BACKCHANNEL: 0.18, STOP: 0.18}
+
+
+def train_voice(rng: np.random.Generator) -> str:
+    """Half the examples in flite's five voices, the rest in espeak-ng's accents and variants."""
+    if rng.random() < 0.5:
+        return FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))]
+    accent = ESPEAK_ACCENTS[int(rng.integers(len(ESPEAK_ACCENTS)))]
+    return f"espeak:{accent}{ESPEAK_VARIANTS[int(rng.integers(len(ESPEAK_VARIANTS)))]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    name: str
+    rate: float
+    pitch: float
+    gain: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, name: str) -> Voice:
+        return cls(name, float(rng.uniform(0.85, 1.2)), float(rng.uniform(0.15, 0.85)),
+                   float(10 ** (rng.uniform(-12, 0) / 20)))
+
+
+class Examples:
+    """Seeded examples; `voices` fixes the voice list (evaluation), else training voices are drawn."""
+
+    def __init__(self, cache: Path, seed: int, voices: list[str] | None = None) -> None:
+        self.cache, self.voices = cache, voices
+        self.rng = np.random.default_rng(seed)
+        self.text = Sentences(self.rng)
+        self.replies = repertoire(cache)
+
+    def say(self, text: str, voice: Voice, fast: bool = False) -> np.ndarray:
+        rate = max(voice.rate, 1.05) if fast else voice.rate
+        return speak(self.cache, text, voice.name, rate, voice.pitch) * np.float32(voice.gain)
+
+    def draw_label(self) -> int:
+        labels, weights = zip(*WEIGHTS.items(), strict=True)
+        return int(self.rng.choice(labels, p=np.asarray(weights) / sum(weights)))
+
+    def one(self, label: int) -> tuple[np.ndarray, str]:
+        rng = self.rng
+        name = str(rng.choice(self.voices)) if self.voices else train_voice(rng)
+        voice = Voice.draw(rng, name)
+        short = label in (BACKCHANNEL, STOP)
+        text = self.text.of(label)
+        main = self.say(text, voice, fast=short)
+        if label == BACKCHANNEL and rng.random() < 0.2:  # a cough or a click: the reply goes on over it too
+            text, main = "(noise)", noise_burst(rng) * np.float32(voice.gain)
+        if not short and rng.random() < 0.3:  # a sentence read in two breaths: a short pause inside
+            lead = self.say(self.text.of(int(rng.choice([STATEMENT, FRAGMENT]))), voice)
+            main = np.concatenate([lead, _silence(rng.uniform(0.05, 0.3)), main])
+        context = rng.random()
+        if short and context < 0.6:  # over the reply: its echo, up to where the user started
+            echo = self.replies[int(rng.integers(len(self.replies)))]
+            n = int(rng.uniform(0.3, 2.0) * SAMPLE_RATE)
+            start = int(rng.integers(max(1, echo.size - n)))
+            piece = echo[start: start + n] * np.float32(10 ** (rng.uniform(-40, -10) / 20))
+            overlap = int(rng.uniform(0, 0.2) * SAMPLE_RATE)
+            head = np.concatenate([piece, np.zeros(max(0, main.size - overlap), np.float32)])
+            body = np.concatenate([np.zeros(max(0, piece.size - overlap), np.float32), main])
+            n = max(head.size, body.size)
+            mixed = np.pad(head, (0, n - head.size)) + np.pad(body, (0, n - body.size))
+            parts = [mixed, _silence(rng.uniform(0.1, 0.8))]
+        elif context < 0.7:  # an earlier sentence of the same speaker, a pause before this one
+            before = self.say(self.text.of(int(rng.choice([ASKS, STATEMENT, FRAGMENT]))), voice)
+            parts = [before, _silence(rng.uniform(0.3, 1.5)), main, _silence(rng.uniform(0.1, 0.8))]
+        else:
+            parts = [main, _silence(rng.uniform(0.1, 0.8))]
+        audio = np.concatenate(parts).astype(np.float32)
+        noise = rng.standard_normal(audio.size).astype(np.float32) * np.float32(10 ** (rng.uniform(-75, -50) / 20))
+        return audio + noise, text
+
+
+def noise_burst(rng: np.random.Generator) -> np.ndarray:
+    """A cough (tiny-fd's), or a band of noise with a fast attack and a decay: a click, a throat."""
+    if rng.random() < 0.5:
+        return cough(rng)
+    n = int(rng.uniform(0.1, 0.5) * SAMPLE_RATE)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    lo = rng.uniform(100, 1500)
+    spectrum[(f < lo) | (f > lo * rng.uniform(2, 8))] = 0
+    burst = np.fft.irfft(spectrum, n) * np.exp(-np.linspace(0, rng.uniform(2, 8), n))
+    return (burst / max(float(np.abs(burst).max()), 1e-6) * 0.7).astype(np.float32)
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(float(seconds) * SAMPLE_RATE), dtype=np.float32)
+
+
+def window(audio: np.ndarray) -> np.ndarray:
+    """The last WINDOW_S of `audio`, left-padded with silence."""
+    n = round(WINDOW_S * SAMPLE_RATE)
+    audio = audio[-n:]
+    return np.pad(audio, (n - audio.size, 0)).astype(np.float32)
+
+
+def features(mel: LogMel, windows: np.ndarray) -> torch.Tensor:
+    """(B, WINDOW_S samples) -> (B, 40, FRAMES) log-mel frames."""
+    with torch.no_grad():
+        return mel.full(torch.from_numpy(windows))
+
+
+def build(cache: Path, seed: int, n: int, voices: list[str] | None = None,
+          labels: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """`n` examples as (features float16, labels, texts)."""
+    examples = Examples(cache, seed, voices)
+    mel = LogMel()
+    feats, ys, texts = [], [], []
+    for i in range(n):
+        label = labels[i % len(labels)] if labels else examples.draw_label()
+        audio, text = examples.one(label)
+        feats.append(features(mel, window(audio)[None])[0].half())
+        ys.append(label)
+        texts.append(text)
+    return torch.stack(feats), torch.tensor(ys), texts
+
+
+__all__ = ["CLASSES", "FRAMES", "WINDOW_S", "Examples", "build", "features", "window"]

@@ -1,0 +1,77 @@
+"""The cue model at run time: one loaded network, and a window of microphone audio per conversation.
+
+The network is loaded once and shared (a server's lanes, a floor model's responders); each
+conversation keeps its own last `WINDOW_S` of microphone audio and asks for the probabilities only
+at the moments a rule needs them (a silence after a piece of speech), so a step usually costs
+nothing and at most one window's classification (a few milliseconds).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audio_io.format import SAMPLE_RATE
+from duplex.backbones.tiny_fd.features import LogMel
+from duplex.cue.data import WINDOW_S
+from duplex.cue.model import CueNet
+from duplex.cue.text import CLASSES
+from duplex.errors import DuplexError
+
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
+
+
+class CueModel:
+    """The trained network, for any number of `CueWindow`s."""
+
+    def __init__(self, path: Path = SHIPPED) -> None:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DuplexError(f"cue model {path}: cannot be read ({first})") from exc
+        if not isinstance(saved, dict):
+            raise DuplexError(f"cue model {path}: cannot be read (not a duplex.cue.train checkpoint)")
+        if tuple(saved.get("classes", ())) != CLASSES:
+            raise DuplexError(f"cue model {path}: classes {saved.get('classes')} differ from {list(CLASSES)}")
+        try:
+            self.net = CueNet(**saved.get("net", {}))
+            self.net.load_state_dict(saved["state"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise DuplexError(f"cue model {path}: does not fit duplex.cue.model.CueNet ({first})") from exc
+        self.net.eval()
+        self.mel = LogMel()
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        """Class probabilities (CLASSES order) for one window of 16 kHz audio."""
+        with torch.inference_mode():
+            mel = self.mel.full(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None])
+            return torch.softmax(self.net(mel), dim=-1)[0].numpy()
+
+
+class CueWindow:
+    """One conversation's last WINDOW_S of microphone audio, classified on demand (once per step)."""
+
+    def __init__(self, model: CueModel) -> None:
+        self.model = model
+        self.audio = np.zeros(round(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
+        self.cached: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.audio[:] = 0.0
+        self.cached = None
+
+    def push(self, chunk: np.ndarray) -> None:
+        n = chunk.size
+        self.audio[:-n] = self.audio[n:]
+        self.audio[-n:] = chunk
+        self.cached = None
+
+    def probs(self) -> np.ndarray:
+        if self.cached is None:
+            self.cached = self.model.probs(self.audio)
+        return self.cached
