@@ -13,6 +13,7 @@ from duplex.backbones.floor.pitch import ending_falls
 from duplex.backbones.floor.tinyfd import TinyFdFloor
 from duplex.backbones.floor.vad import VadFloor
 from duplex.config import PolicyConfig
+from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STATEMENT, STOP
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Kind, Token, audio
 
 
@@ -183,3 +184,39 @@ def test_tiny_fd_floor_ends_its_reply_with_the_responders_and_stops_on_a_cut() -
     floor.cut()
     assert model.cut and not floor.speaking
     assert [t.kind for t in tokens_for(Move.WAIT, lambda n: [])[0]] == [Kind.THINK] * 4
+
+
+class ScriptedCues:
+    """A cue model that always hears the same class (duplex.cue.text.CLASSES)."""
+
+    def __init__(self, label: int) -> None:
+        self.label = label
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        p = np.full(len(CLASSES), 0.02)
+        p[self.label] = 0.92
+        return p
+
+
+def cued_floor(label: int) -> VadFloor:
+    cfg = PolicyConfig(min_silence_s=0.32, unfinished_silence_s=1.6, cues=True)
+    return VadFloor(cfg, ScriptedVad(), ScriptedCues(label))  # type: ignore[arg-type]
+
+
+def test_with_cues_a_question_is_answered_after_min_silence_and_a_statement_waits() -> None:
+    assert run(cued_floor(ASKS), "ssss..")[-1] is Move.TAKE
+    moves = run(cued_floor(STATEMENT), "ssss" + "." * 10)
+    assert Move.TAKE not in moves[:-1] and moves[-1] is Move.TAKE  # 1.6 s of silence
+
+
+def test_with_cues_a_backchannel_resumes_the_reply_at_its_first_silence() -> None:
+    floor = cued_floor(BACKCHANNEL)
+    assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE  # (not a question: the long wait)
+    moves = run(floor, "..ss.")
+    assert moves == [Move.SPEAK] * 2 + [Move.HOLD] * 2 + [Move.SPEAK]
+
+
+def test_with_cues_a_stop_word_ends_the_reply_at_its_first_silence() -> None:
+    floor = cued_floor(STOP)
+    assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
+    assert run(floor, "..ss.") == [Move.SPEAK] * 2 + [Move.HOLD] * 2 + [Move.BREAK]

@@ -22,7 +22,9 @@ from duplex.backbones.tiny_fd.barge_in import (
     OVER_REPLY_STEPS,
     RESUME_QUIET_STEPS,
     BargeInRules,
+    RuleSettings,
 )
+from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -123,3 +125,90 @@ def test_a_user_the_network_takes_for_its_own_echo_still_holds_the_reply(speech:
     echo = BargeInRules()  # the same speech, but 10 dB under what the speaker plays: its own echo
     loud = level * 10 ** (10 / 20)
     assert all(echo.filter(V.CONT, SPEAK, speech[k], loud) == V.CONT for k in range(len(speech)))
+
+
+class ScriptedCues:
+    """A cue model that always hears the same class, and counts the windows it was asked about."""
+
+    def __init__(self, label: int) -> None:
+        self.label, self.asked = label, 0
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        self.asked += 1
+        p = np.full(len(CLASSES), 0.02)
+        p[self.label] = 1.0 - 0.02 * (len(CLASSES) - 1)
+        return p
+
+
+def with_cues(label: int, unfinished_steps: int = 10) -> tuple[BargeInRules, ScriptedCues]:
+    cues = ScriptedCues(label)
+    return BargeInRules(RuleSettings(cues=cues, unfinished_quiet_steps=unfinished_steps)), cues  # type: ignore[arg-type]
+
+
+def test_a_backchannel_lets_the_held_reply_go_on_at_the_first_silence(speech: list[np.ndarray]) -> None:
+    rules, cues = with_cues(BACKCHANNEL)
+    held(rules, speech[0])
+    assert rules.filter(V.THINK, SPEAK, speech[1], 0.0) == V.THINK  # still speaking: nothing asked yet
+    assert cues.asked == 0
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.CONT  # "mm-hmm" is over: the reply goes on
+    assert rules.fired["backchannel"] == 1 and not rules.holding
+
+
+def test_a_stop_word_ends_the_held_reply_at_the_first_silence(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(STOP)
+    held(rules, speech[0])
+    assert rules.filter(V.CONT, SPEAK, SILENT, 0.0) == V.BREAK  # "wait": the network would resume
+    assert rules.fired["stop_word"] == 1
+
+
+def test_an_unclear_piece_keeps_the_rules_without_cues(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(FRAGMENT)
+    held(rules, speech[0])
+    out = [rules.filter(V.CONT, SPEAK, SILENT, 0.0) for _ in range(RESUME_QUIET_STEPS)]
+    assert out == [V.THINK] * (RESUME_QUIET_STEPS - 1) + [V.CONT]
+
+
+def test_a_turn_after_a_statement_waits_for_the_unfinished_silence(speech: list[np.ndarray]) -> None:
+    rules, cues = with_cues(STATEMENT, unfinished_steps=6)
+    rules.filter(V.THINK, LISTEN, speech[0], 0.0)
+    out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(6)]
+    assert out == [V.THINK] * 5 + [V.SHIFT]  # taken once the user has been silent 6 steps
+    assert cues.asked == 1  # one verdict per silence, made at the network's first wish
+    assert rules.fired["unfinished_turn"] == 5
+
+
+def test_a_turn_after_a_question_keeps_the_networks_timing(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(ASKS)
+    rules.filter(V.THINK, LISTEN, speech[0], 0.0)
+    assert rules.filter(V.THINK, LISTEN, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.SHIFT
+
+
+def test_the_user_going_on_after_a_statement_asks_for_a_new_verdict(speech: list[np.ndarray]) -> None:
+    rules, cues = with_cues(STATEMENT, unfinished_steps=6)
+    rules.filter(V.THINK, LISTEN, speech[0], 0.0)
+    assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.THINK
+    rules.filter(V.THINK, LISTEN, speech[1], 0.0)  # the next sentence
+    cues.label = ASKS
+    assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.SHIFT
+    assert cues.asked == 2
+
+
+def test_a_clear_question_is_answered_after_a_short_silence_whatever_the_network_says(
+        speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(ASKS)
+    rules.filter(V.THINK, LISTEN, speech[0], 0.0)
+    assert rules.filter(V.THINK, LISTEN, SILENT, 0.0) == V.THINK
+    assert rules.filter(V.THINK, LISTEN, SILENT, 0.0) == V.SHIFT  # 0.32 s of silence after a question
+    assert rules.fired["question_answered"] == 1
+    assert rules.filter(V.THINK, LISTEN, SILENT, 0.0) == V.THINK  # once: not again into the silence
+
+
+def test_the_answer_to_an_interruption_is_not_held_back_as_unfinished(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(STATEMENT)
+    held(rules, speech[0])
+    for k in range(1, HELD_SPEECH_STEPS):
+        rules.filter(V.THINK, SPEAK, speech[k], 0.0)  # a barge-in: BREAK
+    out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(AFTER_BREAK_QUIET_STEPS)]
+    assert out == [V.THINK] * (AFTER_BREAK_QUIET_STEPS - 1) + [V.SHIFT]
+    assert rules.fired["unfinished_turn"] == 0

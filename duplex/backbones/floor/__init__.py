@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from duplex.backbones.base import TOKENS_PER_STEP
+from duplex.errors import ConfigError
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
 
 if TYPE_CHECKING:
@@ -97,7 +98,15 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
     from duplex.audio_setup import vad_from_config
     from duplex.backbones.floor.vad import VadFloor
 
-    return VadFloor(cfg, vad_from_config(cfg))
+    cues = None
+    if cfg.cues:
+        try:
+            from duplex.cue.runtime import CueModel
+        except ModuleNotFoundError as exc:
+            raise ConfigError("policy.cues needs torch (pip install 'duplex[model]'); "
+                              "or leave the cue model off: --set policy.cues=false") from exc
+        cues = CueModel()
+    return VadFloor(cfg, vad_from_config(cfg), cues)
 
 
 __all__ = ["FloorPolicy", "Move", "make_floor", "tokens_for"]

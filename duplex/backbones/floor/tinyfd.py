@@ -145,7 +145,7 @@ def load_tiny_fd_floor(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None, resolve:
                        threads: int | None = None) -> TinyFdFloor:
     """tiny-fd's checkpoint and settings from the `tiny_fd:` section, as the tiny-fd backbone loads them."""
     from duplex.backbones.tiny_fd.config import TinyFdConfig
-    from duplex.backbones.tiny_fd.loader import checkpoint_dir, load_folder
+    from duplex.backbones.tiny_fd.loader import checkpoint_dir, load_folder, rule_settings
 
     try:
         import torch  # noqa: F401
@@ -157,5 +157,5 @@ def load_tiny_fd_floor(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None, resolve:
     threads = t.threads if threads is None else threads
     model = load_folder(folder, context_steps=t.context_steps, window_steps=t.window_steps, threads=threads,
                         shift_threshold=t.shift_threshold, break_threshold=t.break_threshold,
-                        turn_silence_s=t.turn_silence_s)
+                        rules=rule_settings(t))
     return TinyFdFloor(model.backbone, min_level_db=cfg.min_level_db)

@@ -12,6 +12,10 @@ ends one of three ways:
   a barge-in too, never a cue to resume (a hesitant interruption is still an interruption).
 While the model speaks, the microphone must be louder than the model's own recent output plus
 `echo_gate_db` to count as the user, so a speaker leaking into the microphone does not hold it.
+
+With `policy.cues` the cue model (duplex/cue) hears the words: it replaces the pitch cue (a turn
+that did not end on a question or a request waits `unfinished_silence_s`), and at the first silence
+after a single held piece a backchannel resumes the reply at once and a stop word ends it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +32,11 @@ from audio_io.vad import Vad
 from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls
 from duplex.config import PolicyConfig
+from duplex.cue.text import ASKS, BACKCHANNEL, STOP
+from duplex.cue.thresholds import ASKS_P, BACKCHANNEL_P, STOP_P
+
+if TYPE_CHECKING:
+    from duplex.cue.runtime import CueModel
 
 PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech; shorter gaps are inside a word
 
@@ -66,8 +76,11 @@ class Utterance:
 class VadFloor:
     """The floor decided by VAD, silence lengths, overlap length and the pitch of the last fragment."""
 
-    def __init__(self, cfg: PolicyConfig, vad: Vad) -> None:
+    def __init__(self, cfg: PolicyConfig, vad: Vad, cues: CueModel | None = None) -> None:
+        from duplex.cue.runtime import CueWindow
+
         self.cfg = cfg
+        self.cues = CueWindow(cues) if cues is not None else None
         self.vad = vad
         self.min_speech = max(1, steps_covering(cfg.min_speech_s))
         self.min_silence = steps_covering(cfg.min_silence_s)
@@ -91,9 +104,13 @@ class VadFloor:
         self._wait: int | None = None  # silence steps this utterance needs before the turn is taken
         self.vad.reset()
         self._recent_output.clear()
+        if self.cues is not None:
+            self.cues.reset()
 
     def decide(self, chunk: np.ndarray, *, offer: bool = False) -> Move:
         speech = self._is_user_speech(chunk)
+        if self.cues is not None:
+            self.cues.push(chunk)
         if self.state is Floor.LISTEN:
             if offer and not speech and not self.utterance.chunks:
                 self._start_reply()
@@ -134,9 +151,12 @@ class VadFloor:
         return Move.WAIT
 
     def _silence_needed(self, u: Utterance) -> int:
-        """min_silence after a falling (or unreadable) ending; longer after a level or rising one."""
+        """min_silence after a falling (or unreadable) ending; longer after a level or rising one.
+        With the cue model: min_silence after a question or a request, longer after anything else."""
         if self.unfinished_silence <= self.min_silence:
             return self.min_silence
+        if self.cues is not None:
+            return self.min_silence if self.cues.probs()[ASKS] >= ASKS_P else self.unfinished_silence
         return self.unfinished_silence if ending_falls(u.audio()) is False else self.min_silence
 
     def _overlapped(self, chunk: np.ndarray, speech: bool) -> Move:
@@ -149,6 +169,12 @@ class VadFloor:
         if self.state is Floor.PAUSED:
             if new_piece or o.speech > self.backchannel_max:
                 return self._barge_in()
+            if self.cues is not None and o.pieces == 1 and o.silence == 1:  # the piece is over: what was it?
+                p = self.cues.probs()
+                if p[STOP] >= STOP_P:
+                    return self._barge_in()
+                if p[BACKCHANNEL] >= BACKCHANNEL_P:
+                    o.silence = self.resume_after
             if o.silence >= self.resume_after:
                 self._overlap = Utterance()  # a backchannel: carry on
                 self.state = Floor.REPLY

@@ -19,19 +19,34 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
 - optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
   patient setting, for users who pause to think longer than the network expects.
 
-The price is a longer silence after a backchannel the network chose to hold for (0.8 s instead of
-its own 0.24-0.72 s); a backchannel it talks through is not touched.
+With the cue model (duplex/cue: it hears the words and the melody of the user's last utterance),
+three more, which the network's sense of timing cannot give because a silence sounds the same
+after "mm-hmm" as after "wait", and after a question as after the first of three sentences:
+
+- a held reply goes on as soon as a short piece is over when the piece was a backchannel (or a
+  cough), instead of after 0.8 s; a piece heard as a stop word ends the reply at once;
+- a turn that did not end on a question (a statement the user may go on after, a clause ended on a
+  comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
+  pause): no start in the user's pauses, a later answer to a plain statement; a clear question is
+  answered after 0.32 s of silence even when the network would wait longer.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio_io.format import rms
 from audio_io.vad import WebRtcVad
 from duplex.backbones.tiny_fd import vocab as V
+from duplex.cue.text import ASKS, BACKCHANNEL, STOP
+from duplex.cue.thresholds import ASKED_P, ASKS_P, BACKCHANNEL_P, STOP_P
+
+if TYPE_CHECKING:
+    from duplex.cue.runtime import CueModel
 
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 RESUME_QUIET_STEPS = 5  # a held reply resumes after this much user silence (0.8 s)
@@ -40,12 +55,25 @@ PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech
 # oracle's break_lag) holds it, if the network has not; shorter pieces (most backchannels) are its call
 OVER_REPLY_STEPS = 4
 HELD_SPEECH_STEPS = 6  # user speech over a held reply this long (0.96 s) is a barge-in
+ASKED_QUIET_STEPS = 2  # with cues: a clear question is answered after this much silence (0.32 s)
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
 NOISE_WINDOW_STEPS = 32  # the noise floor: the quietest chunk of the last 5 s
 NOISE_MARGIN = 2.0  # speech is 6 dB above the noise floor
 NOISE_CAP = 10 ** (-40 / 20)  # ... never taken above -40 dBFS (in long speech, its quietest chunk)
 ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """What a deployment chooses of the rules (tiny_fd config): shared by every conversation."""
+
+    turn_quiet_steps: int = 0  # tiny_fd.turn_silence_s
+    cues: CueModel | None = None  # tiny_fd.cues: the loaded cue model, or None for the rules without it
+    unfinished_quiet_steps: int = 10  # tiny_fd.unfinished_silence_s
+
+
+NO_CUES = RuleSettings()  # the rules without the cue model: tests and benchmarks of the network alone
 
 
 class UserVoice:
@@ -76,13 +104,23 @@ class UserVoice:
 class BargeInRules:
     """The rules above, as a filter on the network's choice of the step's first token."""
 
-    def __init__(self, turn_quiet_steps: int = 0) -> None:
+    def __init__(self, settings: RuleSettings = NO_CUES) -> None:
+        from duplex.cue.runtime import CueWindow
+
         self.voice = UserVoice()
-        self.turn_quiet_steps = turn_quiet_steps
+        self.turn_quiet_steps = settings.turn_quiet_steps
+        self.unfinished_quiet_steps = settings.unfinished_quiet_steps
+        self.cues = CueWindow(settings.cues) if settings.cues is not None else None
         self.reset()
 
     def reset(self) -> None:
         self.voice.reset()
+        if self.cues is not None:
+            self.cues.reset()
+        self.judged = False  # the cue model has had its say on this held piece
+        self.verdict: float | None = None  # its P(asks) for the utterance before this silence
+        self.spoke = False  # the user has spoken since the model last took the turn
+        self.since_break = False  # the model's last BREAK has not been answered yet
         self.holding = False  # the reply is held (a silent beat) for user speech
         self.quiet = 0  # steps of user silence, counted while the speaker is quiet
         self.speech = 0  # steps of user speech over the held reply
@@ -91,12 +129,15 @@ class BargeInRules:
         self.wanted = 0  # consecutive steps the network has wanted the turn
         self.over = 0  # consecutive steps of user speech over the playing reply
         self.deferred = False  # the network wanted to resume or take the turn; a rule said "not yet"
-        self.fired: dict[str, int] = {"resume_held": 0, "second_piece": 0, "held_speech": 0, "user_over_reply": 0,
-                                      "turn_after_break": 0, "turn_silence": 0}
+        self.fired: dict[str, int] = dict.fromkeys(
+            ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
+             "backchannel", "stop_word", "question_answered", "unfinished_turn"), 0)
 
     def filter(self, first: int, decision: int, chunk: np.ndarray, played: float) -> int:
         """The network's `first` token, or what the rules put in its place."""
         level = self.voice.observe(chunk, played)
+        if self.cues is not None:
+            self.cues.push(chunk)
         if decision == V.SPEAK_DECISION:
             self.after_break = None
             first = self._speaking(first, chunk, level)
@@ -106,7 +147,7 @@ class BargeInRules:
         else:
             self.holding = False
         if first == V.BREAK:
-            self.after_break, self.quiet, self.deferred = 0, 0, False
+            self.after_break, self.quiet, self.deferred, self.since_break = 0, 0, False, True
         return first
 
     def _speaking(self, first: int, chunk: np.ndarray, level: float) -> int:
@@ -121,6 +162,11 @@ class BargeInRules:
                 self.quiet += 1
             if first == V.BREAK:
                 return self._released(V.BREAK)
+            heard = self._heard_piece()
+            if heard == STOP:
+                return self._fire("stop_word", self._released(V.BREAK))
+            if heard == BACKCHANNEL:
+                return self._fire("backchannel", self._released(V.CONT))
             if self.pieces >= 2:
                 return self._fire("second_piece", self._released(V.BREAK))
             if self.speech >= HELD_SPEECH_STEPS:
@@ -141,11 +187,35 @@ class BargeInRules:
         if first == V.THINK:
             self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
+            self.judged = False
         return first
+
+    def _heard_piece(self) -> int | None:
+        """At the first silence after the held piece: STOP or BACKCHANNEL when the cue model is sure
+        of it (once per hold, and only for the first piece)."""
+        if self.cues is None or self.judged or self.quiet != 1 or self.pieces != 1:
+            return None
+        self.judged = True  # (a piece longer than any backchannel is a BREAK before it ends: HELD_SPEECH_STEPS)
+        p = self.cues.probs()
+        if p[STOP] >= STOP_P:
+            return STOP
+        if p[BACKCHANNEL] >= BACKCHANNEL_P:
+            return BACKCHANNEL
+        return None
+
+    def _asks(self) -> float:
+        """The cue model's P(the utterance before this silence asked something): asked once per
+        silence, at its second step or the network's first wish for the turn if that comes first
+        (it was trained on windows ending 0.1-0.8 s after the words)."""
+        if self.cues is None:
+            return 1.0
+        if self.verdict is None:
+            self.verdict = float(self.cues.probs()[ASKS])
+        return self.verdict
 
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
         if self.voice.speaking(chunk, level):
-            self.quiet, self.deferred = 0, False
+            self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
         else:
             self.quiet += 1
         self.wanted = self.wanted + 1 if first == V.SHIFT or self.deferred else 0
@@ -153,6 +223,9 @@ class BargeInRules:
             self.after_break += 1
             if self.quiet >= AFTER_BREAK_QUIET_STEPS or self.after_break > AFTER_BREAK_LIMIT_STEPS:
                 self.after_break = None
+        if (first == V.THINK and not self.deferred and self.spoke and self.cues is not None
+                and self.after_break is None and self.quiet == ASKED_QUIET_STEPS and self._asks() >= ASKED_P):
+            first = self._fire("question_answered", V.SHIFT)  # a clear question: answer it now
         if first != V.SHIFT and not self.deferred:
             return first
         # A rule that says "not yet" defers the network's wish (it may not repeat it: its context now
@@ -165,7 +238,13 @@ class BargeInRules:
         if self.quiet < self.turn_quiet_steps and self.wanted <= self.turn_quiet_steps:
             self.deferred = True
             return self._fire("turn_silence", V.THINK)
-        self.deferred = False
+        # Not after a statement or a comma: the user may go on (the same give-way as above). The
+        # answer to an interruption is not held back: the user has just asked for the floor.
+        if (not self.since_break and self.quiet < self.unfinished_quiet_steps
+                and self.wanted <= self.unfinished_quiet_steps and self._asks() < ASKS_P):
+            self.deferred = True
+            return self._fire("unfinished_turn", V.THINK)
+        self.deferred, self.spoke, self.since_break = False, False, False
         return V.SHIFT
 
     def _released(self, token: int) -> int:

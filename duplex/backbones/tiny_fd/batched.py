@@ -129,7 +129,7 @@ class BatchedTinyFd:
         solo = self._solo
         conversation = Conversation(self.net.mel, solo.replies, solo.bank, budget=solo.budget,
                                     window=solo.window, thresholds=solo.thresholds,
-                                    turn_quiet_steps=solo.turn_quiet_steps)
+                                    rules=solo.rule_settings)
         lane = shard.lanes[slot] = TinyFdLane(shard, slot, counters, conversation)
         return Model(backbone=lane, vocoder=FrameBankVocoder(solo.bank), name=self.name,
                      can_say=self.prototype.can_say)

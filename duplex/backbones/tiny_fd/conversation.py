@@ -22,7 +22,7 @@ import torch
 from audio_io.format import STEP_SAMPLES, rms
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.backbones.tiny_fd import vocab as V
-from duplex.backbones.tiny_fd.barge_in import REARM_LEVEL, BargeInRules
+from duplex.backbones.tiny_fd.barge_in import NO_CUES, REARM_LEVEL, BargeInRules, RuleSettings
 from duplex.backbones.tiny_fd.features import LogMel, MelStream
 from duplex.backbones.tiny_fd.model import TinyFd
 
@@ -37,7 +37,7 @@ class Conversation:
     """
 
     def __init__(self, mel: LogMel, replies: list[tuple[int, int]], bank: FrameBank, *, budget: int, window: int,
-                 thresholds: dict[int, float], turn_quiet_steps: int = 0) -> None:
+                 thresholds: dict[int, float], rules: RuleSettings = NO_CUES) -> None:
         self.replies = replies
         self.voice = FrameBankVocoder(bank)  # what the model's own units sound like: the default echo reference
         self.budget = budget
@@ -46,7 +46,7 @@ class Conversation:
         self.ref_mel = MelStream(mel)
         self.history: deque[tuple[torch.Tensor, list[int]]] = deque(maxlen=window)
         self.refills = 0
-        self.rules = BargeInRules(turn_quiet_steps)
+        self.rules = BargeInRules(rules)
         self.reset()
 
     def reset(self) -> None:

@@ -16,6 +16,7 @@ from duplex.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
     from duplex.backbones.registry import Resolver
+    from duplex.backbones.tiny_fd.barge_in import RuleSettings
     from duplex.backbones.tiny_fd.config import TinyFdConfig
 
 SHIPPED = Path(__file__).resolve().parents[3] / "checkpoints" / "tiny-fd"
@@ -29,11 +30,21 @@ def load_tiny_fd(t: TinyFdConfig, *, resolve: Resolver) -> Model:
     """The tiny-fd model from the `tiny_fd:` section (paths resolved against the config file)."""
     return load_folder(checkpoint_dir(t, resolve), context_steps=t.context_steps, window_steps=t.window_steps,
                        threads=t.threads, shift_threshold=t.shift_threshold, break_threshold=t.break_threshold,
-                       turn_silence_s=t.turn_silence_s)
+                       rules=rule_settings(t))
+
+
+def rule_settings(t: TinyFdConfig) -> RuleSettings:
+    """The barge-in rules' settings from the `tiny_fd:` section (the cue model loaded when it is on)."""
+    from duplex.backbones.tiny_fd.barge_in import RuleSettings
+    from duplex.cue.runtime import CueModel
+
+    return RuleSettings(turn_quiet_steps=steps_covering(t.turn_silence_s), cues=CueModel() if t.cues else None,
+                        unfinished_quiet_steps=steps_covering(t.unfinished_silence_s))
 
 
 def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16, threads: int = 1,
-                shift_threshold: float = 0.5, break_threshold: float = 0.5, turn_silence_s: float = 0.0) -> Model:
+                shift_threshold: float = 0.5, break_threshold: float = 0.5, rules: RuleSettings | None = None) -> Model:
+    """`rules`: None = the barge-in rules without the cue model (tests and benchmarks of the network)."""
     if not folder.is_dir():
         raise CheckpointError(folder, "no such checkpoint folder")
     meta = read_config(folder)
@@ -43,6 +54,7 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     import torch
 
     from duplex.backbones.framebank import FrameBank, FrameBankVocoder
+    from duplex.backbones.tiny_fd.barge_in import NO_CUES
     from duplex.backbones.tiny_fd.model import SLOTS, NetConfig, TinyFd
     from duplex.backbones.tiny_fd.runtime import TinyFdBackbone
 
@@ -62,5 +74,5 @@ def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16
     bank.add(frames.reshape(-1))
     backbone = TinyFdBackbone(net, meta["replies"], bank, context_steps=context_steps, window_steps=window_steps,
                               shift_threshold=shift_threshold, break_threshold=break_threshold,
-                              turn_quiet_steps=steps_covering(turn_silence_s))
+                              rules=rules or NO_CUES)
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=f"tiny-fd/{folder.name}")

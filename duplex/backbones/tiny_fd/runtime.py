@@ -26,6 +26,7 @@ import torch
 from duplex.backbones.framebank import FrameBank
 from duplex.backbones.hf_cache import cache_keyword, returned_cache
 from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.barge_in import NO_CUES, RuleSettings
 from duplex.backbones.tiny_fd.conversation import REARM_LEVEL, Conversation, ConversationHooks
 from duplex.backbones.tiny_fd.model import SLOTS, TinyFd
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Token, audio
@@ -43,7 +44,7 @@ def to_tokens(ids: list[int]) -> list[Token]:
 class TinyFdBackbone(ConversationHooks):
     def __init__(self, net: TinyFd, replies: list[tuple[int, int]], bank: FrameBank, *,
                  context_steps: int = 48, window_steps: int = 16, shift_threshold: float = 0.5,
-                 break_threshold: float = 0.5, turn_quiet_steps: int = 0) -> None:
+                 break_threshold: float = 0.5, rules: RuleSettings = NO_CUES) -> None:
         self.net = net.eval()
         self._cache_kw = cache_keyword(net.llm)  # `cache` (current transformers) or `past_key_values`
         self.replies = [(int(a), int(b)) for a, b in replies]
@@ -53,9 +54,9 @@ class TinyFdBackbone(ConversationHooks):
         self.budget = 1 + SLOTS * context_steps  # positions
         self.window = max(1, min(window_steps, context_steps - 2))
         self.thresholds = {V.SHIFT: shift_threshold, V.BREAK: break_threshold}
-        self.turn_quiet_steps = turn_quiet_steps
+        self.rule_settings = rules
         self.conversation = Conversation(net.mel, self.replies, bank, budget=self.budget, window=self.window,
-                                         thresholds=self.thresholds, turn_quiet_steps=turn_quiet_steps)
+                                         thresholds=self.thresholds, rules=rules)
         self.cache = None
 
     def reset(self) -> None:
