@@ -23,7 +23,6 @@ from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STO
 from duplex.tts import speak
 
 WINDOW_S = 5.0
-FRAMES = round(WINDOW_S * 100)
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd", "en-gb-scotland", "en-us-nyc",
                   "en-gb-x-gbclan"]
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5",
@@ -130,7 +129,7 @@ def window(audio: np.ndarray) -> np.ndarray:
 
 
 def features(mel: LogMel, windows: np.ndarray) -> torch.Tensor:
-    """(B, WINDOW_S samples) -> (B, 40, FRAMES) log-mel frames."""
+    """(B, WINDOW_S samples) -> (B, 40, 100 * WINDOW_S) log-mel frames."""
     with torch.no_grad():
         return mel.full(torch.from_numpy(windows))
 
@@ -150,4 +149,4 @@ def build(cache: Path, seed: int, n: int, voices: list[str] | None = None,
     return torch.stack(feats), torch.tensor(ys), texts
 
 
-__all__ = ["CLASSES", "FRAMES", "WINDOW_S", "Examples", "build", "features", "window"]
+__all__ = ["CLASSES", "WINDOW_S", "Examples", "build", "features", "window"]

@@ -59,13 +59,8 @@ WH = ["what time", "where", "when", "why", "how", "how often", "which day", "how
 TOPICS = ["the history of the canal", "the recycling rules", "the weather on the coast", "a good film",
           "the best route to the stadium", "my calendar for tomorrow", "the train strike",
           "the rules of cricket", "a quick dessert", "the news in sport", "the opening times of the pool"]
-REQUESTS = ["set a timer for {n} minutes", "remind me to {base} {obj} {later}", "book {obj} for {later}",
-            "tell me about {topic}", "find me {place}", "turn the music down", "read me {topic}",
-            "send a message to {person}", "add {item} to the shopping list", "call {person} {later}"]
 PLACES = ["a cheap garage near the station", "a vet that is open on Sundays", "a quiet place to study",
           "a shop that sells garden chairs", "a bakery with gluten free bread", "a cinema in the centre"]
-ITEMS = ["milk", "two lemons", "washing powder", "batteries", "a bag of rice", "coffee filters"]
-NUMBERS = ["five", "ten", "twelve", "fifteen", "twenty", "forty five"]
 CONJ = ["when", "if", "because", "since", "after", "before", "although", "once", "as soon as", "while",
         "now that", "even though", "unless", "until"]
 DISCOURSE = ["well, the thing is,", "so what I mean is,", "you know,", "on the other hand,", "to be honest,",
@@ -153,19 +148,6 @@ class Sentences:
         if kind == 4:
             return _cap(_join("what about", self.pick(TOPICS))) + "?" if self.rng.random() < 0.3 else \
                 _cap(_join("why", "is", self.pick(THINGS), self.pick(STATES))) + "?"
-        return self.request()
-
-    def request(self) -> str:
-        """A request: it asks for an answer too, but reads like a statement (not drawn for training:
-        the melody and the first words that tell a question cannot tell it)."""
-        base, _, obj = self.action()
-        request = self.pick(REQUESTS).format(n=self.pick(NUMBERS), base=base, obj=obj, later=self.pick(LATER),
-                                              topic=self.pick(TOPICS), place=self.pick(PLACES),
-                                              person=self.pick(PEOPLE), item=self.pick(ITEMS))
-        please = self.rng.random()
-        text = _join("please", request) if please < 0.3 else _join(request, "please") if please < 0.45 else request
-        return _cap(text).strip() + "."
-
     def statement(self) -> str:
         kind = int(self.rng.integers(7))
         if kind >= 4:  # "there is...", "it rained...", and long ones that end in a clause

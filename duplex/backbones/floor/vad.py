@@ -14,7 +14,7 @@ While the model speaks, the microphone must be louder than the model's own recen
 `echo_gate_db` to count as the user, so a speaker leaking into the microphone does not hold it.
 
 With `policy.cues` the cue model (duplex/cue) hears the words: it replaces the pitch cue (a turn
-that did not end on a question or a request waits `unfinished_silence_s`), and at the first silence
+that did not end on a question waits `unfinished_silence_s`), and at the first silence
 after a single held piece a backchannel resumes the reply at once and a stop word ends it.
 """
 
@@ -152,7 +152,7 @@ class VadFloor:
 
     def _silence_needed(self, u: Utterance) -> int:
         """min_silence after a falling (or unreadable) ending; longer after a level or rising one.
-        With the cue model: min_silence after a question or a request, longer after anything else."""
+        With the cue model: min_silence after a question, longer after anything else."""
         if self.unfinished_silence <= self.min_silence:
             return self.min_silence
         if self.cues is not None:
