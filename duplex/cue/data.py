@@ -10,7 +10,7 @@ drawn speed, pitch and level, over a little noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from audio_io.format import SAMPLE_RATE
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.backbones.tiny_fd.speech import cough, repertoire
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP, Sentences
-from duplex.tts import speak
+from duplex.eval.tts import Speaker, Tts
 
 WINDOW_S = 5.0
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd", "en-gb-scotland", "en-us-nyc",
@@ -40,17 +40,10 @@ def train_voice(rng: np.random.Generator) -> str:
     return f"espeak:{accent}{ESPEAK_VARIANTS[int(rng.integers(len(ESPEAK_VARIANTS)))]}"
 
 
-@dataclass(frozen=True, slots=True)
-class Voice:
-    name: str
-    rate: float
-    pitch: float
-    gain: float
-
-    @classmethod
-    def draw(cls, rng: np.random.Generator, name: str) -> Voice:
-        return cls(name, float(rng.uniform(0.85, 1.2)), float(rng.uniform(0.15, 0.85)),
-                   float(10 ** (rng.uniform(-12, 0) / 20)))
+def draw_speaker(rng: np.random.Generator, name: str) -> Speaker:
+    """A voice at a drawn speed, pitch and level (wider than the evaluation's own draws)."""
+    rate, pitch = float(rng.uniform(0.85, 1.2)), float(rng.uniform(0.15, 0.85))
+    return Speaker(name, pitch=pitch, rate=rate, gain_db=float(rng.uniform(-12, 0)))
 
 
 class Examples:
@@ -58,13 +51,13 @@ class Examples:
 
     def __init__(self, cache: Path, seed: int, voices: list[str] | None = None) -> None:
         self.cache, self.voices = cache, voices
+        self.tts = Tts(cache)
         self.rng = np.random.default_rng(seed)
         self.text = Sentences(self.rng)
         self.replies = repertoire(cache)
 
-    def say(self, text: str, voice: Voice, fast: bool = False) -> np.ndarray:
-        rate = max(voice.rate, 1.05) if fast else voice.rate
-        return speak(self.cache, text, voice.name, rate, voice.pitch) * np.float32(voice.gain)
+    def say(self, text: str, voice: Speaker, fast: bool = False) -> np.ndarray:
+        return self.tts.say(text, replace(voice, rate=max(voice.rate, 1.05)) if fast else voice)
 
     def draw_label(self) -> int:
         labels, weights = zip(*WEIGHTS.items(), strict=True)
@@ -73,12 +66,12 @@ class Examples:
     def one(self, label: int) -> tuple[np.ndarray, str]:
         rng = self.rng
         name = str(rng.choice(self.voices)) if self.voices else train_voice(rng)
-        voice = Voice.draw(rng, name)
+        voice = draw_speaker(rng, name)
         short = label in (BACKCHANNEL, STOP)
         text = self.text.of(label)
         main = self.say(text, voice, fast=short)
         if label == BACKCHANNEL and rng.random() < 0.2:  # a cough or a click: the reply goes on over it too
-            text, main = "(noise)", noise_burst(rng) * np.float32(voice.gain)
+            text, main = "(noise)", noise_burst(rng) * np.float32(10 ** (voice.gain_db / 20))
         if not short and rng.random() < 0.3:  # a sentence read in two breaths: a short pause inside
             lead = self.say(self.text.of(int(rng.choice([STATEMENT, FRAGMENT]))), voice)
             main = np.concatenate([lead, _silence(rng.uniform(0.05, 0.3)), main])
