@@ -103,3 +103,15 @@ def test_a_checkpoint_of_another_shape_is_one_clear_error(tmp_path: Path) -> Non
     torch.save({"state": net.state_dict(), "net": {"channels": 8, "hidden": 16}, "classes": list(CLASSES)}, other)
     with pytest.raises(DuplexError, match="does not fit"):
         CueModel(other)
+
+
+def test_the_warp_experiment_keeps_shapes_and_reads_integer_positions_exactly() -> None:
+    import torch
+
+    from duplex.cue.train import _lerp, warp
+
+    x = torch.randn(3, 40, 50)
+    assert torch.equal(_lerp(x, torch.arange(40.0)[None].expand(3, 40), 1, -1.0), x)
+    assert torch.equal(_lerp(x, torch.arange(50.0)[None].expand(3, 50), 2, -1.0), x)
+    out = warp(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.isfinite(out).all()

@@ -43,8 +43,40 @@ def load(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([p["x"] for p in parts]), torch.cat([p["y"] for p in parts])
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Level, spectral tilt and bandwidth (voices and microphones differ in all three), then masks."""
+def _lerp(x: torch.Tensor, pos: torch.Tensor, dim: int, fill: float) -> torch.Tensor:
+    """`x` read at fractional positions `pos` (B, n) along `dim` (1: mel bins, 2: frames); `fill` outside."""
+    size = x.shape[dim]
+    inside = (pos >= 0) & (pos <= size - 1)
+    pos = pos.clamp(0, size - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=size - 1)
+    w = (pos - lo).to(x.dtype)
+    if dim == 1:
+        lo, hi, w, inside = lo[:, :, None], hi[:, :, None], w[:, :, None], inside[:, :, None]
+        shape = (-1, -1, x.shape[2])
+    else:
+        lo, hi, w, inside = lo[:, None, :], hi[:, None, :], w[:, None, :], inside[:, None, :]
+        shape = (-1, x.shape[1], -1)
+    out = x.gather(dim, lo.expand(*shape)) * (1 - w) + x.gather(dim, hi.expand(*shape)) * w
+    return torch.where(inside.expand(*shape), out, torch.full_like(out, fill))
+
+
+def warp(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Another vocal tract (the mel axis stretched by 0.85-1.18) and another pace (time by 0.85-1.15,
+    the window's end kept where it is): what makes one synthetic voice sound like many."""
+    b, mels, frames = x.shape
+    alpha = 0.85 + torch.rand(b, 1, generator=gen) * 0.33
+    x = _lerp(x, torch.arange(mels, dtype=x.dtype)[None] / alpha, 1, -1.0)
+    beta = 0.85 + torch.rand(b, 1, generator=gen) * 0.3
+    back = (frames - 1 - torch.arange(frames, dtype=x.dtype))[None] * beta
+    return _lerp(x, (frames - 1) - back, 2, -1.0)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, warped: bool = False) -> torch.Tensor:
+    """Level, spectral tilt and bandwidth (voices and microphones differ in all three), then masks;
+    with `warped`, vocal tract and pace first (`warp`)."""
+    if warped:
+        x = warp(x, gen)
     b, mels, frames = x.shape
     band = torch.arange(mels)[None]
     x = x + (torch.rand(b, 1, 1, generator=gen) - 0.5) * 0.3  # +-9 dB
@@ -88,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--log", type=Path, default=None, help="also write the log here")
+    ap.add_argument("--warp", action="store_true",
+                    help="also stretch the mel axis and time (an experiment: docs/cue.md; not the shipped model)")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -131,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         total = 0.0
         for i in range(0, len(x), 64):
             idx = order[i: i + 64]
-            loss = F.cross_entropy(net(augment(x[idx].float(), gen)), y[idx], label_smoothing=0.05)
+            loss = F.cross_entropy(net(augment(x[idx].float(), gen, args.warp)), y[idx], label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
