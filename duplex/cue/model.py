@@ -1,8 +1,9 @@
 """The cue model: the microphone's last five seconds -> what the user's last utterance was.
 
-Two strided convolutions (40 ms per step) and a one-way GRU whose final state is classified: it
-reads the window in time order, so what it says is about the end, as the turn-taking decision needs
-it to be. About 200 k parameters; one window costs a few milliseconds on one thread.
+Three convolutions with batch norm (two strided: 40 ms per step; without the norm the GRU sat at
+chance for epochs) and a one-way GRU whose final state is classified: it reads the window in time
+order, so what it says is about the end, as the turn-taking decision needs it to be. About 200 k
+parameters; one window costs about 7 ms on one thread.
 """
 
 from __future__ import annotations
