@@ -19,16 +19,18 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
 - optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
   patient setting, for users who pause to think longer than the network expects.
 
-With the cue model (duplex/cue: it hears the words and the melody of the user's last utterance),
-three more, which the network's sense of timing cannot give because a silence sounds the same
-after "mm-hmm" as after "wait", and after a question as after the first of three sentences:
+With the cue model (`tiny_fd.cues`; duplex/cue: it hears the words and the melody of the user's
+last utterance), four more, which the network's sense of timing cannot give because a silence
+sounds the same after "mm-hmm" as after "wait", and after a question as after the first of three
+sentences:
 
 - a held reply goes on as soon as a short piece is over when the piece was a backchannel (or a
-  cough), instead of after 0.8 s; a piece heard as a stop word ends the reply at once;
+  cough), instead of after 0.8 s;
+- a piece heard as a stop word ends the reply at once;
 - a turn that did not end on a question (a statement the user may go on after, a clause ended on a
   comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
-  pause): no start in the user's pauses, a later answer to a plain statement; a clear question is
-  answered after 0.32 s of silence even when the network would wait longer.
+  pause): no start in the user's pauses, a later answer to a plain statement;
+- a clear question is answered after 0.32 s of silence even when the network would wait longer.
 """
 
 from __future__ import annotations
