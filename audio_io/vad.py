@@ -40,6 +40,7 @@ class WebRtcVad:
     def __init__(self, aggressiveness: int = 2) -> None:
         import webrtcvad
 
+        self._aggressiveness = aggressiveness
         self._vad = webrtcvad.Vad(aggressiveness)
         self._pcm = np.zeros(STEP_SAMPLES, dtype=np.int16)
         self._scaled = np.zeros(STEP_SAMPLES, dtype=np.float32)
@@ -53,7 +54,11 @@ class WebRtcVad:
         return voiced / (len(raw) // step)
 
     def reset(self) -> None:
-        pass
+        """A fresh detector: webrtcvad adapts its noise estimates and hangover to what it has heard,
+        so one that is reused must forget the last session, or that session decides this one's turns."""
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(self._aggressiveness)
 
 
 class SileroVad:

@@ -114,3 +114,29 @@ def test_recorder_files_are_readable_while_recording_and_complete_after(tmp_path
         audio, rate = sf.read(tmp_path / "rec" / name, dtype="float32")
         assert rate == SAMPLE_RATE and audio.size == 7 * STEP_SAMPLES
         assert np.allclose(audio, level, atol=1e-3), name
+
+
+def test_a_reset_webrtc_vad_hears_the_next_session_as_a_fresh_one_does() -> None:
+    """webrtcvad adapts to what it heard: a detector reused without a reset hears a quiet speaker
+    differently after a loud session (so a shared model's last conversation decided the next)."""
+    from audio_io.wav import load_mono16k
+
+    clips = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
+    rng = np.random.default_rng(0)
+    loud = load_mono16k(clips / "table.wav")
+    loud = np.concatenate([loud, rng.standard_normal(32000).astype(np.float32) * 0.05, loud])
+    speech = load_mono16k(clips / "weather.wav")
+    quiet = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(8000, np.float32)]) * 0.05
+    quiet = (quiet + rng.standard_normal(quiet.size) * 0.003).astype(np.float32)
+
+    def hear(vad: WebRtcVad, x: np.ndarray) -> list[float]:
+        return [vad.speech_prob(x[i:i + STEP_SAMPLES]) for i in range(0, x.size - STEP_SAMPLES + 1, STEP_SAMPLES)]
+
+    fresh = hear(WebRtcVad(3), quiet)
+    reused = WebRtcVad(3)
+    hear(reused, loud)
+    assert hear(reused, quiet) != fresh  # the state the reset has to clear
+    reused = WebRtcVad(3)
+    hear(reused, loud)
+    reused.reset()
+    assert hear(reused, quiet) == fresh

@@ -87,6 +87,7 @@ class UserVoice:
         self.played: deque[float] = deque(maxlen=2)  # speaker level, this chunk and the one before
 
     def reset(self) -> None:
+        self.vad.reset()
         self.levels.clear()
         self.played.clear()
 
