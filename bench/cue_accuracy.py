@@ -27,6 +27,8 @@ from duplex.backbones.tiny_fd.barge_in import ASKS_P, BACKCHANNEL_P, STOP_P  # n
 from duplex.cue.data import Examples, window  # noqa: E402
 from duplex.cue.runtime import SHIPPED, CueModel  # noqa: E402
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP  # noqa: E402
+from duplex.errors import DuplexError  # noqa: E402
+from duplex.tts import check_voice  # noqa: E402
 
 
 def main() -> int:
@@ -37,7 +39,13 @@ def main() -> int:
     ap.add_argument("--checkpoint", type=Path, default=SHIPPED)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "duplex-cue-cache" / "tts")
     args = ap.parse_args()
-    model = CueModel(args.checkpoint)
+    try:
+        for voice in args.voices.split(","):
+            check_voice(voice)
+        model = CueModel(args.checkpoint)
+    except DuplexError as exc:
+        print(f"cue_accuracy: {exc}", file=sys.stderr)
+        return 2
     examples = Examples(args.cache, args.seed, args.voices.split(","))
     confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
     probs, truth, cost = [], [], []

@@ -54,21 +54,33 @@ class CueModel:
 
 
 class CueWindow:
-    """One conversation's last WINDOW_S of microphone audio, classified on demand (once per step)."""
+    """One conversation's last WINDOW_S of microphone audio, classified on demand (once per step).
+
+    A ring: a step writes its chunk in place; the window is put in order only when it is asked for,
+    so the steps in which no rule asks cost one small copy."""
 
     def __init__(self, model: CueModel) -> None:
         self.model = model
-        self.audio = np.zeros(round(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
+        self.ring = np.zeros(round(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
+        self.head = 0  # where the next chunk goes: the oldest sample
         self.cached: np.ndarray | None = None
 
+    @property
+    def audio(self) -> np.ndarray:
+        """The window, oldest sample first."""
+        return np.roll(self.ring, -self.head)
+
     def reset(self) -> None:
-        self.audio[:] = 0.0
+        self.ring[:] = 0.0
+        self.head = 0
         self.cached = None
 
     def push(self, chunk: np.ndarray) -> None:
-        n = chunk.size
-        self.audio[:-n] = self.audio[n:]
-        self.audio[-n:] = chunk
+        n, size = chunk.size, self.ring.size
+        first = min(n, size - self.head)
+        self.ring[self.head: self.head + first] = chunk[:first]
+        self.ring[: n - first] = chunk[first:]
+        self.head = (self.head + n) % size
         self.cached = None
 
     def probs(self) -> np.ndarray:

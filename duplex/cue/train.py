@@ -1,4 +1,4 @@
-"""Train the cue model on CPU: `python -m duplex.cue.train` (about 25 minutes on two cores).
+"""Train the cue model on CPU: `python -m duplex.cue.train` (about 21 minutes on two cores).
 
 Builds its examples first (duplex/cue/data.py: espeak-ng and flite voices only; `--shards`
 processes, each seeded, cached under `--cache`), then trains with seeded shuffling, gain jitter and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from duplex.cue.data import build
 from duplex.cue.model import CueNet
 from duplex.cue.text import CLASSES
+from duplex.errors import DuplexError
+from duplex.tts import check_voice
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "duplex-cue-cache"
@@ -127,8 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.examples, args.epochs, args.shards, args.workers = 40, 2, 1, 1
         args.val_examples, args.dev_examples = 10, 10
-    args.cache.mkdir(parents=True, exist_ok=True)
     dev_voices = [v for v in args.dev_voices.split(",") if v]
+    try:
+        for name, value in (("--examples", args.examples), ("--shards", args.shards), ("--workers", args.workers),
+                            ("--val-examples", args.val_examples), ("--dev-examples", args.dev_examples),
+                            ("--epochs", args.epochs), ("--threads", args.threads)):
+            if value < 1:
+                raise DuplexError(f"{name} {value}: must be at least 1")
+        for voice in dev_voices:
+            check_voice(voice)
+    except DuplexError as exc:
+        print(f"duplex.cue.train: {exc}", file=sys.stderr)
+        return 2
+    args.cache.mkdir(parents=True, exist_ok=True)
     per = args.examples // args.shards
     jobs = [(args.cache, args.seed * 1000 + k, per, None, False) for k in range(args.shards)]
     jobs.append((args.cache, args.seed * 1000 + 500, args.val_examples, None, True))  # same voices
