@@ -1,14 +1,17 @@
-"""Speaking one sentence in a voice of espeak-ng, flite or festival: tiny-fd's training speech and
-the evaluation's held-out speech come from this one synthesiser, so both vary voices the same way.
+"""Speaking one sentence in a voice of espeak-ng, flite, festival or SVOX Pico: tiny-fd's training
+speech and the evaluation's held-out speech come from this one synthesiser, so both vary voices the
+same way.
 
-A voice is named `family:voice` (`espeak:en-gb`, `flite:slt`, `festival:ked_diphone`). Each family
-has its own way to vary speed and pitch, given here as one `rate` (1.0 = the voice's default
-speed, > 1 faster) and one `pitch` (0..1, 0.5 = the voice's default): espeak-ng and flite take
-them as engine parameters; festival's voices ignore a pitch target, so its pitch is shifted
-afterwards with sox (up to +-5 semitones). Three families, not one, because a model trained on a
-single engine learns that engine's prosody; festival is left out of tiny-fd's training entirely and
-used only for evaluation. Clips are trimmed to their audible span, peak-normalised and cached as
-.npy under the cache folder (not committed).
+A voice is named `family:voice` (`espeak:en-gb`, `flite:slt`, `festival:ked_diphone`,
+`pico:en-US`). Each family has its own way to vary speed and pitch, given here as one `rate` (1.0 =
+the voice's default speed, > 1 faster) and one `pitch` (0..1, 0.5 = the voice's default): espeak-ng
+and flite take them as engine parameters, Pico as markup around the text; festival's voices ignore a
+pitch target, so its pitch is shifted afterwards with sox (up to +-5 semitones). Several families,
+not one, because a model trained on a single engine learns that engine's prosody; festival is left
+out of every training entirely and used only for evaluation. Pico (`pico2wave`) is in Debian's
+non-free section: only the cue model's training uses it (scripts/install-pico.sh). Clips are
+trimmed to their audible span, peak-normalised and cached as .npy under the cache folder (not
+committed).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -26,10 +30,11 @@ from audio_io.levels import audible_spans
 from audio_io.wav import load_mono16k
 from duplex.errors import DuplexError
 
-FAMILIES = ("espeak", "flite", "festival")
-_BINARIES = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("text2wave", "sox")}
+FAMILIES = ("espeak", "flite", "festival", "pico")
+_BINARIES = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("text2wave", "sox"), "pico": ("pico2wave",)}
+_INSTALL = {"pico": "scripts/install-pico.sh"}
 _FLITE_F0 = {"slt": 170, "kal16": 110, "kal": 110, "awb": 110, "rms": 105}
-FESTIVAL_SEMITONES = 5  # pitch 0 / 1: this far below / above the voice
+SHIFT_SEMITONES = 5  # festival and pico: pitch 0 / 1 is this far below / above the voice
 
 
 def family(voice: str) -> str:
@@ -44,7 +49,8 @@ def check_voice(voice: str) -> None:
     fam = family(voice)
     missing = [b for b in _BINARIES[fam] if shutil.which(b) is None]
     if missing:
-        raise DuplexError(f"voice {voice}: {', '.join(missing)} not installed (scripts/install-system-deps.sh)")
+        raise DuplexError(f"voice {voice}: {', '.join(missing)} not installed "
+                          f"({_INSTALL.get(fam, 'scripts/install-system-deps.sh')})")
     if fam == "festival":
         name = voice.partition(":")[2]
         done = subprocess.run(["festival", "--batch", f"(voice_{name})"], capture_output=True, text=True)
@@ -59,10 +65,14 @@ def _command(voice: str, rate: float, pitch: float, text: str, out: Path) -> tup
     binary = shutil.which(_BINARIES[fam][0])
     if binary is None:
         raise DuplexError(f"{_BINARIES[fam][0]} is not installed: {fam} voices need it "
-                          "(scripts/install-system-deps.sh)")
+                          f"({_INSTALL.get(fam, 'scripts/install-system-deps.sh')})")
     if fam == "espeak":
         speed, p = round(165 * rate), round(20 + 60 * pitch)
         return [binary, "-v", name, "-s", str(speed), "-p", str(p), "-w", str(out), text], None
+    if fam == "pico":  # speed in percent; pitch in percent of the voice's, +-5 semitones
+        level = round(100 * 2 ** ((pitch - 0.5) * 2 * SHIFT_SEMITONES / 12))
+        marked = f"<speed level='{round(100 * rate)}'><pitch level='{level}'>{escape(text)}</pitch></speed>"
+        return [binary, "-l", name, "-w", str(out), marked], None
     if fam == "flite":
         f0 = _FLITE_F0.get(name, 120)
         return [binary, "-voice", name, "--setf", f"duration_stretch={1 / rate:.3f}",
@@ -85,7 +95,7 @@ def speak(cache: Path, text: str, voice: str, rate: float = 1.0, pitch: float = 
         _run(cmd, stdin)
         if family(voice) == "festival" and pitch != 0.5:
             shifted = Path(tmp) / "shifted.wav"
-            cents = round((pitch - 0.5) * 2 * FESTIVAL_SEMITONES * 100)
+            cents = round((pitch - 0.5) * 2 * SHIFT_SEMITONES * 100)
             _run(["sox", str(raw), "-r", str(SAMPLE_RATE), str(shifted), "pitch", str(cents)])
             raw = shifted
         audio = load_mono16k(raw)

@@ -4,8 +4,8 @@ Each example is what the runtime will hand the model: `WINDOW_S` of microphone a
 utterance (a sentence of one class, duplex/cue/text.py) ended 0.1-0.8 s before the window's end,
 after whatever came before it: silence, an earlier sentence of the same speaker (so that only the
 last one decides), or the echo of the model's own reply (a backchannel starts over the reply).
-Voices are espeak-ng's and flite's (festival is the held-out family, never used here), each at a
-drawn speed, pitch and level, over a little noise.
+Voices are espeak-ng's and flite's, and SVOX Pico's for a part of the examples (festival is the
+held-out family, never used here), each at a drawn speed, pitch and level, over a little noise.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "
                    "+klatt", "+klatt2", "+klatt4", "+Andy", "+Annie", "+david", "+linda", "+michel", "+paul",
                    "+steph", "+edward", "+grandma", "+john", "+robert", "+victor", "+belinda", "+aunty"]
 FLITE_VOICES = ["flite:slt", "flite:awb", "flite:rms", "flite:kal16", "flite:kal"]
+PICO_VOICES = ["pico:en-US", "pico:en-GB"]  # a third engine's prosody (train.py --pico-examples)
 WEIGHTS = {ASKS: 0.24, STATEMENT: 0.2, FRAGMENT: 0.2, BACKCHANNEL: 0.18, STOP: 0.18}
 
 

@@ -1,7 +1,8 @@
 """Train the cue model on CPU: `python -m duplex.cue.train` (about 21 minutes on two cores).
 
-Builds its examples first (duplex/cue/data.py: espeak-ng and flite voices only; `--shards`
-processes, each seeded, cached under `--cache`), then trains with seeded shuffling, gain jitter and
+Builds its examples first (duplex/cue/data.py: espeak-ng and flite voices, and `--pico-examples`
+in SVOX Pico's two, scripts/install-pico.sh; festival never; `--shards` processes, each seeded,
+cached under `--cache`), then trains with seeded shuffling, gain jitter and
 SpecAugment masks, and reports each epoch on a held-out draw of the same voices and, when
 `--dev-voices` names some, on a family it never trains on. The checkpoint keeps the epoch with the
 best development accuracy. `--smoke` runs the whole pipeline on a few dozen examples in seconds.
@@ -10,6 +11,7 @@ best development accuracy. `--smoke` runs the whole pipeline on a few dozen exam
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from duplex.cue.data import build
+from duplex.cue.data import PICO_VOICES, build
 from duplex.cue.model import CueNet
 from duplex.cue.text import CLASSES
 from duplex.errors import DuplexError
@@ -32,7 +34,8 @@ DEFAULT_CACHE = Path(tempfile.gettempdir()) / "duplex-cue-cache"
 
 def _shard(args: tuple[Path, int, int, list[str] | None, bool]) -> Path:
     cache, seed, n, voices, balanced = args
-    path = cache / f"shard-{seed}-{n}-{len(voices or [])}.pt"
+    named = "-" + hashlib.sha1(",".join(voices).encode()).hexdigest()[:8] if voices else ""
+    path = cache / f"shard-{seed}-{n}-{len(voices or [])}{named}.pt"
     if not path.exists():
         torch.set_num_threads(1)
         labels = list(range(len(CLASSES))) if balanced else None
@@ -111,6 +114,8 @@ def evaluate(net: CueNet, x: torch.Tensor, y: torch.Tensor) -> dict[str, object]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m duplex.cue.train", description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=13332, help="training examples")
+    ap.add_argument("--pico-examples", type=int, default=4000,
+                    help="more training examples in SVOX Pico's voices (0: espeak-ng and flite only)")
     ap.add_argument("--shards", type=int, default=4, help="seeded parts they are built in")
     ap.add_argument("--workers", type=int, default=2, help="processes building the parts")
     ap.add_argument("--val-examples", type=int, default=500, help="held-out examples in the training voices")
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.smoke:
         args.examples, args.epochs, args.shards, args.workers = 40, 2, 1, 1
-        args.val_examples, args.dev_examples = 10, 10
+        args.val_examples, args.dev_examples, args.pico_examples = 10, 10, min(args.pico_examples, 10)
     dev_voices = [v for v in args.dev_voices.split(",") if v]
     try:
         for name, value in (("--examples", args.examples), ("--shards", args.shards), ("--workers", args.workers),
@@ -137,22 +142,24 @@ def main(argv: list[str] | None = None) -> int:
                             ("--epochs", args.epochs), ("--threads", args.threads)):
             if value < 1:
                 raise DuplexError(f"{name} {value}: must be at least 1")
-        for voice in dev_voices:
+        if args.pico_examples < 0:
+            raise DuplexError(f"--pico-examples {args.pico_examples}: must be 0 or more")
+        for voice in dev_voices + (PICO_VOICES if args.pico_examples else []):
             check_voice(voice)
     except DuplexError as exc:
         print(f"duplex.cue.train: {exc}", file=sys.stderr)
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
     per = args.examples // args.shards
-    jobs = [(args.cache, args.seed * 1000 + k, per, None, False) for k in range(args.shards)]
-    jobs.append((args.cache, args.seed * 1000 + 500, args.val_examples, None, True))  # same voices
-    if dev_voices:  # festival is the slowest to speak: its part starts first
-        jobs.insert(0, (args.cache, args.seed * 1000 + 900, args.dev_examples, dev_voices, True))
+    train = [(args.cache, args.seed * 1000 + k, per, None, False) for k in range(args.shards)]
+    if args.pico_examples:
+        train.append((args.cache, args.seed * 1000 + 700, args.pico_examples, PICO_VOICES, False))
+    val = (args.cache, args.seed * 1000 + 500, args.val_examples, None, True)  # the same voices
+    dev = [(args.cache, args.seed * 1000 + 900, args.dev_examples, dev_voices, True)] if dev_voices else []
     t0 = time.monotonic()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        paths = list(pool.map(_shard, jobs))
-    if dev_voices:
-        paths.append(paths.pop(0))
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:  # festival is the slowest to speak: first
+        paths = list(pool.map(_shard, [*dev, *train, val]))
+    dev_paths, train_paths, val_path = paths[: len(dev)], paths[len(dev): -1], paths[-1]
     log = args.log.open("w") if args.log else None
 
     def say(record: dict[str, object]) -> None:
@@ -166,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    x, y = load(paths[: args.shards])
-    vx, vy = load([paths[args.shards]])
-    dev = load([paths[args.shards + 1]]) if dev_voices else None
+    x, y = load(train_paths)
+    vx, vy = load([val_path])
+    dev_set = load(dev_paths) if dev_paths else None
     net = CueNet()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
     steps = args.epochs * -(-len(x) // 64)
@@ -189,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         record: dict[str, object] = {"epoch": epoch, "loss": round(total / len(x), 4),
                                      "same_voices": evaluate(net, vx, vy)["accuracy"]}
         score = float(record["same_voices"])  # type: ignore[arg-type]
-        if dev is not None:
-            record["dev"] = evaluate(net, *dev)
+        if dev_set is not None:
+            record["dev"] = evaluate(net, *dev_set)
             score = float(record["dev"]["accuracy"])  # type: ignore[index]
         record["s"] = round(time.monotonic() - t0, 1)
         say(record)

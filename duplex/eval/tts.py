@@ -23,6 +23,7 @@ VOICES = {
     "flite": ("flite:kal", "flite:awb", "flite:rms", "flite:slt"),
     "espeak": ("espeak:en-gb-scotland", "espeak:en-us-nyc", "espeak:en-gb-x-gbclan", "espeak:en-us+f5",
                "espeak:en-gb+m5", "espeak:en-us+m6"),
+    "pico": ("pico:en-US", "pico:en-GB"),  # the cue model trains on these: not held out for it
 }
 __all__ = ["FAMILIES", "Speaker", "Tts", "check_family", "cough", "silence"]
 
