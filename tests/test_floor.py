@@ -220,3 +220,37 @@ def test_with_cues_a_stop_word_ends_the_reply_at_its_first_silence() -> None:
     floor = cued_floor(STOP)
     assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
     assert run(floor, "..ss.") == [Move.SPEAK] * 2 + [Move.HOLD] * 2 + [Move.BREAK]
+
+
+class VerdictsInTurn:
+    """A cue model that gives P(backchannel) from a list, one per window it is asked about."""
+
+    def __init__(self, *backchannel: float) -> None:
+        self.left = list(backchannel)
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        p = np.zeros(len(CLASSES))
+        p[BACKCHANNEL] = self.left.pop(0)
+        p[STATEMENT] = 1.0 - p[BACKCHANNEL]
+        return p
+
+
+def two_pieces_over_the_reply(*backchannel: float) -> list[Move]:
+    """A turn (a statement: the long wait), then "[a piece] ... [a piece]" over the reply."""
+    cfg = PolicyConfig(min_silence_s=0.32, unfinished_silence_s=1.6, cues=True)
+    floor = VadFloor(cfg, ScriptedVad(), VerdictsInTurn(0.0, *backchannel))  # type: ignore[arg-type]
+    assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
+    return run(floor, "..ss..ss.")
+
+
+def test_with_cues_a_cough_then_a_backchannel_resumes_the_reply() -> None:
+    moves = two_pieces_over_the_reply(0.8, 0.95)  # the cough not sure enough; "mm-hmm" is
+    assert moves == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.SPEAK]
+
+
+def test_with_cues_a_backchannel_after_an_unlikely_one_is_still_a_barge_in() -> None:
+    assert two_pieces_over_the_reply(0.2, 0.95) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]
+
+
+def test_with_cues_an_unclear_second_piece_is_a_barge_in_once_it_is_over() -> None:
+    assert two_pieces_over_the_reply(0.8, 0.6) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]

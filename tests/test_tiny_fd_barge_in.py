@@ -161,6 +161,47 @@ def test_a_stop_word_ends_the_held_reply_at_the_first_silence(speech: list[np.nd
     assert rules.fired["stop_word"] == 1
 
 
+class VerdictsInTurn:
+    """A cue model that gives P(backchannel) from a list, one per window it is asked about."""
+
+    def __init__(self, *backchannel: float) -> None:
+        self.left = list(backchannel)
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        p = np.full(len(CLASSES), 0.0)
+        p[BACKCHANNEL] = self.left.pop(0)
+        p[FRAGMENT] = 1.0 - p[BACKCHANNEL]
+        return p
+
+
+def two_held_pieces(rules: BargeInRules, speech: list[np.ndarray]) -> list[int]:
+    """A short piece over the reply, 0.32 s of silence, a second short piece, then silence."""
+    held(rules, speech[0])
+    out = [rules.filter(V.THINK, SPEAK, SILENT, 0.0) for _ in range(2)]
+    out += [rules.filter(V.THINK, SPEAK, c, 0.0) for c in speech[1:3]]
+    return out + [rules.filter(V.THINK, SPEAK, SILENT, 0.0)]
+
+
+def test_a_cough_then_a_backchannel_lets_the_held_reply_go_on(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules(RuleSettings(cues=VerdictsInTurn(0.8, 0.95)))  # type: ignore[arg-type]
+    out = two_held_pieces(rules, speech)
+    assert out == [V.THINK] * 4 + [V.CONT]  # the second piece is heard out, then judged: "mm-hmm"
+    assert rules.fired["second_piece"] == 0 and rules.fired["backchannel"] == 1
+
+
+def test_a_backchannel_after_a_piece_that_did_not_sound_like_one_is_still_a_barge_in(
+        speech: list[np.ndarray]) -> None:
+    rules = BargeInRules(RuleSettings(cues=VerdictsInTurn(0.2, 0.95)))  # type: ignore[arg-type]
+    assert two_held_pieces(rules, speech) == [V.THINK] * 4 + [V.BREAK]  # "wait ... yeah" is not "go on"
+    assert rules.fired["second_piece"] == 1
+
+
+def test_an_unclear_second_piece_is_a_barge_in_once_it_is_over(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules(RuleSettings(cues=VerdictsInTurn(0.8, 0.6)))  # type: ignore[arg-type]
+    assert two_held_pieces(rules, speech) == [V.THINK] * 4 + [V.BREAK]
+    assert rules.fired["second_piece"] == 1
+
+
 def test_an_unclear_piece_keeps_the_rules_without_cues(speech: list[np.ndarray]) -> None:
     rules, _ = with_cues(FRAGMENT)
     held(rules, speech[0])

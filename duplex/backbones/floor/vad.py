@@ -15,7 +15,9 @@ While the model speaks, the microphone must be louder than the model's own recen
 
 With `policy.cues` the cue model (duplex/cue) hears the words: it replaces the pitch cue (a turn
 that did not end on a question waits `unfinished_silence_s`), and at the first silence
-after a single held piece a backchannel resumes the reply at once and a stop word ends it.
+after a held piece a backchannel resumes the reply at once and a stop word ends it; a second
+piece is heard out and judged the same way, and resumes the reply only if the first sounded like a
+backchannel too ("[cough] ... mm-hmm"); anything else it hears there is the barge-in it was.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKS_P, BACKCHANNEL_P, STOP_P
+from duplex.cue.thresholds import ASKS_P, BACKCHANNEL_P, SECOND_PIECE_BC_P, STOP_P
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -55,6 +57,7 @@ class Utterance:
     speech: int = 0  # steps of speech so far
     silence: int = 0  # steps of silence since the last speech
     pieces: int = 0  # runs of speech separated by PIECE_GAP_STEPS or more of silence
+    first_backchannel: float = 0.0  # the cue model's P(backchannel) for the first piece
 
     def add(self, chunk: np.ndarray, speech: bool) -> None:
         if speech or self.chunks:
@@ -167,14 +170,19 @@ class VadFloor:
         if not o.chunks:
             return Move.SPEAK
         if self.state is Floor.PAUSED:
-            if new_piece or o.speech > self.backchannel_max:
+            # With cues, a second piece is heard out and judged (the reply is silent meanwhile)
+            if o.speech > self.backchannel_max or (new_piece and (self.cues is None or o.pieces > 2)):
                 return self._barge_in()
-            if self.cues is not None and o.pieces == 1 and o.silence == 1:  # the piece is over: what was it?
+            if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
                 p = self.cues.probs()
                 if p[STOP] >= STOP_P:
                     return self._barge_in()
-                if p[BACKCHANNEL] >= BACKCHANNEL_P:
+                sure = p[BACKCHANNEL] >= BACKCHANNEL_P and (o.pieces == 1 or o.first_backchannel >= SECOND_PIECE_BC_P)
+                if sure:
                     o.silence = self.resume_after
+                elif o.pieces == 2:  # "wait ... no": a barge-in, as without cues
+                    return self._barge_in()
+                o.first_backchannel = float(p[BACKCHANNEL])
             if o.silence >= self.resume_after:
                 self._overlap = Utterance()  # a backchannel: carry on
                 self.state = Floor.REPLY

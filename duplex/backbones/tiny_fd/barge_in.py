@@ -25,7 +25,8 @@ sounds the same after "mm-hmm" as after "wait", and after a question as after th
 sentences:
 
 - a held reply goes on as soon as a short piece is over when the piece was a backchannel (or a
-  cough), instead of after 0.8 s;
+  cough), instead of after 0.8 s; a second piece is judged too, when it is over, and goes on only
+  if the first sounded like a backchannel as well ("[cough] ... mm-hmm"), else it is a barge-in;
 - a piece heard as a stop word ends the reply at once;
 - a turn that did not end on a question (a statement the user may go on after, a clause ended on a
   comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
@@ -45,7 +46,7 @@ from audio_io.format import rms
 from audio_io.vad import WebRtcVad
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKED_P, ASKS_P, BACKCHANNEL_P, STOP_P
+from duplex.cue.thresholds import ASKED_P, ASKS_P, BACKCHANNEL_P, SECOND_PIECE_BC_P, STOP_P
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -120,7 +121,8 @@ class BargeInRules:
         self.voice.reset()
         if self.cues is not None:
             self.cues.reset()
-        self.judged = False  # the cue model has had its say on this held piece
+        self.judged_pieces = 0  # held pieces the cue model has had its say on
+        self.first_bc = 0.0  # its P(backchannel) for the first held piece
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
         self.spoke = False  # the user has spoken since the model last took the turn
         self.since_break = False  # the model's last BREAK has not been answered yet
@@ -170,7 +172,9 @@ class BargeInRules:
                 return self._fire("stop_word", self._released(V.BREAK))
             if heard == BACKCHANNEL:
                 return self._fire("backchannel", self._released(V.CONT))
-            if self.pieces >= 2:
+            # With cues, a second piece is judged when it is over (the reply is silent meanwhile):
+            # "[cough] ... mm-hmm" goes on; anything else, or no verdict, is the barge-in it was.
+            if self.pieces >= 2 and (self.cues is None or self.pieces > 2 or self.judged):
                 return self._fire("second_piece", self._released(V.BREAK))
             if self.speech >= HELD_SPEECH_STEPS:
                 return self._fire("held_speech", self._released(V.BREAK))
@@ -190,21 +194,28 @@ class BargeInRules:
         if first == V.THINK:
             self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
-            self.judged = False
+            self.judged_pieces, self.first_bc = 0, 0.0
         return first
 
     def _heard_piece(self) -> int | None:
-        """At the first silence after the held piece: STOP or BACKCHANNEL when the cue model is sure
-        of it (once per hold, and only for the first piece)."""
-        if self.cues is None or self.judged or self.quiet != 1 or self.pieces != 1:
+        """At the first silence after a held piece: STOP or BACKCHANNEL when the cue model is sure
+        of it. Each of the first two pieces is judged once; the second is a backchannel only when
+        the first sounded like one too (`SECOND_PIECE_BC_P`): two chances at a wrong "go on" where a
+        hesitant barge-in ("wait ... no ...") gave one would resume more replies over the user."""
+        if self.cues is None or self.quiet != 1 or self.pieces > 2 or self.judged_pieces >= self.pieces:
             return None
-        self.judged = True  # (a piece longer than any backchannel is a BREAK before it ends: HELD_SPEECH_STEPS)
+        self.judged_pieces = self.pieces  # (a piece longer than any backchannel is a BREAK: HELD_SPEECH_STEPS)
         p = self.cues.probs()
         if p[STOP] >= STOP_P:
             return STOP
-        if p[BACKCHANNEL] >= BACKCHANNEL_P:
-            return BACKCHANNEL
-        return None
+        sure = p[BACKCHANNEL] >= BACKCHANNEL_P and (self.pieces == 1 or self.first_bc >= SECOND_PIECE_BC_P)
+        self.first_bc = float(p[BACKCHANNEL])
+        return BACKCHANNEL if sure else None
+
+    @property
+    def judged(self) -> bool:
+        """The cue model has had its say on the latest held piece."""
+        return self.judged_pieces >= self.pieces
 
     def _asks(self) -> float:
         """The cue model's P(the utterance before this silence asked something): asked once per
