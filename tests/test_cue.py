@@ -85,8 +85,8 @@ def test_training_runs_end_to_end_and_writes_a_loadable_model(tmp_path: Path) ->
     from duplex.cue.train import main
 
     out = tmp_path / "cue.pt"
-    assert main(["--smoke", "--dev-voices", "", "--out", str(out), "--cache", str(tmp_path / "cache"),
-                 "--log", str(tmp_path / "log.jsonl")]) == 0
+    assert main(["--smoke", "--dev-voices", "", "--pico-examples", "0", "--out", str(out),
+                 "--cache", str(tmp_path / "cache"), "--log", str(tmp_path / "log.jsonl")]) == 0
     model = CueModel(out)
     p = model.probs(np.zeros(round(WINDOW_S * SAMPLE_RATE), np.float32))
     assert p.shape == (len(CLASSES),)
@@ -115,3 +115,29 @@ def test_the_warp_experiment_keeps_shapes_and_reads_integer_positions_exactly() 
     assert torch.equal(_lerp(x, torch.arange(50.0)[None].expand(3, 50), 2, -1.0), x)
     out = warp(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_training_without_pico_installed_is_one_line_naming_the_script(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import duplex.tts
+    from duplex.cue.train import main
+
+    which = shutil.which
+    monkeypatch.setattr(duplex.tts.shutil, "which", lambda b: None if b == "pico2wave" else which(b))
+    assert main(["--smoke", "--dev-voices", "", "--out", str(tmp_path / "cue.pt"),
+                 "--cache", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pico2wave not installed (scripts/install-pico.sh)" in err
+    assert not (tmp_path / "cue.pt").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_pico_voice_takes_its_speed_and_pitch_as_markup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import duplex.tts
+
+    monkeypatch.setattr(duplex.tts.shutil, "which", lambda b: f"/usr/bin/{b}")
+    cmd, stdin = duplex.tts._command("pico:en-GB", 1.1, 1.0, "Is it <soon> & quick?", Path("/tmp/x.wav"))
+    assert cmd[:4] == ["/usr/bin/pico2wave", "-l", "en-GB", "-w"] and stdin is None
+    # +5 semitones is 133 % of the voice's pitch; the text's own markup characters are escaped
+    assert cmd[-1] == "<speed level='110'><pitch level='133'>Is it &lt;soon&gt; &amp; quick?</pitch></speed>"
