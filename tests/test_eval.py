@@ -44,6 +44,8 @@ def test_every_shape_is_built_as_documented(tmp_path: Path) -> None:
         assert b.at - (a.at + length) + 0.1 == pytest.approx(0.45, abs=0.01)
     bc = by["backchannel"]
     assert sorted(c.role.value for c in bc.user[1:]) == ["backchannel", "backchannel", "noise"]
+    for a, b in zip(bc.user[1:], bc.user[2:], strict=False):  # one after another, never over each other
+        assert 0.4 - 0.01 <= b.after.delay - (a.after.delay + sf.info(a.audio).duration) <= 1.2 + 0.01
     assert bc.echo is not None and bc.echo.gain_db == -20.0
     again = Builder("espeak", 3, tmp_path / "work2", Tts(tmp_path / "tts")).build(1)
     assert [c.scenario.duration for c in again] == [c.scenario.duration for c in convs]  # seeded

@@ -2,8 +2,8 @@
 
 Shapes (docs/metrics.md): `pause_handling` (one mid-sentence pause, 0.5-1.0 s, after a
 comma-ended fragment), `smooth_turn_taking` (a plain question), `user_interruption` (a question,
-then a barge-in 0.5-1.5 s into the reply), `backchannel` (backchannels and a cough over the reply,
-with the speaker's own echo at -20 dB), `hesitant_barge_in` ("wait" / "no" / "stop" / "hold on"
+then a barge-in 0.5-1.5 s into the reply), `backchannel` (two backchannels and a cough over the
+reply, one after another with 0.4-1.2 s between them, with the speaker's own echo at -20 dB), `hesitant_barge_in` ("wait" / "no" / "stop" / "hold on"
 pieces 0.2-0.6 s apart before the main utterance), `long_pause` (two 0.3-1.5 s pauses after
 fragments that end like a sentence) and `monologue` (three statements with 0.45 s gaps, the
 benchmark's backchannel task). The sentences are this module's own, used nowhere else in the
@@ -218,13 +218,16 @@ class Builder:
     def backchannel(self, name: str, k: int, speaker: Speaker) -> Conversation:
         picks = self.rng.choice(BACKCHANNELS, size=2, replace=False)
         clips: list[tuple[np.ndarray, float | After, Role]] = [(self.question(k, speaker, 1), 0.5, Role.TURN)]
-        delays = sorted(float(d) for d in self.rng.uniform(0.6, 3.0, size=3))
         pieces = [(self.say(str(picks[0]), speaker), Role.BACKCHANNEL), (self.say(str(picks[1]), speaker),
                   Role.BACKCHANNEL), (cough(self.rng), Role.NOISE)]
-        order = self.rng.permutation(3)
-        for delay, j in zip(delays, order, strict=True):
+        # One after another, as one listener makes them: 0.6-1.5 s into the reply, then 0.4-1.2 s
+        # after the previous one ends (drawn independently, two pieces could overlap: no one person
+        # says "yeah" over their own "mm-hmm").
+        delay = float(self.rng.uniform(0.6, 1.5))
+        for j in self.rng.permutation(3):
             audio, role = pieces[j]
             clips.append((audio, After(Trigger.SPEAKING_STARTED, 1, round(delay, 2)), role))
+            delay += audio.size / SAMPLE_RATE + float(self.rng.uniform(0.4, 1.2))
         scenario = self.scenario(name, clips, 3.0, [], echo=EchoSpec(gain_db=-20.0, delay_ms=60.0))
         # The three pieces all wait for the same reply: the session needs the reply once, not thrice.
         scenario = _shorten(scenario, clips)
