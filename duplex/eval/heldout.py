@@ -3,12 +3,12 @@
 Shapes (docs/metrics.md): `pause_handling` (one mid-sentence pause, 0.5-1.0 s, after a
 comma-ended fragment), `smooth_turn_taking` (a plain question), `user_interruption` (a question,
 then a barge-in 0.5-1.5 s into the reply), `backchannel` (two backchannels and a cough over the
-reply, one after another with 0.4-1.2 s between them, with the speaker's own echo at -20 dB), `hesitant_barge_in` ("wait" / "no" / "stop" / "hold on"
-pieces 0.2-0.6 s apart before the main utterance), `long_pause` (two 0.3-1.5 s pauses after
-fragments that end like a sentence) and `monologue` (three statements with 0.45 s gaps, the
-benchmark's backchannel task). The sentences are this module's own, used nowhere else in the
-project, in two banks (`Sentences`): bank `b`, the default, was written after tiny-fd v2 was
-tuned. Every draw comes from the seed.
+reply, one after another with 0.4-1.2 s between them, with the speaker's own echo at -20 dB),
+`hesitant_barge_in` ("wait" / "no" / "stop" / "hold on" pieces 0.2-0.6 s apart before the main
+utterance), `long_pause` (two 0.3-1.5 s pauses after fragments that end like a sentence) and
+`monologue` (three statements with 0.45 s gaps, the benchmark's backchannel task). The sentences
+are this module's own, used nowhere else in the project, in two banks (`Sentences`): bank `b`, the
+default, was written after tiny-fd v2 was tuned. Every draw comes from the seed.
 """
 
 from __future__ import annotations
