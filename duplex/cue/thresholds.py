@@ -2,14 +2,11 @@
 
 Chosen on the development voices (festival's kal_diphone), never on the held-out ones; a wrong
 "backchannel" resumes a reply over a barge-in, the one mistake a user never forgives, so it needs
-the surest verdict. The two question bars were raised (from 0.5 and 0.8) with the round-6
-checkpoint, trained with a third voice family and surer of questions: on the development
-conversations (bank a, seeds 21 and 22) they keep its starts in the user's pauses where the old
-model's were, and answer sooner.
+the surest verdict.
 """
 
 BACKCHANNEL_P = 0.9  # "it was a backchannel (or a cough)": the held reply goes on at once
 SECOND_PIECE_BC_P = 0.5  # ... a second held piece too, when the first was at least this likely one
 STOP_P = 0.9  # "it was a stop word": the reply ends
-ASKS_P = 0.7  # "it asked something": the turn may be taken; below it, the unfinished silence
-ASKED_P = 0.85  # ... so surely that tiny-fd answers it after 0.32 s of silence, whatever the network says
+ASKS_P = 0.5  # "it asked something": the turn may be taken; below it, the unfinished silence
+ASKED_P = 0.8  # ... so surely that tiny-fd answers it after 0.32 s of silence, whatever the network says
