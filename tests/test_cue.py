@@ -85,8 +85,8 @@ def test_training_runs_end_to_end_and_writes_a_loadable_model(tmp_path: Path) ->
     from duplex.cue.train import main
 
     out = tmp_path / "cue.pt"
-    assert main(["--smoke", "--dev-voices", "", "--pico-examples", "0", "--out", str(out),
-                 "--cache", str(tmp_path / "cache"), "--log", str(tmp_path / "log.jsonl")]) == 0
+    assert main(["--smoke", "--dev-voices", "", "--out", str(out), "--cache", str(tmp_path / "cache"),
+                 "--log", str(tmp_path / "log.jsonl")]) == 0
     model = CueModel(out)
     p = model.probs(np.zeros(round(WINDOW_S * SAMPLE_RATE), np.float32))
     assert p.shape == (len(CLASSES),)
@@ -126,7 +126,7 @@ def test_training_without_pico_installed_is_one_line_naming_the_script(
 
     which = shutil.which
     monkeypatch.setattr(duplex.tts.shutil, "which", lambda b: None if b == "pico2wave" else which(b))
-    assert main(["--smoke", "--dev-voices", "", "--out", str(tmp_path / "cue.pt"),
+    assert main(["--smoke", "--dev-voices", "", "--pico-examples", "100", "--out", str(tmp_path / "cue.pt"),
                  "--cache", str(tmp_path / "cache")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pico2wave not installed (scripts/install-pico.sh)" in err

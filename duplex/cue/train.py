@@ -1,8 +1,8 @@
 """Train the cue model on CPU: `python -m duplex.cue.train` (about 21 minutes on two cores).
 
-Builds its examples first (duplex/cue/data.py: espeak-ng and flite voices, and `--pico-examples`
-in SVOX Pico's two, scripts/install-pico.sh; festival never; `--shards` processes, each seeded,
-cached under `--cache`), then trains with seeded shuffling, gain jitter and
+Builds its examples first (duplex/cue/data.py: espeak-ng and flite voices, and with
+`--pico-examples` some in SVOX Pico's two, scripts/install-pico.sh; festival never; `--shards`
+processes, each seeded, cached under `--cache`), then trains with seeded shuffling, gain jitter and
 SpecAugment masks, and reports each epoch on a held-out draw of the same voices and, when
 `--dev-voices` names some, on a family it never trains on. The checkpoint keeps the epoch with the
 best development accuracy. `--smoke` runs the whole pipeline on a few dozen examples in seconds.
@@ -114,8 +114,9 @@ def evaluate(net: CueNet, x: torch.Tensor, y: torch.Tensor) -> dict[str, object]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m duplex.cue.train", description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=13332, help="training examples")
-    ap.add_argument("--pico-examples", type=int, default=4000,
-                    help="more training examples in SVOX Pico's voices (0: espeak-ng and flite only)")
+    ap.add_argument("--pico-examples", type=int, default=0,
+                    help="more training examples in SVOX Pico's two voices (an experiment: docs/cue.md; "
+                         "the shipped model has none)")
     ap.add_argument("--shards", type=int, default=4, help="seeded parts they are built in")
     ap.add_argument("--workers", type=int, default=2, help="processes building the parts")
     ap.add_argument("--val-examples", type=int, default=500, help="held-out examples in the training voices")
