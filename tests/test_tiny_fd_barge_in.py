@@ -253,3 +253,25 @@ def test_the_answer_to_an_interruption_is_not_held_back_as_unfinished(speech: li
     out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(AFTER_BREAK_QUIET_STEPS)]
     assert out == [V.THINK] * (AFTER_BREAK_QUIET_STEPS - 1) + [V.SHIFT]
     assert rules.fired["unfinished_turn"] == 0
+
+
+def test_after_a_bare_stop_word_the_turn_waits_for_the_rest_of_the_interruption(speech: list[np.ndarray]) -> None:
+    rules, cues = with_cues(STOP, unfinished_steps=6)
+    held(rules, speech[0])
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.BREAK  # "hold on": a stop word
+    out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(6)]  # ... 0.96 s before "no, ..."
+    assert out == [V.THINK] * 5 + [V.SHIFT]  # not at 0.48 s: the unfinished silence
+    assert rules.fired["stop_word_pending"] == 1 and cues.asked == 2  # the piece, then what followed
+
+
+def test_after_a_stop_word_and_more_words_the_answer_comes_at_once(speech: list[np.ndarray]) -> None:
+    rules, cues = with_cues(STOP, unfinished_steps=6)
+    held(rules, speech[0])
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.BREAK  # "hold on"
+    assert rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) == V.THINK
+    cues.label = STATEMENT  # "... I meant the weekend after."
+    for k in (1, 2, 3):
+        assert rules.filter(V.THINK, LISTEN, speech[k], 0.0) == V.THINK
+    out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(AFTER_BREAK_QUIET_STEPS)]
+    assert out == [V.THINK] * (AFTER_BREAK_QUIET_STEPS - 1) + [V.SHIFT]
+    assert rules.fired["stop_word_pending"] == 0

@@ -20,7 +20,7 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   patient setting, for users who pause to think longer than the network expects.
 
 With the cue model (`tiny_fd.cues`; duplex/cue: it hears the words and the melody of the user's
-last utterance), four more, which the network's sense of timing cannot give because a silence
+last utterance), five more, which the network's sense of timing cannot give because a silence
 sounds the same after "mm-hmm" as after "wait", and after a question as after the first of three
 sentences:
 
@@ -31,7 +31,9 @@ sentences:
 - a turn that did not end on a question (a statement the user may go on after, a clause ended on a
   comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
   pause): no start in the user's pauses, a later answer to a plain statement;
-- a clear question is answered after 0.32 s of silence even when the network would wait longer.
+- a clear question is answered after 0.32 s of silence even when the network would wait longer;
+- after a BREAK, words that were only a stop word ("hold on, ... no, ...") are not the end of the
+  interruption: the turn waits the unfinished silence, or for the rest of it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from audio_io.format import rms
 from audio_io.vad import WebRtcVad
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKED_P, ASKS_P, BACKCHANNEL_P, SECOND_PIECE_BC_P, STOP_P
+from duplex.cue.thresholds import ASKED_P, ASKS_P, BACKCHANNEL_P, SECOND_PIECE_BC_P, STOP_P, STOPPED_ONLY_P
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -124,6 +126,7 @@ class BargeInRules:
         self.judged_pieces = 0  # held pieces the cue model has had its say on
         self.first_bc = 0.0  # its P(backchannel) for the first held piece
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
+        self.only_stopped: bool | None = None  # ... after a BREAK: were those words only a stop word?
         self.spoke = False  # the user has spoken since the model last took the turn
         self.since_break = False  # the model's last BREAK has not been answered yet
         self.holding = False  # the reply is held (a silent beat) for user speech
@@ -136,7 +139,7 @@ class BargeInRules:
         self.deferred = False  # the network wanted to resume or take the turn; a rule said "not yet"
         self.fired: dict[str, int] = dict.fromkeys(
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
-             "backchannel", "stop_word", "question_answered", "unfinished_turn"), 0)
+             "backchannel", "stop_word", "question_answered", "unfinished_turn", "stop_word_pending"), 0)
 
     def filter(self, first: int, decision: int, chunk: np.ndarray, played: float) -> int:
         """The network's `first` token, or what the rules put in its place."""
@@ -227,15 +230,32 @@ class BargeInRules:
             self.verdict = float(self.cues.probs()[ASKS])
         return self.verdict
 
+    def _interruption_over(self) -> bool:
+        """After a BREAK: AFTER_BREAK_QUIET_STEPS of silence; with cues, the unfinished silence when
+        the last words were only a stop word ("hold on, ... no, ...": what the user wants is still
+        to come, maybe after a pause longer than 0.48 s)."""
+        if self.after_break is not None and self.after_break > AFTER_BREAK_LIMIT_STEPS:
+            return True
+        if self.quiet < AFTER_BREAK_QUIET_STEPS:
+            return False
+        if self.cues is None or self.quiet >= self.unfinished_quiet_steps:
+            return True
+        if self.only_stopped is None:
+            self.only_stopped = float(self.cues.probs()[STOP]) >= STOPPED_ONLY_P
+            if self.only_stopped:
+                self._fire("stop_word_pending", V.THINK)
+        return not self.only_stopped
+
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
         if self.voice.speaking(chunk, level):
             self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
+            self.only_stopped = None
         else:
             self.quiet += 1
         self.wanted = self.wanted + 1 if first == V.SHIFT or self.deferred else 0
         if self.after_break is not None:
             self.after_break += 1
-            if self.quiet >= AFTER_BREAK_QUIET_STEPS or self.after_break > AFTER_BREAK_LIMIT_STEPS:
+            if self._interruption_over():
                 self.after_break = None
         if (first == V.THINK and not self.deferred and self.spoke and self.cues is not None
                 and self.after_break is None and self.quiet == ASKED_QUIET_STEPS and self._asks() >= ASKED_P):
