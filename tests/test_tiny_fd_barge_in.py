@@ -255,10 +255,13 @@ def test_the_answer_to_an_interruption_is_not_held_back_as_unfinished(speech: li
     assert rules.fired["unfinished_turn"] == 0
 
 
-def test_after_a_bare_stop_word_the_turn_waits_for_the_rest_of_the_interruption(speech: list[np.ndarray]) -> None:
+@pytest.mark.parametrize("then", [STOP, BACKCHANNEL])
+def test_after_a_bare_stop_word_the_turn_waits_for_the_rest_of_the_interruption(
+        speech: list[np.ndarray], then: int) -> None:
     rules, cues = with_cues(STOP, unfinished_steps=6)
     held(rules, speech[0])
     assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.BREAK  # "hold on": a stop word
+    cues.label = then  # what it heard last: the stop word, or a "no" that sounds like "yeah"
     out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(6)]  # ... 0.96 s before "no, ..."
     assert out == [V.THINK] * 5 + [V.SHIFT]  # not at 0.48 s: the unfinished silence
     assert rules.fired["stop_word_pending"] == 1 and cues.asked == 2  # the piece, then what followed

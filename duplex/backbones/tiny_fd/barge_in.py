@@ -32,8 +32,9 @@ sentences:
   comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
   pause): no start in the user's pauses, a later answer to a plain statement;
 - a clear question is answered after 0.32 s of silence even when the network would wait longer;
-- after a BREAK, words that were only a stop word ("hold on, ... no, ...") are not the end of the
-  interruption: the turn waits the unfinished silence, or for the rest of it.
+- after a BREAK, words that were only a short piece (a stop word, or what sounds like "yeah") are
+  not the end of the interruption ("hold on, ... no, ..."): the turn waits the unfinished silence,
+  or for the rest of it.
 """
 
 from __future__ import annotations
@@ -232,16 +233,18 @@ class BargeInRules:
 
     def _interruption_over(self) -> bool:
         """After a BREAK: AFTER_BREAK_QUIET_STEPS of silence; with cues, the unfinished silence when
-        the last words were only a stop word ("hold on, ... no, ...": what the user wants is still
-        to come, maybe after a pause longer than 0.48 s)."""
+        the last words were only a short piece, a stop word or what sounds like a backchannel
+        ("hold on, ... no, ...": what the user wants is still to come, maybe after a pause longer
+        than 0.48 s; and nobody interrupts to say "mm-hmm")."""
         if self.after_break is not None and self.after_break > AFTER_BREAK_LIMIT_STEPS:
             return True
         if self.quiet < AFTER_BREAK_QUIET_STEPS:
             return False
         if self.cues is None or self.quiet >= self.unfinished_quiet_steps:
             return True
-        if self.only_stopped is None:
-            self.only_stopped = float(self.cues.probs()[STOP]) >= STOPPED_ONLY_P
+        if self.only_stopped is None:  # a short piece: a stop word, or one that sounds like "yeah" or "no"
+            p = self.cues.probs()
+            self.only_stopped = float(p[STOP] + p[BACKCHANNEL]) >= STOPPED_ONLY_P
             if self.only_stopped:
                 self._fire("stop_word_pending", V.THINK)
         return not self.only_stopped
