@@ -4,8 +4,9 @@ Each example is what the runtime will hand the model: `WINDOW_S` of microphone a
 utterance (a sentence of one class, duplex/cue/text.py) ended 0.1-0.8 s before the window's end,
 after whatever came before it: silence, an earlier sentence of the same speaker (so that only the
 last one decides), or the echo of the model's own reply (a backchannel starts over the reply).
-Voices are espeak-ng's and flite's, and SVOX Pico's for a part of the examples (festival is the
-held-out family, never used here), each at a drawn speed, pitch and level, over a little noise.
+Voices are espeak-ng's and flite's (and SVOX Pico's in the examples train.py's `--pico-examples`
+asks for; festival is the held-out family, never used here), each at a drawn speed, pitch and
+level, over a little noise.
 """
 
 from __future__ import annotations

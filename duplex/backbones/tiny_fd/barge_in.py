@@ -127,7 +127,7 @@ class BargeInRules:
         self.judged_pieces = 0  # held pieces the cue model has had its say on
         self.first_bc = 0.0  # its P(backchannel) for the first held piece
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
-        self.only_stopped: bool | None = None  # ... after a BREAK: were those words only a stop word?
+        self.only_stopped: bool | None = None  # ... after a BREAK: were those words only a short piece?
         self.spoke = False  # the user has spoken since the model last took the turn
         self.since_break = False  # the model's last BREAK has not been answered yet
         self.holding = False  # the reply is held (a silent beat) for user speech
