@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._report import emit  # noqa: E402
-from duplex.backbones.tiny_fd.barge_in import ASKS_P, BACKCHANNEL_P, STOP_P  # noqa: E402
 from duplex.cue.data import Examples, window  # noqa: E402
 from duplex.cue.runtime import SHIPPED, CueModel  # noqa: E402
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP  # noqa: E402
+from duplex.cue.thresholds import ASKS_P, BACKCHANNEL_P, STOP_P  # noqa: E402
 from duplex.errors import DuplexError  # noqa: E402
 from duplex.tts import check_voice  # noqa: E402
 

@@ -44,13 +44,16 @@ def family(voice: str) -> str:
     return name
 
 
+def _installer(fam: str) -> str:
+    return _INSTALL.get(fam, "scripts/install-system-deps.sh")
+
+
 def check_voice(voice: str) -> None:
     """A one-line error naming what to install when `voice` cannot be spoken here."""
     fam = family(voice)
     missing = [b for b in _BINARIES[fam] if shutil.which(b) is None]
     if missing:
-        raise DuplexError(f"voice {voice}: {', '.join(missing)} not installed "
-                          f"({_INSTALL.get(fam, 'scripts/install-system-deps.sh')})")
+        raise DuplexError(f"voice {voice}: {', '.join(missing)} not installed ({_installer(fam)})")
     if fam == "festival":
         name = voice.partition(":")[2]
         done = subprocess.run(["festival", "--batch", f"(voice_{name})"], capture_output=True, text=True)
@@ -64,8 +67,7 @@ def _command(voice: str, rate: float, pitch: float, text: str, out: Path) -> tup
     name = voice.partition(":")[2] if ":" in voice else voice
     binary = shutil.which(_BINARIES[fam][0])
     if binary is None:
-        raise DuplexError(f"{_BINARIES[fam][0]} is not installed: {fam} voices need it "
-                          f"({_INSTALL.get(fam, 'scripts/install-system-deps.sh')})")
+        raise DuplexError(f"{_BINARIES[fam][0]} is not installed: {fam} voices need it ({_installer(fam)})")
     if fam == "espeak":
         speed, p = round(165 * rate), round(20 + 60 * pitch)
         return [binary, "-v", name, "-s", str(speed), "-p", str(p), "-w", str(out), text], None

@@ -13,8 +13,9 @@ from duplex.backbones.floor.pitch import ending_falls
 from duplex.backbones.floor.tinyfd import TinyFdFloor
 from duplex.backbones.floor.vad import VadFloor
 from duplex.config import PolicyConfig
-from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STATEMENT, STOP
+from duplex.cue.text import ASKS, BACKCHANNEL, STATEMENT, STOP
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Kind, Token, audio
+from tests.cue_fakes import ScriptedCues, VerdictsInTurn
 
 
 class ScriptedVad:
@@ -186,16 +187,6 @@ def test_tiny_fd_floor_ends_its_reply_with_the_responders_and_stops_on_a_cut() -
     assert [t.kind for t in tokens_for(Move.WAIT, lambda n: [])[0]] == [Kind.THINK] * 4
 
 
-class ScriptedCues:
-    """A cue model that always hears the same class (duplex.cue.text.CLASSES)."""
-
-    def __init__(self, label: int) -> None:
-        self.label = label
-
-    def probs(self, window: np.ndarray) -> np.ndarray:
-        p = np.full(len(CLASSES), 0.02)
-        p[self.label] = 0.92
-        return p
 
 
 def cued_floor(label: int) -> VadFloor:
@@ -222,17 +213,6 @@ def test_with_cues_a_stop_word_ends_the_reply_at_its_first_silence() -> None:
     assert run(floor, "..ss.") == [Move.SPEAK] * 2 + [Move.HOLD] * 2 + [Move.BREAK]
 
 
-class VerdictsInTurn:
-    """A cue model that gives P(backchannel) from a list, one per window it is asked about."""
-
-    def __init__(self, *backchannel: float) -> None:
-        self.left = list(backchannel)
-
-    def probs(self, window: np.ndarray) -> np.ndarray:
-        p = np.zeros(len(CLASSES))
-        p[BACKCHANNEL] = self.left.pop(0)
-        p[STATEMENT] = 1.0 - p[BACKCHANNEL]
-        return p
 
 
 def two_pieces_over_the_reply(*backchannel: float) -> list[Move]:

@@ -24,7 +24,8 @@ from duplex.backbones.tiny_fd.barge_in import (
     BargeInRules,
     RuleSettings,
 )
-from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP
+from duplex.cue.text import ASKS, BACKCHANNEL, FRAGMENT, STATEMENT, STOP
+from tests.cue_fakes import ScriptedCues, VerdictsInTurn
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -127,17 +128,6 @@ def test_a_user_the_network_takes_for_its_own_echo_still_holds_the_reply(speech:
     assert all(echo.filter(V.CONT, SPEAK, speech[k], loud) == V.CONT for k in range(len(speech)))
 
 
-class ScriptedCues:
-    """A cue model that always hears the same class, and counts the windows it was asked about."""
-
-    def __init__(self, label: int) -> None:
-        self.label, self.asked = label, 0
-
-    def probs(self, window: np.ndarray) -> np.ndarray:
-        self.asked += 1
-        p = np.full(len(CLASSES), 0.02)
-        p[self.label] = 1.0 - 0.02 * (len(CLASSES) - 1)
-        return p
 
 
 def with_cues(label: int, unfinished_steps: int = 10) -> tuple[BargeInRules, ScriptedCues]:
@@ -161,17 +151,6 @@ def test_a_stop_word_ends_the_held_reply_at_the_first_silence(speech: list[np.nd
     assert rules.fired["stop_word"] == 1
 
 
-class VerdictsInTurn:
-    """A cue model that gives P(backchannel) from a list, one per window it is asked about."""
-
-    def __init__(self, *backchannel: float) -> None:
-        self.left = list(backchannel)
-
-    def probs(self, window: np.ndarray) -> np.ndarray:
-        p = np.full(len(CLASSES), 0.0)
-        p[BACKCHANNEL] = self.left.pop(0)
-        p[FRAGMENT] = 1.0 - p[BACKCHANNEL]
-        return p
 
 
 def two_held_pieces(rules: BargeInRules, speech: list[np.ndarray]) -> list[int]:

@@ -21,7 +21,7 @@ from audio_io.format import SAMPLE_RATE
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.backbones.tiny_fd.speech import cough, repertoire
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP, Sentences
-from duplex.eval.tts import Speaker, Tts
+from duplex.eval.tts import Speaker, Tts, silence
 
 WINDOW_S = 5.0
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-x-gbcwmd", "en-gb-scotland", "en-us-nyc",
@@ -76,24 +76,23 @@ class Examples:
             text, main = "(noise)", noise_burst(rng) * np.float32(10 ** (voice.gain_db / 20))
         if not short and rng.random() < 0.3:  # a sentence read in two breaths: a short pause inside
             lead = self.say(self.text.of(int(rng.choice([STATEMENT, FRAGMENT]))), voice)
-            main = np.concatenate([lead, _silence(rng.uniform(0.05, 0.3)), main])
+            main = np.concatenate([lead, silence(rng.uniform(0.05, 0.3)), main])
         context = rng.random()
         if short and context < 0.6:  # over the reply: its echo, up to where the user started
             echo = self.replies[int(rng.integers(len(self.replies)))]
             n = int(rng.uniform(0.3, 2.0) * SAMPLE_RATE)
             start = int(rng.integers(max(1, echo.size - n)))
             piece = echo[start: start + n] * np.float32(10 ** (rng.uniform(-40, -10) / 20))
-            overlap = int(rng.uniform(0, 0.2) * SAMPLE_RATE)
-            head = np.concatenate([piece, np.zeros(max(0, main.size - overlap), np.float32)])
-            body = np.concatenate([np.zeros(max(0, piece.size - overlap), np.float32), main])
-            n = max(head.size, body.size)
-            mixed = np.pad(head, (0, n - head.size)) + np.pad(body, (0, n - body.size))
-            parts = [mixed, _silence(rng.uniform(0.1, 0.8))]
+            starts = max(0, piece.size - int(rng.uniform(0, 0.2) * SAMPLE_RATE))  # up to 0.2 s over it
+            mixed = np.zeros(max(piece.size, starts + main.size), np.float32)
+            mixed[: piece.size] += piece
+            mixed[starts: starts + main.size] += main
+            parts = [mixed, silence(rng.uniform(0.1, 0.8))]
         elif context < 0.7:  # an earlier sentence of the same speaker, a pause before this one
             before = self.say(self.text.of(int(rng.choice([ASKS, STATEMENT, FRAGMENT]))), voice)
-            parts = [before, _silence(rng.uniform(0.3, 1.5)), main, _silence(rng.uniform(0.1, 0.8))]
+            parts = [before, silence(rng.uniform(0.3, 1.5)), main, silence(rng.uniform(0.1, 0.8))]
         else:
-            parts = [main, _silence(rng.uniform(0.1, 0.8))]
+            parts = [main, silence(rng.uniform(0.1, 0.8))]
         audio = np.concatenate(parts).astype(np.float32)
         noise = rng.standard_normal(audio.size).astype(np.float32) * np.float32(10 ** (rng.uniform(-75, -50) / 20))
         return audio + noise, text
@@ -110,10 +109,6 @@ def noise_burst(rng: np.random.Generator) -> np.ndarray:
     spectrum[(f < lo) | (f > lo * rng.uniform(2, 8))] = 0
     burst = np.fft.irfft(spectrum, n) * np.exp(-np.linspace(0, rng.uniform(2, 8), n))
     return (burst / max(float(np.abs(burst).max()), 1e-6) * 0.7).astype(np.float32)
-
-
-def _silence(seconds: float) -> np.ndarray:
-    return np.zeros(round(float(seconds) * SAMPLE_RATE), dtype=np.float32)
 
 
 def window(audio: np.ndarray) -> np.ndarray:

@@ -5,9 +5,27 @@ Chosen on the development voices (festival's kal_diphone), never on the held-out
 the surest verdict.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from duplex.cue.text import BACKCHANNEL, STOP
+
 BACKCHANNEL_P = 0.9  # "it was a backchannel (or a cough)": the held reply goes on at once
 SECOND_PIECE_BC_P = 0.5  # ... a second held piece too, when the first was at least this likely one
 STOP_P = 0.9  # "it was a stop word": the reply ends
 STOPPED_ONLY_P = 0.5  # after a BREAK, P(stop) + P(backchannel): "only a short piece", the rest is to come
 ASKS_P = 0.5  # "it asked something": the turn may be taken; below it, the unfinished silence
 ASKED_P = 0.8  # ... so surely that tiny-fd answers it after 0.32 s of silence, whatever the network says
+
+
+def held_piece_verdict(p: Sequence[float], first_backchannel: float | None) -> int | None:
+    """STOP or BACKCHANNEL for a piece of user speech over the held reply, when the cue model is sure
+    of it (`p`: its probabilities at the piece's first silence), else None. A second piece
+    (`first_backchannel`: the first one's P(backchannel)) is a backchannel only when the first
+    sounded like one too: two chances at a wrong "go on" where a hesitant barge-in ("wait ... no
+    ...") gave one would resume more replies over the user."""
+    if p[STOP] >= STOP_P:
+        return STOP
+    second_ok = first_backchannel is None or first_backchannel >= SECOND_PIECE_BC_P
+    return BACKCHANNEL if p[BACKCHANNEL] >= BACKCHANNEL_P and second_ok else None

@@ -35,7 +35,7 @@ from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKS_P, BACKCHANNEL_P, SECOND_PIECE_BC_P, STOP_P
+from duplex.cue.thresholds import ASKS_P, held_piece_verdict
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -175,13 +175,11 @@ class VadFloor:
                 return self._barge_in()
             if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
                 p = self.cues.probs()
-                if p[STOP] >= STOP_P:
+                verdict = held_piece_verdict(p, None if o.pieces == 1 else o.first_backchannel)
+                if verdict == STOP or (verdict is None and o.pieces == 2):  # "wait ... no": as without cues
                     return self._barge_in()
-                sure = p[BACKCHANNEL] >= BACKCHANNEL_P and (o.pieces == 1 or o.first_backchannel >= SECOND_PIECE_BC_P)
-                if sure:
+                if verdict == BACKCHANNEL:
                     o.silence = self.resume_after
-                elif o.pieces == 2:  # "wait ... no": a barge-in, as without cues
-                    return self._barge_in()
                 o.first_backchannel = float(p[BACKCHANNEL])
             if o.silence >= self.resume_after:
                 self._overlap = Utterance()  # a backchannel: carry on

@@ -49,7 +49,7 @@ from audio_io.format import rms
 from audio_io.vad import WebRtcVad
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKED_P, ASKS_P, BACKCHANNEL_P, SECOND_PIECE_BC_P, STOP_P, STOPPED_ONLY_P
+from duplex.cue.thresholds import ASKED_P, ASKS_P, STOPPED_ONLY_P, held_piece_verdict
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -202,19 +202,15 @@ class BargeInRules:
         return first
 
     def _heard_piece(self) -> int | None:
-        """At the first silence after a held piece: STOP or BACKCHANNEL when the cue model is sure
-        of it. Each of the first two pieces is judged once; the second is a backchannel only when
-        the first sounded like one too (`SECOND_PIECE_BC_P`): two chances at a wrong "go on" where a
-        hesitant barge-in ("wait ... no ...") gave one would resume more replies over the user."""
+        """At the first silence after a held piece: the cue model's verdict on it
+        (`held_piece_verdict`), once for each of the first two pieces."""
         if self.cues is None or self.quiet != 1 or self.pieces > 2 or self.judged_pieces >= self.pieces:
             return None
         self.judged_pieces = self.pieces  # (a piece longer than any backchannel is a BREAK: HELD_SPEECH_STEPS)
         p = self.cues.probs()
-        if p[STOP] >= STOP_P:
-            return STOP
-        sure = p[BACKCHANNEL] >= BACKCHANNEL_P and (self.pieces == 1 or self.first_bc >= SECOND_PIECE_BC_P)
+        verdict = held_piece_verdict(p, None if self.pieces == 1 else self.first_bc)
         self.first_bc = float(p[BACKCHANNEL])
-        return BACKCHANNEL if sure else None
+        return verdict
 
     @property
     def judged(self) -> bool:
@@ -245,8 +241,7 @@ class BargeInRules:
         if self.only_stopped is None:  # a short piece: a stop word, or one that sounds like "yeah" or "no"
             p = self.cues.probs()
             self.only_stopped = float(p[STOP] + p[BACKCHANNEL]) >= STOPPED_ONLY_P
-            if self.only_stopped:
-                self._fire("stop_word_pending", V.THINK)
+            self.fired["stop_word_pending"] += self.only_stopped
         return not self.only_stopped
 
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
