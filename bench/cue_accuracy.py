@@ -40,6 +40,8 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "duplex-cue-cache" / "tts")
     args = ap.parse_args()
     try:
+        if args.per_class < 1:
+            raise DuplexError(f"--per-class {args.per_class}: must be at least 1")
         for voice in args.voices.split(","):
             check_voice(voice)
         model = CueModel(args.checkpoint)

@@ -33,6 +33,7 @@ from duplex.errors import DuplexError
 FAMILIES = ("espeak", "flite", "festival", "pico")
 _BINARIES = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("text2wave", "sox"), "pico": ("pico2wave",)}
 _INSTALL = {"pico": "scripts/install-pico.sh"}
+PICO_LANGUAGES = ("en-US", "en-GB", "de-DE", "es-ES", "fr-FR", "it-IT")  # pico2wave -l: its only voices
 _FLITE_F0 = {"slt": 170, "kal16": 110, "kal": 110, "awb": 110, "rms": 105}
 SHIFT_SEMITONES = 5  # festival and pico: pitch 0 / 1 is this far below / above the voice
 
@@ -54,6 +55,9 @@ def check_voice(voice: str) -> None:
     missing = [b for b in _BINARIES[fam] if shutil.which(b) is None]
     if missing:
         raise DuplexError(f"voice {voice}: {', '.join(missing)} not installed ({_installer(fam)})")
+    if fam == "pico" and voice.partition(":")[2] not in PICO_LANGUAGES:
+        raise DuplexError(f"voice {voice}: pico has no voice {voice.partition(':')[2]!r} "
+                          f"(one of {', '.join(PICO_LANGUAGES)})")
     if fam == "festival":
         name = voice.partition(":")[2]
         done = subprocess.run(["festival", "--batch", f"(voice_{name})"], capture_output=True, text=True)

@@ -141,3 +141,27 @@ def test_a_pico_voice_takes_its_speed_and_pitch_as_markup(monkeypatch: pytest.Mo
     assert cmd[:4] == ["/usr/bin/pico2wave", "-l", "en-GB", "-w"] and stdin is None
     # +5 semitones is 133 % of the voice's pitch; the text's own markup characters are escaped
     assert cmd[-1] == "<speed level='110'><pitch level='133'>Is it &lt;soon&gt; &amp; quick?</pitch></speed>"
+
+
+def test_a_pico_voice_it_does_not_have_is_one_line_naming_its_voices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import duplex.tts
+
+    monkeypatch.setattr(duplex.tts.shutil, "which", lambda b: f"/usr/bin/{b}")
+    with pytest.raises(DuplexError, match=r"^voice pico:en: pico has no voice 'en' \(one of en-US, en-GB, .*\)$"):
+        duplex.tts.check_voice("pico:en")
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["--per-class", "0"], "--per-class 0: must be at least 1"),
+    (["--checkpoint", "README.md"], "README.md: cannot be read (not a torch checkpoint)"),
+    (["--voices", "nope:x"], "unknown TTS family in voice 'nope:x'"),
+])
+def test_the_accuracy_bench_gives_one_line_and_exit_2_for_bad_input(args: list[str], culprit: str) -> None:
+    import subprocess
+    import sys
+
+    root = CLIPS.parents[2]
+    done = subprocess.run([sys.executable, str(root / "bench" / "cue_accuracy.py"), *args], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and not done.stdout
+    assert done.stderr.count("\n") == 1 and culprit in done.stderr and "Traceback" not in done.stderr

@@ -30,9 +30,10 @@ class CueModel:
     def __init__(self, path: Path = SHIPPED) -> None:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DuplexError(f"cue model {path}: cannot be read ({first})") from exc
+        except OSError as exc:
+            raise DuplexError(f"cue model {path}: cannot be read ({exc.strerror or exc})") from exc
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # torch's own words run to a page
+            raise DuplexError(f"cue model {path}: cannot be read (not a torch checkpoint)") from exc
         if not isinstance(saved, dict):
             raise DuplexError(f"cue model {path}: cannot be read (not a duplex.cue.train checkpoint)")
         if tuple(saved.get("classes", ())) != CLASSES:
