@@ -31,7 +31,8 @@ def tone_file(path: Path, seconds: float, rate: int) -> Path:
 
 
 
-@pytest.mark.parametrize("seconds, rate", [(100.0, 8_000), (60.0, 384_000)], ids=["100s-8kHz", "60s-384kHz"])
+@pytest.mark.parametrize("seconds, rate", [pytest.param(100.0, 8_000, marks=pytest.mark.slow), (60.0, 384_000)],
+                         ids=["100s-8kHz", "60s-384kHz"])
 async def test_a_long_file_given_to_say_never_blocks_the_loop_and_is_spoken(
         tmp_path: Path, seconds: float, rate: int) -> None:
     said = tone_file(tmp_path / "long.wav", seconds, rate)

@@ -164,7 +164,9 @@ def known_failures(backbone: str = "tiny-fd") -> set[str]:
 
 
 def test_report_junit_and_plots_for_the_suite(tmp_path: Path) -> None:
-    expected_to_pass = sorted(p for p in SUITE.glob("*.yaml") if p.stem not in known_failures())
+    # Four of the suite's scenarios: every scenario already runs as its own item (examples/scenarios);
+    # this is about the report, the JUnit file and the plots, which four exercise as well as sixteen.
+    expected_to_pass = sorted(p for p in SUITE.glob("*.yaml") if p.stem not in known_failures())[:4]
     proc = duplex_test(
         *expected_to_pass,
         "--skip-slow",
@@ -177,7 +179,7 @@ def test_report_junit_and_plots_for_the_suite(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["summary"]["failed"] == 0 and report["summary"]["passed"] >= 10
+    assert report["summary"]["failed"] == 0 and report["summary"]["passed"] == len(expected_to_pass) == 4
     for s in report["scenarios"]:
         assert {"name", "file", "passed", "failures", "metrics", "events"} <= s.keys()
         assert {

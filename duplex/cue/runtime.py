@@ -18,16 +18,22 @@ from audio_io.format import SAMPLE_RATE
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
-from duplex.cue.text import CLASSES
+from duplex.cue.text import ASKS, CLASSES
+from duplex.cue.words import OpeningWords
 from duplex.errors import DuplexError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
 
 
-class CueModel:
-    """The trained network, for any number of `CueWindow`s."""
+WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a question answered at once
 
-    def __init__(self, path: Path = SHIPPED) -> None:
+
+class CueModel:
+    """The trained network, for any number of `CueWindow`s; `words`: each window also runs the
+    recogniser of opening words (duplex/cue/words.py), whose "it asks" overrules the network."""
+
+    def __init__(self, path: Path = SHIPPED, words: bool = False) -> None:
+        self.words = words
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except OSError as exc:
@@ -65,6 +71,7 @@ class CueWindow:
         self.ring = np.zeros(round(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
         self.head = 0  # where the next chunk goes: the oldest sample
         self.cached: np.ndarray | None = None
+        self.words = OpeningWords() if model.words else None
 
     @property
     def audio(self) -> np.ndarray:
@@ -75,6 +82,8 @@ class CueWindow:
         self.ring[:] = 0.0
         self.head = 0
         self.cached = None
+        if self.words is not None:
+            self.words.reset()
 
     def push(self, chunk: np.ndarray) -> None:
         n, size = chunk.size, self.ring.size
@@ -83,8 +92,14 @@ class CueWindow:
         self.ring[: n - first] = chunk[first:]
         self.head = (self.head + n) % size
         self.cached = None
+        if self.words is not None:
+            self.words.push(chunk)
 
     def probs(self) -> np.ndarray:
         if self.cached is None:
             self.cached = self.model.probs(self.audio)
-        return self.cached
+        if self.words is None or not self.words.verdict() or self.cached[ASKS] >= WORDS_ASK_P:
+            return self.cached
+        p = self.cached * ((1.0 - WORDS_ASK_P) / max(1.0 - float(self.cached[ASKS]), 1e-6))
+        p[ASKS] = WORDS_ASK_P
+        return p

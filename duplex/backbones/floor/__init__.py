@@ -98,6 +98,8 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
     from duplex.audio_setup import vad_from_config
     from duplex.backbones.floor.vad import VadFloor
 
+    if cfg.cue_words and not cfg.cues:
+        raise ConfigError("policy.cue_words hears words for the cue model: it needs policy.cues: true")
     cues = None
     if cfg.cues:
         try:
@@ -105,7 +107,7 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
         except ModuleNotFoundError as exc:
             raise ConfigError("policy.cues needs torch (pip install 'duplex[model]'); "
                               "or leave the cue model off: --set policy.cues=false") from exc
-        cues = CueModel()
+        cues = CueModel(words=cfg.cue_words)
     return VadFloor(cfg, vad_from_config(cfg), cues)
 
 

@@ -26,6 +26,9 @@ class TinyFdConfig:
     cues: bool = opt(False, "the cue model (duplex/cue) hears the user's last words: a backchannel lets the held reply "
                      "go on at once, a stop word ends it, a turn not ending on a question waits unfinished_silence_s "
                      "(examples/tiny-fd-cues.yaml; docs/cue.md)")
+    cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx) hears each utterance's first words, and a "
+                          "question's or request's opening is answered at once, whatever the cue network says "
+                          "(duplex/cue/words.py)")
     unfinished_silence_s: float = opt(1.6, "with cues: silence needed before a turn that ended on a statement or a "
                                       "comma (longer than a thinking pause)", lo=0.16, hi=10.0)
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)

@@ -1,0 +1,149 @@
+"""The opening-words recogniser (duplex/cue/words.py): its rule on words, its online segmentation,
+and its place in the cue window (a question's opening overrules the cue network's doubt).
+
+Speech is the scenario clips (espeak-ng); pocketsphinx and those clips are deterministic, so the
+recognised words are the same on every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_io.format import SAMPLE_RATE
+from audio_io.wav import load_mono16k
+from duplex.cue.text import ASKS
+from duplex.cue.thresholds import ASKED_P
+
+pytest.importorskip("pocketsphinx")
+
+from duplex.cue.words import GAP_S, HEAD_S, OpeningWords, asks  # noqa: E402
+
+CLIPS = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
+STEP = 2560  # 160 ms, as the runtime pushes it
+
+
+@pytest.mark.parametrize("words", ["what is the weather like", "which bus goes there", "is there a ferry",
+                                   "could you tell me", "so um how long does it take", "tell me about it",
+                                   "any idea where", "who runs the shop", "do you know", "please find me a taxi",
+                                   "i would like to book a table", "i need a plumber", "i'd like a coffee"])
+def test_openings_of_questions_and_requests_ask(words: str) -> None:
+    assert asks(words.split())
+
+
+@pytest.mark.parametrize("words", ["the dentist called", "my appointment moved", "when the plumber came",
+                                   "when it stopped", "what i mean is", "if the weather stays", "i was thinking",
+                                   "once the painters", "um", "", "so and", "we painted the kitchen", "i", "i like it"])
+def test_openings_of_statements_and_clauses_do_not(words: str) -> None:
+    assert not asks(words.split())
+
+
+def listen(words: OpeningWords, audio: np.ndarray, after_s: float = 0.4) -> list[tuple[float, bool | None]]:
+    """Push `audio` then `after_s` of silence a step at a time; the verdicts asked at each step."""
+    padded = np.concatenate([np.zeros(STEP, np.float32), audio, np.zeros(round(after_s * SAMPLE_RATE), np.float32)])
+    seen = []
+    for start in range(0, padded.size, STEP):
+        words.push(padded[start: start + STEP])
+        seen.append((start / SAMPLE_RATE, words.asked))
+    return seen
+
+
+def test_a_question_is_heard_to_ask_by_its_first_words_before_it_ends() -> None:
+    words = OpeningWords()
+    audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
+    seen = listen(words, audio)
+    assert words.verdict() is True and words.heard[:2] == ["what", "is"]
+    # the head (HEAD_S) is decoded while the user still speaks: the verdict is there before the end
+    first_true = next(t for t, v in seen if v)
+    assert first_true < (STEP + audio.size) / SAMPLE_RATE - 0.3
+    assert first_true >= HEAD_S
+
+
+def test_a_statement_is_heard_not_to_ask_and_each_utterance_has_its_own_verdict() -> None:
+    words = OpeningWords()
+    listen(words, load_mono16k(CLIPS / "weather.wav").astype(np.float32))
+    assert words.verdict() is True
+    listen(words, load_mono16k(CLIPS / "mono1.wav").astype(np.float32))  # "We painted the kitchen ..."
+    assert words.verdict() is False and words.heard
+    words.reset()
+    assert words.verdict() is None and not words.open
+
+
+def test_pauses_longer_than_the_gap_split_utterances_and_the_last_one_decides() -> None:
+    # "I called the bank this morning. [0.9 s] They said my card is blocked. [1.3 s] What should I do now?"
+    words = OpeningWords()
+    seen = listen(words, load_mono16k(CLIPS / "long_pause.wav").astype(np.float32))
+    verdicts = [v for _, v in seen]
+    assert False in verdicts and verdicts[-1] is True
+    assert words.heard[0] == "what"
+
+
+def test_a_verdict_asked_in_a_silence_closes_the_utterance_even_before_the_gap() -> None:
+    words = OpeningWords()
+    audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)[: round(0.9 * SAMPLE_RATE)]  # "what is the ..."
+    listen(words, audio, after_s=0.16)
+    assert words.quiet < GAP_S and words.open
+    assert words.verdict() is True and not words.open
+
+
+def test_speech_from_the_very_first_sample_is_heard() -> None:
+    words = OpeningWords()
+    audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
+    start = int(np.flatnonzero(np.abs(audio) > 0.05)[0])
+    for i in range(start, audio.size, STEP):
+        words.push(audio[i: i + STEP])
+    words.push(np.zeros(3 * STEP, np.float32))
+    assert words.verdict() is True
+
+
+def test_a_steady_noise_under_the_words_becomes_the_floor_not_one_long_utterance() -> None:
+    words = OpeningWords()
+    rng = np.random.default_rng(1)
+    audio = np.concatenate([np.zeros(3 * SAMPLE_RATE, np.float32), load_mono16k(CLIPS / "weather.wav")])
+    noise = rng.standard_normal(audio.size + 3 * STEP) * 10 ** (-42 / 20)  # louder than SPEECH_DBFS
+    noisy = (np.concatenate([audio, np.zeros(3 * STEP)]) + noise).astype(np.float32)
+    for start in range(0, noisy.size, STEP):
+        words.push(noisy[start: start + STEP])
+    assert words.verdict() is True and words.heard[0] == "what"
+
+
+def test_silence_and_room_noise_never_open_an_utterance() -> None:
+    words = OpeningWords()
+    rng = np.random.default_rng(0)
+    listen(words, (rng.standard_normal(5 * SAMPLE_RATE) * 10 ** (-60 / 20)).astype(np.float32))
+    assert words.verdict() is None and not words.open
+
+
+def test_the_cue_window_takes_the_words_ask_over_the_networks_doubt() -> None:
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from duplex.cue.runtime import WORDS_ASK_P, CueModel, CueWindow
+
+    question = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
+    statement = load_mono16k(CLIPS / "mono1.wav").astype(np.float32)
+    plain, worded = CueWindow(CueModel()), CueWindow(CueModel(words=True))
+    for audio, expect_asks in ((question, True), (statement, False)):
+        for window in (plain, worded):
+            window.reset()
+            for start in range(0, audio.size + 3 * STEP, STEP):
+                window.push(np.concatenate([audio, np.zeros(3 * STEP, np.float32)])[start: start + STEP])
+        p, q = plain.probs(), worded.probs()
+        assert q.sum() == pytest.approx(1.0, abs=1e-5)
+        if expect_asks:
+            assert q[ASKS] >= max(WORDS_ASK_P, float(p[ASKS])) - 1e-6 and q[ASKS] >= ASKED_P
+        else:
+            np.testing.assert_allclose(q, p)  # the words never say "it does not ask" louder than the network
+
+
+def test_cue_words_without_cues_is_a_config_error_naming_both(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for backbone, section in (("tiny-fd", "tiny_fd"), ("policy", "policy")):
+        proc = subprocess.run([sys.executable, "-m", "duplex", "--set", f"backbone={backbone}", "--set",
+                               f"{section}.cue_words=true", "--input", str(CLIPS / "weather.wav"), "--output",
+                               str(tmp_path / "o.wav")], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert f"{section}.cue_words" in proc.stderr and f"{section}.cues" in proc.stderr
+        assert not (tmp_path / "o.wav").exists()
