@@ -10,6 +10,8 @@ from duplex.cue.text import BACKCHANNEL, CLASSES, STATEMENT
 class ScriptedCues:
     """Always hears the same class (0.92 for it), and counts the windows it was asked about."""
 
+    words = False  # (no recogniser: the fakes stand for the network alone)
+
     def __init__(self, label: int) -> None:
         self.label, self.asked = label, 0
 
@@ -22,6 +24,8 @@ class ScriptedCues:
 
 class VerdictsInTurn:
     """Gives P(backchannel) from a list, one per window it is asked about (the rest: a statement)."""
+
+    words = False
 
     def __init__(self, *backchannel: float) -> None:
         self.left = list(backchannel)

@@ -147,3 +147,88 @@ def test_cue_words_without_cues_is_a_config_error_naming_both(tmp_path: Path) ->
         assert len(proc.stderr.strip().splitlines()) == 1
         assert f"{section}.cue_words" in proc.stderr and f"{section}.cues" in proc.stderr
         assert not (tmp_path / "o.wav").exists()
+
+
+def pieces_of(name: str) -> list[np.ndarray]:
+    """A clip cut at its silences of 0.3 s or more (the hesitant barge-in: "wait", "no", the rest)."""
+    audio = load_mono16k(CLIPS / f"{name}.wav").astype(np.float32)
+    loud = np.abs(audio) > 0.01
+    edges, start, last = [], None, -SAMPLE_RATE
+    for i in np.flatnonzero(loud):
+        if start is None:
+            start = i
+        elif i - last > 0.3 * SAMPLE_RATE:
+            edges.append((start, last))
+            start = i
+        last = i
+    edges.append((start, last))
+    pad = np.zeros(SAMPLE_RATE // 10, np.float32)
+    return [np.concatenate([pad, audio[a: b + 1], pad]) for a, b in edges]
+
+
+def test_a_held_piece_is_a_backchannel_only_when_heard_as_one() -> None:
+    words = OpeningWords()
+    for name in ("yeah", "right"):  # (espeak's "mm-hmm" is heard as nothing: no verdict, the network decides)
+        assert words.said_backchannel(load_mono16k(CLIPS / f"{name}.wav").astype(np.float32)), (name, words.piece)
+    wait, no, rest = pieces_of("hesitant")
+    for piece in (wait, no, rest[: SAMPLE_RATE]):
+        assert not words.said_backchannel(piece), words.piece
+    # judging a piece leaves the opening words' search as it was
+    listen(words, load_mono16k(CLIPS / "weather.wav").astype(np.float32))
+    assert words.verdict() is True
+
+
+def test_a_step_only_queues_its_audio_and_a_verdict_waits_for_the_decoder() -> None:
+    import time
+
+    words = OpeningWords()
+    real = words.recogniser.feed
+
+    def slow(pcm: bytes) -> None:
+        time.sleep(0.25)
+        real(pcm)
+
+    words.recogniser.feed = slow  # type: ignore[method-assign]
+    audio = np.concatenate([np.zeros(STEP, np.float32), load_mono16k(CLIPS / "weather.wav").astype(np.float32),
+                            np.zeros(3 * STEP, np.float32)])
+    began = time.perf_counter()
+    for start in range(0, audio.size, STEP):
+        words.push(audio[start: start + STEP])
+    pushed = time.perf_counter() - began
+    assert pushed < 0.5  # eight slow feeds (2 s) are queued, not waited for
+    assert words.verdict() is True and time.perf_counter() - began > 1.5
+
+
+def test_a_recogniser_failure_is_one_clear_error_at_the_next_verdict() -> None:
+    from duplex.errors import DuplexError
+
+    words = OpeningWords()
+
+    def broken(pcm: bytes) -> None:
+        raise RuntimeError("decoder gone")
+
+    words.recogniser.feed = broken  # type: ignore[method-assign]
+    audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
+    for start in range(0, audio.size, STEP):
+        words.push(audio[start: start + STEP])
+    with pytest.raises(DuplexError, match="cue_words: the recogniser failed \\(decoder gone\\)"):
+        words.verdict()
+
+
+def test_the_recogniser_thread_ends_with_its_window() -> None:
+    import gc
+    import threading
+    import time
+
+    def threads() -> int:
+        return sum(t.name == "cue-words" for t in threading.enumerate())
+
+    before = threads()
+    words = OpeningWords()
+    assert threads() == before + 1
+    del words
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threads() == before

@@ -18,7 +18,7 @@ from audio_io.format import SAMPLE_RATE
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
-from duplex.cue.text import ASKS, CLASSES
+from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES
 from duplex.cue.words import OpeningWords
 from duplex.errors import DuplexError
 
@@ -26,11 +26,13 @@ SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
 
 
 WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a question answered at once
+WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
 
 
 class CueModel:
     """The trained network, for any number of `CueWindow`s; `words`: each window also runs the
-    recogniser of opening words (duplex/cue/words.py), whose "it asks" overrules the network."""
+    recogniser (duplex/cue/words.py), whose "it asks" (opening words) and "it was a backchannel"
+    (a held piece) overrule the network's doubt; it never lowers what the network says."""
 
     def __init__(self, path: Path = SHIPPED, words: bool = False) -> None:
         self.words = words
@@ -98,8 +100,23 @@ class CueWindow:
     def probs(self) -> np.ndarray:
         if self.cached is None:
             self.cached = self.model.probs(self.audio)
-        if self.words is None or not self.words.verdict() or self.cached[ASKS] >= WORDS_ASK_P:
+        if self.words is None or not self.words.verdict():
             return self.cached
-        p = self.cached * ((1.0 - WORDS_ASK_P) / max(1.0 - float(self.cached[ASKS]), 1e-6))
-        p[ASKS] = WORDS_ASK_P
+        return _raised(self.cached, ASKS, WORDS_ASK_P)
+
+    def piece_probs(self, seconds: float) -> np.ndarray:
+        """`probs()` at the end of a held piece of user speech, the window's last `seconds`: with
+        words, a backchannel the recogniser heard in it overrules the network's doubt."""
+        p = self.probs()
+        if self.words is None or not self.words.said_backchannel(self.audio[-round(seconds * SAMPLE_RATE):]):
+            return p
+        return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P)
+
+
+def _raised(p: np.ndarray, k: int, value: float) -> np.ndarray:
+    """`p` with class k raised to at least `value`, the others scaled to keep the sum at 1."""
+    if p[k] >= value:
         return p
+    out = p * ((1.0 - value) / max(1.0 - float(p[k]), 1e-6))
+    out[k] = value
+    return out

@@ -16,6 +16,13 @@ a step costs at most one chunk's decoding (tens of milliseconds, only while an u
 
 from __future__ import annotations
 
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import numpy as np
 
 from audio_io.format import SAMPLE_RATE
@@ -45,6 +52,20 @@ SUBJECTS = frozenset({"i", "we", "they", "he", "she", "it", "you", "my", "our", 
 WISHES = frozenset({"would", "want", "need", "wanna", "wonder", "wondered", "wondering"})  # "I would like ..."
 
 
+# A held piece is judged by a forced choice among these phrases (surer than open recognition). A
+# stop word taken for a backchannel would resume a reply over the user, so only the first group
+# says "backchannel", and the phrases that development voices' stop words were heard as ("oh" for
+# "no", "exactly" for "actually", "fine" for "hang on") are in the third, which says nothing.
+BACKCHANNEL_WORDS = ("mm hmm", "uh huh", "yeah", "yes", "right", "okay", "i see", "sure", "alright", "mhm", "yep",
+                     "got it", "of course", "i know")
+STOP_WORDS = ("wait", "no", "stop", "hold on", "hang on", "sorry", "excuse me", "actually", "but", "hey", "listen",
+              "one second", "not that", "pardon", "what", "enough", "cancel", "nope", "just a moment", "wait a second")
+NEITHER_WORDS = ("oh", "fine", "exactly", "well", "so", "and", "um", "uh")
+PIECE_SEARCH = "piece"
+PIECE_GRAMMAR = ("#JSGF V1.0;\ngrammar piece;\npublic <piece> = "
+                 + " | ".join(f"( {p} )" for p in BACKCHANNEL_WORDS + STOP_WORDS + NEITHER_WORDS) + ";\n")
+
+
 def asks(words: list[str]) -> bool:
     """Do these first words open a question or a request? (lower-case words, as recognised)"""
     rest = [w for w in words if w not in OPENERS]
@@ -60,37 +81,122 @@ def asks(words: list[str]) -> bool:
     return False
 
 
-def _decoder() -> object:
+def _decoder() -> Any:
     try:
         import pocketsphinx
     except ModuleNotFoundError as exc:
         raise DuplexError("cue_words needs pocketsphinx (pip install 'duplex[model]'); "
                           "or leave it off: cue_words: false") from exc
-    return pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+    decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+    decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
+    return decoder
+
+
+def _pcm(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+
+
+class _Recogniser:
+    """The decoder on a thread of its own: a step only queues its audio, so decoding never stretches
+    a step (it costs more than the network's step); a verdict waits for the queue, which has had
+    the whole utterance to catch up. Jobs run in order, so the verdicts are the same as in line."""
+
+    def __init__(self) -> None:
+        self.decoder = _decoder()
+        self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.heard: list[str] = []  # the latest utterance's opening words
+        self.asked: bool | None = None
+        self.piece = ""  # what the latest held piece was heard as
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, name="cue-words", daemon=True).start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                if self.error is None:
+                    job()
+            except BaseException as exc:  # handed to the caller at its next wait
+                self.error = exc
+            finally:
+                self.jobs.task_done()
+        self.jobs.task_done()
+
+    def wait(self) -> None:
+        self.jobs.join()
+        if self.error is not None:
+            raise DuplexError(f"cue_words: the recogniser failed ({self.error})") from self.error
+
+    # --- jobs (run on the thread) -----------------------------------------------------------
+
+    def start(self, preroll: bytes) -> None:
+        self.asked, self.heard = None, []
+        self.decoder.start_utt()
+        if preroll:
+            self.decoder.process_raw(preroll, False, False)
+
+    def feed(self, pcm: bytes) -> None:
+        self.decoder.process_raw(pcm, False, False)
+
+    def end(self) -> None:
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        self.heard = hyp.hypstr.split() if hyp is not None else []
+        self.asked = asks(self.heard)
+
+    def judge_piece(self, pcm: bytes) -> None:
+        self.decoder.activate_search(PIECE_SEARCH)
+        try:
+            self.decoder.start_utt()
+            if pcm:
+                self.decoder.process_raw(pcm, False, True)
+            self.decoder.end_utt()
+            hyp = self.decoder.hyp()
+        finally:
+            self.decoder.activate_search("_default")
+        self.piece = hyp.hypstr if hyp is not None else ""
+
+    def forget(self) -> None:
+        self.asked, self.heard, self.piece = None, [], ""
 
 
 class OpeningWords:
-    """One conversation's recogniser: the first words of each utterance, and whether they ask.
+    """One conversation's recogniser: the first words of each utterance, and whether they ask; and,
+    asked for it, whether a short held piece was a backchannel.
 
     `asked` is the verdict on the latest utterance: True when its opening words ask, False when
     they don't (or nothing was recognised), None while no utterance has been heard out."""
 
     def __init__(self) -> None:
-        self.decoder = _decoder()
+        self.recogniser = _Recogniser()
+        weakref.finalize(self, self.recogniser.jobs.put, None)  # the thread ends with its window
         self.open = False
         self.reset()
 
     def reset(self) -> None:
         if self.open:
-            self.decoder.end_utt()
+            self.recogniser.jobs.put(self.recogniser.end)
+        self.recogniser.jobs.put(self.recogniser.forget)
         self.tail = np.zeros(0, dtype=np.float32)  # less than a frame, carried to the next chunk
         self.preroll = np.zeros(0, dtype=np.float32)
         self.floor = SPEECH_DBFS - ABOVE_FLOOR_DB
         self.quiet = GAP_S  # seconds of silence so far: the conversation starts in silence
         self.fed = 0.0  # seconds of the current utterance given to the decoder
         self.open = False  # an utterance is being decoded
-        self.asked: bool | None = None
-        self.heard: list[str] = []
+
+    @property
+    def asked(self) -> bool | None:
+        self.recogniser.wait()
+        return self.recogniser.asked
+
+    @property
+    def heard(self) -> list[str]:
+        self.recogniser.wait()
+        return self.recogniser.heard
+
+    @property
+    def piece(self) -> str:
+        self.recogniser.wait()
+        return self.recogniser.piece
 
     def verdict(self) -> bool | None:
         """The latest utterance's verdict; asked in a silence, it ends that utterance's decoding
@@ -99,43 +205,45 @@ class OpeningWords:
             self._finish()
         return self.asked
 
+    def said_backchannel(self, audio: np.ndarray) -> bool:
+        """Was this short piece (a held piece of user speech) one of BACKCHANNEL_WORDS?"""
+        self._finish()  # (the opening words' search must be closed before another is used)
+        self.recogniser.jobs.put(partial(self.recogniser.judge_piece, _pcm(audio)))
+        return self.piece in BACKCHANNEL_WORDS
+
     def push(self, chunk: np.ndarray) -> None:
         audio = np.concatenate([self.tail, chunk.astype(np.float32, copy=False)])
         whole = audio.size - audio.size % FRAME
         self.tail = audio[whole:]
+        feed: list[np.ndarray] = []  # this chunk's audio for the open utterance, queued as one job
         for start in range(0, whole, FRAME):
-            self._frame(audio[start: start + FRAME])
-
-    def _frame(self, frame: np.ndarray) -> None:
-        level = 10 * np.log10(float(np.mean(frame.astype(np.float64) ** 2)) + 1e-12)
-        # the room's floor: follows a quieter frame at once, a louder one slowly (speech is brief)
-        self.floor = min(level, self.floor + FLOOR_RISE_DB)
-        speech = level > max(SPEECH_DBFS, self.floor + ABOVE_FLOOR_DB)
-        if speech and self.quiet >= GAP_S:  # a new utterance
-            self._finish()
-            self.decoder.start_utt()
-            self.open, self.fed, self.asked = True, 0.0, None
-            self._feed(self.preroll)
-        self.quiet = 0.0 if speech else self.quiet + FRAME / SAMPLE_RATE
-        if self.open:
-            if self.fed < HEAD_S and self.quiet < GAP_S:
-                self._feed(frame)
-            else:
+            frame = audio[start: start + FRAME]
+            level = 10 * np.log10(float(np.mean(frame.astype(np.float64) ** 2)) + 1e-12)
+            # the room's floor: follows a quieter frame at once, a louder one slowly (speech is brief)
+            self.floor = min(level, self.floor + FLOOR_RISE_DB)
+            speech = level > max(SPEECH_DBFS, self.floor + ABOVE_FLOOR_DB)
+            if speech and self.quiet >= GAP_S:  # a new utterance
+                self._flush(feed)
                 self._finish()
-        self.preroll = np.concatenate([self.preroll, frame])[-round(PREROLL_S * SAMPLE_RATE):]
+                self.recogniser.jobs.put(partial(self.recogniser.start, _pcm(self.preroll)))
+                self.open, self.fed = True, self.preroll.size / SAMPLE_RATE
+            self.quiet = 0.0 if speech else self.quiet + FRAME / SAMPLE_RATE
+            if self.open:
+                if self.fed < HEAD_S and self.quiet < GAP_S:
+                    feed.append(frame)
+                    self.fed += FRAME / SAMPLE_RATE
+                else:
+                    self._flush(feed)
+                    self._finish()
+            self.preroll = np.concatenate([self.preroll, frame])[-round(PREROLL_S * SAMPLE_RATE):]
+        self._flush(feed)
 
-    def _feed(self, audio: np.ndarray) -> None:
-        if not audio.size:  # (pocketsphinx cannot take an empty buffer)
-            return
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
-        self.decoder.process_raw(pcm.tobytes(), False, False)
-        self.fed += audio.size / SAMPLE_RATE
+    def _flush(self, feed: list[np.ndarray]) -> None:
+        if feed:
+            self.recogniser.jobs.put(partial(self.recogniser.feed, _pcm(np.concatenate(feed))))
+            feed.clear()
 
     def _finish(self) -> None:
-        if not self.open:
-            return
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        self.heard = hyp.hypstr.split() if hyp is not None else []
-        self.asked = asks(self.heard)
-        self.open = False
+        if self.open:
+            self.recogniser.jobs.put(self.recogniser.end)
+            self.open = False

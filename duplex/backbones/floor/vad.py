@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio_io.format import rms, steps_covering
+from audio_io.format import STEP_SECONDS, rms, steps_covering
 from audio_io.vad import Vad
 from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls
@@ -58,6 +58,7 @@ class Utterance:
     silence: int = 0  # steps of silence since the last speech
     pieces: int = 0  # runs of speech separated by PIECE_GAP_STEPS or more of silence
     first_backchannel: float = 0.0  # the cue model's P(backchannel) for the first piece
+    piece_start: int = 0  # the chunk where the latest piece began
 
     def add(self, chunk: np.ndarray, speech: bool) -> None:
         if speech or self.chunks:
@@ -65,6 +66,7 @@ class Utterance:
         if speech:
             if self.speech == 0 or self.silence >= PIECE_GAP_STEPS:
                 self.pieces += 1
+                self.piece_start = len(self.chunks) - 1
             self.speech += 1
             self.silence = 0
         elif self.chunks:
@@ -174,7 +176,7 @@ class VadFloor:
             if o.speech > self.backchannel_max or (new_piece and (self.cues is None or o.pieces > 2)):
                 return self._barge_in()
             if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
-                p = self.cues.probs()
+                p = self.cues.piece_probs((len(o.chunks) - o.piece_start + 1) * STEP_SECONDS)
                 verdict = held_piece_verdict(p, None if o.pieces == 1 else o.first_backchannel)
                 if verdict == STOP or (verdict is None and o.pieces == 2):  # "wait ... no": as without cues
                     return self._barge_in()

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio_io.format import rms
+from audio_io.format import STEP_SECONDS, rms
 from audio_io.vad import WebRtcVad
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 RESUME_QUIET_STEPS = 5  # a held reply resumes after this much user silence (0.8 s)
 PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech
+PIECE_ONSET_STEPS = 2  # a held piece began up to this much before the hold (the network holds late)
 # user speech over the playing reply this long (0.64 s: what tiny-fd's training calls a barge-in, the
 # oracle's break_lag) holds it, if the network has not; shorter pieces (most backchannels) are its call
 OVER_REPLY_STEPS = 4
@@ -134,6 +135,7 @@ class BargeInRules:
         self.quiet = 0  # steps of user silence, counted while the speaker is quiet
         self.speech = 0  # steps of user speech over the held reply
         self.pieces = 0  # runs of user speech while held
+        self.piece_steps = 0  # steps since the latest of them began
         self.after_break: int | None = None  # steps since the model's BREAK, until the next turn
         self.wanted = 0  # consecutive steps the network has wanted the turn
         self.over = 0  # consecutive steps of user speech over the playing reply
@@ -165,10 +167,12 @@ class BargeInRules:
                 self.deferred = False
                 if self.speech == 0 or self.quiet >= PIECE_GAP_STEPS:
                     self.pieces += 1
+                    self.piece_steps = 0
                 self.speech += 1
                 self.quiet = 0
             else:
                 self.quiet += 1
+            self.piece_steps += 1
             if first == V.BREAK:
                 return self._released(V.BREAK)
             heard = self._heard_piece()
@@ -198,6 +202,7 @@ class BargeInRules:
         if first == V.THINK:
             self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
+            self.piece_steps = 1
             self.judged_pieces, self.first_bc = 0, 0.0
         return first
 
@@ -207,7 +212,7 @@ class BargeInRules:
         if self.cues is None or self.quiet != 1 or self.pieces > 2 or self.judged_pieces >= self.pieces:
             return None
         self.judged_pieces = self.pieces  # (a piece longer than any backchannel is a BREAK: HELD_SPEECH_STEPS)
-        p = self.cues.probs()
+        p = self.cues.piece_probs((self.piece_steps + PIECE_ONSET_STEPS) * STEP_SECONDS)
         verdict = held_piece_verdict(p, None if self.pieces == 1 else self.first_bc)
         self.first_bc = float(p[BACKCHANNEL])
         return verdict
