@@ -10,22 +10,24 @@ be trusted: so the words only ever add "it asks"; when they don't, the network a
 decide as before.
 
 Online: each utterance (speech after at least `GAP_S` of silence) has its first `HEAD_S` decoded
-as it arrives, a step's chunk at a time, so its verdict is ready when the utterance is over, and
-a step costs at most one chunk's decoding (tens of milliseconds, only while an utterance opens).
+as it arrives, in a process of its own (duplex/cue/recogniser.py), so a step only writes its
+audio to a pipe, and the verdict is ready, or nearly, when the utterance is over.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import importlib.util
+import json
+import os
+import subprocess
+import sys
 import weakref
-from collections.abc import Callable
-from functools import partial
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
 from audio_io.format import SAMPLE_RATE
+from duplex.cue.recogniser import HEADER
 from duplex.errors import DuplexError
 
 GAP_S = 0.3  # silence that separates two utterances (the pauses inside a sentence are shorter)
@@ -81,82 +83,62 @@ def asks(words: list[str]) -> bool:
     return False
 
 
-def _decoder() -> Any:
-    try:
-        import pocketsphinx
-    except ModuleNotFoundError as exc:
-        raise DuplexError("cue_words needs pocketsphinx (pip install 'duplex[model]'); "
-                          "or leave it off: cue_words: false") from exc
-    decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
-    decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
-    return decoder
-
-
 def _pcm(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
 
 
 class _Recogniser:
-    """The decoder on a thread of its own: a step only queues its audio, so decoding never stretches
-    a step (it costs more than the network's step); a verdict waits for the queue, which has had
-    the whole utterance to catch up. Jobs run in order, so the verdicts are the same as in line."""
+    """The client of one recogniser process (duplex/cue/recogniser.py): jobs are written to its pipe
+    and never waited for; `wait` asks for the verdicts, which come after every job before it."""
 
     def __init__(self) -> None:
-        self.decoder = _decoder()
-        self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        if importlib.util.find_spec("pocketsphinx") is None:
+            raise DuplexError("cue_words needs pocketsphinx (pip install 'duplex[model]'); "
+                              "or leave it off: cue_words: false")
+        root = str(Path(__file__).resolve().parents[2])  # duplex itself, however this process found it
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, "-m", "duplex.cue.recogniser"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.heard: list[str] = []  # the latest utterance's opening words
         self.asked: bool | None = None
         self.piece = ""  # what the latest held piece was heard as
-        self.error: BaseException | None = None
-        threading.Thread(target=self._run, name="cue-words", daemon=True).start()
 
-    def _run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            try:
-                if self.error is None:
-                    job()
-            except BaseException as exc:  # handed to the caller at its next wait
-                self.error = exc
-            finally:
-                self.jobs.task_done()
-        self.jobs.task_done()
+    def send(self, kind: bytes, payload: bytes = b"") -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(HEADER.pack(kind, len(payload)) + payload)
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise self._gone() from exc
 
     def wait(self) -> None:
-        self.jobs.join()
-        if self.error is not None:
-            raise DuplexError(f"cue_words: the recogniser failed ({self.error})") from self.error
+        self.send(b"R")
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise self._gone()
+        reply = json.loads(line)
+        if reply["error"]:
+            raise DuplexError(f"cue_words: the recogniser failed ({reply['error']})")
+        self.heard = reply["heard"] or []
+        self.asked = None if reply["heard"] is None else asks(reply["heard"])
+        self.piece = reply["piece"]
 
-    # --- jobs (run on the thread) -----------------------------------------------------------
+    def _gone(self) -> DuplexError:
+        return DuplexError(f"cue_words: the recogniser process ended (status {self.process.poll()})")
 
-    def start(self, preroll: bytes) -> None:
-        self.asked, self.heard = None, []
-        self.decoder.start_utt()
-        if preroll:
-            self.decoder.process_raw(preroll, False, False)
 
-    def feed(self, pcm: bytes) -> None:
-        self.decoder.process_raw(pcm, False, False)
-
-    def end(self) -> None:
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        self.heard = hyp.hypstr.split() if hyp is not None else []
-        self.asked = asks(self.heard)
-
-    def judge_piece(self, pcm: bytes) -> None:
-        self.decoder.activate_search(PIECE_SEARCH)
-        try:
-            self.decoder.start_utt()
-            if pcm:
-                self.decoder.process_raw(pcm, False, True)
-            self.decoder.end_utt()
-            hyp = self.decoder.hyp()
-        finally:
-            self.decoder.activate_search("_default")
-        self.piece = hyp.hypstr if hyp is not None else ""
-
-    def forget(self) -> None:
-        self.asked, self.heard, self.piece = None, [], ""
+def _close(process: subprocess.Popen[bytes]) -> None:
+    """Ends a recogniser process: its stdin closed, it reads the end and exits."""
+    try:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 class OpeningWords:
@@ -168,14 +150,14 @@ class OpeningWords:
 
     def __init__(self) -> None:
         self.recogniser = _Recogniser()
-        weakref.finalize(self, self.recogniser.jobs.put, None)  # the thread ends with its window
+        weakref.finalize(self, _close, self.recogniser.process)  # the process ends with its window
         self.open = False
         self.reset()
 
     def reset(self) -> None:
         if self.open:
-            self.recogniser.jobs.put(self.recogniser.end)
-        self.recogniser.jobs.put(self.recogniser.forget)
+            self.recogniser.send(b"E")
+        self.recogniser.send(b"X")
         self.tail = np.zeros(0, dtype=np.float32)  # less than a frame, carried to the next chunk
         self.preroll = np.zeros(0, dtype=np.float32)
         self.floor = SPEECH_DBFS - ABOVE_FLOOR_DB
@@ -208,7 +190,7 @@ class OpeningWords:
     def said_backchannel(self, audio: np.ndarray) -> bool:
         """Was this short piece (a held piece of user speech) one of BACKCHANNEL_WORDS?"""
         self._finish()  # (the opening words' search must be closed before another is used)
-        self.recogniser.jobs.put(partial(self.recogniser.judge_piece, _pcm(audio)))
+        self.recogniser.send(b"P", _pcm(audio))
         return self.piece in BACKCHANNEL_WORDS
 
     def push(self, chunk: np.ndarray) -> None:
@@ -225,7 +207,7 @@ class OpeningWords:
             if speech and self.quiet >= GAP_S:  # a new utterance
                 self._flush(feed)
                 self._finish()
-                self.recogniser.jobs.put(partial(self.recogniser.start, _pcm(self.preroll)))
+                self.recogniser.send(b"S", _pcm(self.preroll))
                 self.open, self.fed = True, self.preroll.size / SAMPLE_RATE
             self.quiet = 0.0 if speech else self.quiet + FRAME / SAMPLE_RATE
             if self.open:
@@ -240,10 +222,10 @@ class OpeningWords:
 
     def _flush(self, feed: list[np.ndarray]) -> None:
         if feed:
-            self.recogniser.jobs.put(partial(self.recogniser.feed, _pcm(np.concatenate(feed))))
+            self.recogniser.send(b"F", _pcm(np.concatenate(feed)))
             feed.clear()
 
     def _finish(self) -> None:
         if self.open:
-            self.recogniser.jobs.put(self.recogniser.end)
+            self.recogniser.send(b"E")
             self.open = False

@@ -1,0 +1,86 @@
+"""The recogniser's own process: pocketsphinx decoding off the runtime's steps.
+
+Why a process: pocketsphinx holds Python's GIL while it decodes (tens of milliseconds for a step's
+audio), so on a thread it still stretched the steps of every conversation in the process (a p99
+of 270 ms against 24 ms without it). In a child process it runs on its own core; a step only
+writes its audio to a pipe, and a verdict waits for the child, which has had the whole utterance
+to catch up.
+
+The protocol on the child's stdin: one byte of kind, four of length (big-endian), the payload:
+`S` start an utterance (payload: its first audio), `F` feed audio, `E` end the utterance, `P`
+judge a held piece (audio) by the piece grammar, `X` forget the verdicts, `R` reply; audio is
+16 kHz 16-bit PCM. Jobs run in order; only `R` answers, one JSON line on stdout: the latest
+utterance's words, the latest piece, and the first error since the last reply, if any.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from typing import Any, BinaryIO
+
+HEADER = struct.Struct(">cI")
+
+
+def _read(stream: BinaryIO, n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        part = stream.read(n - len(data))
+        if not part:
+            return None
+        data += part
+    return data
+
+
+def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
+    import pocketsphinx
+
+    from duplex.cue.words import PIECE_GRAMMAR, PIECE_SEARCH
+
+    decoder: Any = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL")
+    decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
+    heard: list[str] | None = None
+    piece, error = "", None
+    while (header := _read(jobs, HEADER.size)) is not None:
+        kind, size = HEADER.unpack(header)
+        payload = _read(jobs, size) if size else b""
+        if payload is None:
+            return
+        try:
+            if kind == b"S":
+                heard = None
+                decoder.start_utt()
+                if payload:
+                    decoder.process_raw(payload, False, False)
+            elif kind == b"F":
+                decoder.process_raw(payload, False, False)
+            elif kind == b"E":
+                decoder.end_utt()
+                hyp = decoder.hyp()
+                heard = hyp.hypstr.split() if hyp is not None else []
+            elif kind == b"P":
+                decoder.activate_search(PIECE_SEARCH)
+                try:
+                    decoder.start_utt()
+                    if payload:
+                        decoder.process_raw(payload, False, True)
+                    decoder.end_utt()
+                    hyp = decoder.hyp()
+                finally:
+                    decoder.activate_search("_default")
+                piece = hyp.hypstr if hyp is not None else ""
+            elif kind == b"X":
+                heard, piece = None, ""
+            elif kind == b"R":
+                replies.write(json.dumps({"heard": heard, "piece": piece, "error": error}).encode() + b"\n")
+                replies.flush()
+                error = None
+            else:
+                raise ValueError(f"unknown job {kind!r}")
+        except Exception as exc:  # reported at the next reply; the child goes on
+            error = error or f"{type(exc).__name__}: {exc}"
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
