@@ -24,17 +24,31 @@ CLIPS = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
 STEP = 2560  # 160 ms, as the runtime pushes it
 
 
+@pytest.fixture(scope="module")
+def recogniser() -> OpeningWords:
+    return OpeningWords()
+
+
+@pytest.fixture
+def shared(recogniser: OpeningWords) -> OpeningWords:
+    """One recogniser process for the tests that only listen, reset as a new conversation would."""
+    recogniser.reset()
+    return recogniser
+
+
 @pytest.mark.parametrize("words", ["what is the weather like", "which bus goes there", "is there a ferry",
                                    "could you tell me", "so um how long does it take", "tell me about it",
                                    "any idea where", "who runs the shop", "do you know", "please find me a taxi",
-                                   "i would like to book a table", "i need a plumber", "i'd like a coffee"])
+                                   "i would like to book a table", "i need a plumber", "i'd like a coffee",
+                                   "i'd love a map", "i wonder if"])
 def test_openings_of_questions_and_requests_ask(words: str) -> None:
     assert asks(words.split())
 
 
 @pytest.mark.parametrize("words", ["the dentist called", "my appointment moved", "when the plumber came",
                                    "when it stopped", "what i mean is", "if the weather stays", "i was thinking",
-                                   "once the painters", "um", "", "so and", "we painted the kitchen", "i", "i like it"])
+                                   "once the painters", "um", "", "so and", "we painted the kitchen", "i", "i like it",
+                                   "i'd change the cartridge", "i would go there", "i'd"])
 def test_openings_of_statements_and_clauses_do_not(words: str) -> None:
     assert not asks(words.split())
 
@@ -49,8 +63,8 @@ def listen(words: OpeningWords, audio: np.ndarray, after_s: float = 0.4) -> list
     return seen
 
 
-def test_a_question_is_heard_to_ask_by_its_first_words_before_it_ends() -> None:
-    words = OpeningWords()
+def test_a_question_is_heard_to_ask_by_its_first_words_before_it_ends(shared: OpeningWords) -> None:
+    words = shared
     audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
     seen = listen(words, audio)
     assert words.verdict() is True and words.heard[:2] == ["what", "is"]
@@ -60,8 +74,8 @@ def test_a_question_is_heard_to_ask_by_its_first_words_before_it_ends() -> None:
     assert first_true >= HEAD_S
 
 
-def test_a_statement_is_heard_not_to_ask_and_each_utterance_has_its_own_verdict() -> None:
-    words = OpeningWords()
+def test_a_statement_is_heard_not_to_ask_and_each_utterance_has_its_own_verdict(shared: OpeningWords) -> None:
+    words = shared
     listen(words, load_mono16k(CLIPS / "weather.wav").astype(np.float32))
     assert words.verdict() is True
     listen(words, load_mono16k(CLIPS / "mono1.wav").astype(np.float32))  # "We painted the kitchen ..."
@@ -70,25 +84,36 @@ def test_a_statement_is_heard_not_to_ask_and_each_utterance_has_its_own_verdict(
     assert words.verdict() is None and not words.open
 
 
-def test_pauses_longer_than_the_gap_split_utterances_and_the_last_one_decides() -> None:
+def test_a_reset_recogniser_hears_as_a_fresh_one_whatever_it_heard_before(shared: OpeningWords) -> None:
+    fresh = OpeningWords()
+    clip = load_mono16k(CLIPS / "train.wav").astype(np.float32)
+    listen(fresh, clip)
+    for name in ("table", "long_pause", "stop", "mono1", "hesitant"):  # another conversation, other voices
+        listen(shared, load_mono16k(CLIPS / f"{name}.wav").astype(np.float32) * 0.3)
+    shared.reset()
+    listen(shared, clip)
+    assert shared.heard == fresh.heard and shared.verdict() == fresh.verdict()
+
+
+def test_pauses_longer_than_the_gap_split_utterances_and_the_last_one_decides(shared: OpeningWords) -> None:
     # "I called the bank this morning. [0.9 s] They said my card is blocked. [1.3 s] What should I do now?"
-    words = OpeningWords()
+    words = shared
     seen = listen(words, load_mono16k(CLIPS / "long_pause.wav").astype(np.float32))
     verdicts = [v for _, v in seen]
     assert False in verdicts and verdicts[-1] is True
     assert words.heard[0] == "what"
 
 
-def test_a_verdict_asked_in_a_silence_closes_the_utterance_even_before_the_gap() -> None:
-    words = OpeningWords()
+def test_a_verdict_asked_in_a_silence_closes_the_utterance_even_before_the_gap(shared: OpeningWords) -> None:
+    words = shared
     audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)[: round(0.9 * SAMPLE_RATE)]  # "what is the ..."
     listen(words, audio, after_s=0.16)
     assert words.quiet < GAP_S and words.open
     assert words.verdict() is True and not words.open
 
 
-def test_speech_from_the_very_first_sample_is_heard() -> None:
-    words = OpeningWords()
+def test_speech_from_the_very_first_sample_is_heard(shared: OpeningWords) -> None:
+    words = shared
     audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
     start = int(np.flatnonzero(np.abs(audio) > 0.05)[0])
     for i in range(start, audio.size, STEP):
@@ -97,8 +122,8 @@ def test_speech_from_the_very_first_sample_is_heard() -> None:
     assert words.verdict() is True
 
 
-def test_a_steady_noise_under_the_words_becomes_the_floor_not_one_long_utterance() -> None:
-    words = OpeningWords()
+def test_a_steady_noise_under_the_words_becomes_the_floor_not_one_long_utterance(shared: OpeningWords) -> None:
+    words = shared
     rng = np.random.default_rng(1)
     audio = np.concatenate([np.zeros(3 * SAMPLE_RATE, np.float32), load_mono16k(CLIPS / "weather.wav")])
     noise = rng.standard_normal(audio.size + 3 * STEP) * 10 ** (-42 / 20)  # louder than SPEECH_DBFS
@@ -108,8 +133,8 @@ def test_a_steady_noise_under_the_words_becomes_the_floor_not_one_long_utterance
     assert words.verdict() is True and words.heard[0] == "what"
 
 
-def test_silence_and_room_noise_never_open_an_utterance() -> None:
-    words = OpeningWords()
+def test_silence_and_room_noise_never_open_an_utterance(shared: OpeningWords) -> None:
+    words = shared
     rng = np.random.default_rng(0)
     listen(words, (rng.standard_normal(5 * SAMPLE_RATE) * 10 ** (-60 / 20)).astype(np.float32))
     assert words.verdict() is None and not words.open
@@ -166,8 +191,8 @@ def pieces_of(name: str) -> list[np.ndarray]:
     return [np.concatenate([pad, audio[a: b + 1], pad]) for a, b in edges]
 
 
-def test_a_held_piece_is_a_backchannel_only_when_heard_as_one() -> None:
-    words = OpeningWords()
+def test_a_held_piece_is_a_backchannel_only_when_heard_as_one(shared: OpeningWords) -> None:
+    words = shared
     for name in ("yeah", "right"):  # (espeak's "mm-hmm" is heard as nothing: no verdict, the network decides)
         assert words.said_backchannel(load_mono16k(CLIPS / f"{name}.wav").astype(np.float32)), (name, words.piece)
     wait, no, rest = pieces_of("hesitant")
@@ -178,10 +203,10 @@ def test_a_held_piece_is_a_backchannel_only_when_heard_as_one() -> None:
     assert words.verdict() is True
 
 
-def test_a_step_only_writes_its_audio_to_the_recogniser_process() -> None:
+def test_a_step_only_writes_its_audio_to_the_recogniser_process(shared: OpeningWords) -> None:
     import time
 
-    words = OpeningWords()
+    words = shared
     words.verdict()  # (the child is up)
     audio = np.concatenate([np.zeros(STEP, np.float32), load_mono16k(CLIPS / "weather.wav").astype(np.float32),
                             np.zeros(3 * STEP, np.float32)])

@@ -8,7 +8,8 @@ to catch up.
 
 The protocol on the child's stdin: one byte of kind, four of length (big-endian), the payload:
 `S` start an utterance (payload: its first audio), `F` feed audio, `E` end the utterance, `P`
-judge a held piece (audio) by the piece grammar, `X` forget the verdicts, `R` reply; audio is
+judge a held piece (audio) by the piece grammar, `X` a new conversation (the verdicts forgotten,
+the decoder's adaptation undone), `R` reply; audio is
 16 kHz 16-bit PCM. Jobs run in order; only `R` answers, one JSON line on stdout: the latest
 utterance's words, the latest piece, and the first error since the last reply, if any.
 """
@@ -21,6 +22,19 @@ import sys
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct(">cI")
+
+# A held piece is judged by a forced choice among these phrases (surer than open recognition). A
+# stop word taken for a backchannel would resume a reply over the user, so only the first group
+# says "backchannel", and the phrases that development voices' stop words were heard as ("oh" for
+# "no", "exactly" for "actually", "fine" for "hang on") are in the third, which says nothing.
+BACKCHANNEL_WORDS = ("mm hmm", "uh huh", "yeah", "yes", "right", "okay", "i see", "sure", "alright", "mhm", "yep",
+                     "got it", "of course", "i know")
+STOP_WORDS = ("wait", "no", "stop", "hold on", "hang on", "sorry", "excuse me", "actually", "but", "hey", "listen",
+              "one second", "not that", "pardon", "what", "enough", "cancel", "nope", "just a moment", "wait a second")
+NEITHER_WORDS = ("oh", "fine", "exactly", "well", "so", "and", "um", "uh")
+PIECE_SEARCH = "piece"
+PIECE_GRAMMAR = ("#JSGF V1.0;\ngrammar piece;\npublic <piece> = "
+                 + " | ".join(f"( {p} )" for p in BACKCHANNEL_WORDS + STOP_WORDS + NEITHER_WORDS) + ";\n")
 
 
 def _read(stream: BinaryIO, n: int) -> bytes | None:
@@ -36,10 +50,11 @@ def _read(stream: BinaryIO, n: int) -> bytes | None:
 def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
     import pocketsphinx
 
-    from duplex.cue.words import PIECE_GRAMMAR, PIECE_SEARCH
-
     decoder: Any = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL")
     decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
+    # Its cepstral mean adapts to what it hears; a new conversation starts from the fresh one, so no
+    # conversation's voice moves the next one's words (as with the VAD's state: docs/cue.md)
+    fresh_cmn = decoder.get_cmn()
     heard: list[str] | None = None
     piece, error = "", None
     while (header := _read(jobs, HEADER.size)) is not None:
@@ -72,6 +87,7 @@ def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
                 piece = hyp.hypstr if hyp is not None else ""
             elif kind == b"X":
                 heard, piece = None, ""
+                decoder.set_cmn(fresh_cmn)
             elif kind == b"R":
                 replies.write(json.dumps({"heard": heard, "piece": piece, "error": error}).encode() + b"\n")
                 replies.flush()

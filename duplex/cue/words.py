@@ -1,4 +1,5 @@
-"""A question's opening words, recognised: the cue the network misses on voices it never heard.
+"""Words, recognised: a question's opening and a backchannel, the cues the network misses on voices
+it never heard.
 
 Why: on held-out voices the cue network's P(asks) is too unsure to answer a question quickly, so a
 turn with cues waited the unfinished silence (1.6 s) after most questions. English questions and
@@ -8,6 +9,10 @@ the first one or two of them on voices no part of duplex was trained on. It mish
 to miss many questions, and rarely enough hears a question in a statement that its "it asks" can
 be trusted: so the words only ever add "it asks"; when they don't, the network and the long wait
 decide as before.
+
+A held piece of user speech over the reply ("yeah", or "wait") is judged by a forced choice among
+backchannels, stop words and a few words that decide nothing; only a backchannel heard as one
+overrules the network ("it was a backchannel": the reply goes on at once), never the other way.
 
 Online: each utterance (speech after at least `GAP_S` of silence) has its first `HEAD_S` decoded
 as it arrives, in a process of its own (duplex/cue/recogniser.py), so a step only writes its
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_io.format import SAMPLE_RATE
-from duplex.cue.recogniser import HEADER
+from duplex.cue.recogniser import BACKCHANNEL_WORDS, HEADER
 from duplex.errors import DuplexError
 
 GAP_S = 0.3  # silence that separates two utterances (the pauses inside a sentence are shorter)
@@ -51,21 +56,10 @@ SUBJECTS = frozenset({"i", "we", "they", "he", "she", "it", "you", "my", "our", 
                       "their", "this", "that"})
 
 
-WISHES = frozenset({"would", "want", "need", "wanna", "wonder", "wondered", "wondering"})  # "I would like ..."
-
-
-# A held piece is judged by a forced choice among these phrases (surer than open recognition). A
-# stop word taken for a backchannel would resume a reply over the user, so only the first group
-# says "backchannel", and the phrases that development voices' stop words were heard as ("oh" for
-# "no", "exactly" for "actually", "fine" for "hang on") are in the third, which says nothing.
-BACKCHANNEL_WORDS = ("mm hmm", "uh huh", "yeah", "yes", "right", "okay", "i see", "sure", "alright", "mhm", "yep",
-                     "got it", "of course", "i know")
-STOP_WORDS = ("wait", "no", "stop", "hold on", "hang on", "sorry", "excuse me", "actually", "but", "hey", "listen",
-              "one second", "not that", "pardon", "what", "enough", "cancel", "nope", "just a moment", "wait a second")
-NEITHER_WORDS = ("oh", "fine", "exactly", "well", "so", "and", "um", "uh")
-PIECE_SEARCH = "piece"
-PIECE_GRAMMAR = ("#JSGF V1.0;\ngrammar piece;\npublic <piece> = "
-                 + " | ".join(f"( {p} )" for p in BACKCHANNEL_WORDS + STOP_WORDS + NEITHER_WORDS) + ";\n")
+# "I want ...", "I need ...", "I wonder ...", "I would like ...", "I'd love ...": a wish is a request;
+# "I'd change ...", "I would go ..." are not ("I changed the cartridge" is heard as "I'd change")
+WISHES = frozenset({"want", "need", "wanna", "wonder", "wondered", "wondering"})
+LIKING = frozenset({"like", "love", "prefer"})
 
 
 def asks(words: list[str]) -> bool:
@@ -74,10 +68,12 @@ def asks(words: list[str]) -> bool:
     if not rest:
         return False
     first = rest[0]
-    if first in AUXILIARIES or first in REQUESTS or first == "i'd":
+    if first in AUXILIARIES or first in REQUESTS:
         return True
+    if first == "i'd":
+        return len(rest) > 1 and rest[1] in LIKING
     if first == "i":
-        return len(rest) > 1 and rest[1] in WISHES
+        return len(rest) > 1 and (rest[1] in WISHES or (rest[1] == "would" and len(rest) > 2 and rest[2] in LIKING))
     if first in WH:
         return not (first != "which" and first != "who" and len(rest) > 1 and rest[1] in SUBJECTS)
     return False
