@@ -48,7 +48,8 @@ def test_openings_of_questions_and_requests_ask(words: str) -> None:
 @pytest.mark.parametrize("words", ["the dentist called", "my appointment moved", "when the plumber came",
                                    "when it stopped", "what i mean is", "if the weather stays", "i was thinking",
                                    "once the painters", "um", "", "so and", "we painted the kitchen", "i", "i like it",
-                                   "i'd change the cartridge", "i would go there", "i'd"])
+                                   "i'd change the cartridge", "i would go there", "i'd", "what on and",
+                                   "what what got it", "might tend to visit", "how"])
 def test_openings_of_statements_and_clauses_do_not(words: str) -> None:
     assert not asks(words.split())
 

@@ -43,19 +43,27 @@ SPEECH_DBFS = -45.0  # a frame louder than this is speech (the user's voice, not
 ABOVE_FLOOR_DB = 12.0  # ... and louder than the room's noise floor by this much
 FLOOR_RISE_DB = 0.05  # per frame (2.5 dB a second): a steady noise becomes the floor within seconds
 
-WH = frozenset({"what", "which", "who", "whom", "whose", "where", "when", "why", "how"})
 AUXILIARIES = frozenset({"is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will", "would",
-                         "should", "shall", "may", "might", "must", "have", "has", "any", "isn't", "aren't",
-                         "don't", "doesn't", "didn't", "can't", "won't", "wouldn't", "shouldn't"})
+                         "should", "shall", "may", "have", "has", "any", "isn't", "aren't", "don't", "doesn't",
+                         "didn't", "can't", "won't", "wouldn't", "shouldn't"})
+# A wh-word asks only with the word a question puts after it: an auxiliary ("what is", "when does"),
+# a noun after "which" or "what" ("which museum"), or one of these ("how many", "who runs"). The
+# recogniser puts a "what" on many onsets it cannot read ("what on and", "what what got it", for
+# "the lights went out"), and a wh-word before its subject opens a clause ("when the plumber came",
+# "what I mean is").
+WH_NEXT = {
+    "how": frozenset({"many", "much", "long", "far", "often", "old", "big", "about", "come", "else"}),
+    "who": frozenset({"runs", "knows", "owns", "makes", "said", "called", "else"}),
+    "when": frozenset(), "where": frozenset({"else"}), "why": frozenset({"not"}),
+}
+ASKING_CONTRACTIONS = frozenset({"what's", "where's", "who's", "how's", "when's", "why's", "which's"})
+# after "which" / "what" / "whose", anything but these is the noun of a question
+NOT_A_NOUN = frozenset({"i", "we", "they", "he", "she", "it", "you", "my", "our", "your", "the", "a", "his", "her",
+                        "their", "this", "that", "i'm", "you're", "we're", "they're", "it's", "that's", "what",
+                        "which", "on", "in", "at", "to", "of", "for", "with", "and", "but", "or", "so", "an"})
 REQUESTS = frozenset({"tell", "give", "show", "please", "find", "help", "remind", "recommend", "suggest",
                       "explain", "describe"})
 OPENERS = frozenset({"um", "uh", "so", "and", "well", "oh", "okay", "now", "hey", "but", "then"})
-# "when the plumber came," "what I mean is," "when it stopped": a wh-word before its subject opens a
-# clause; a question puts the auxiliary first ("when does it stop")
-SUBJECTS = frozenset({"i", "we", "they", "he", "she", "it", "you", "my", "our", "your", "the", "a", "his", "her",
-                      "their", "this", "that"})
-
-
 # "I want ...", "I need ...", "I wonder ...", "I would like ...", "I'd love ...": a wish is a request;
 # "I'd change ...", "I would go ..." are not ("I changed the cartridge" is heard as "I'd change")
 WISHES = frozenset({"want", "need", "wanna", "wonder", "wondered", "wondering"})
@@ -74,9 +82,13 @@ def asks(words: list[str]) -> bool:
         return len(rest) > 1 and rest[1] in LIKING
     if first == "i":
         return len(rest) > 1 and (rest[1] in WISHES or (rest[1] == "would" and len(rest) > 2 and rest[2] in LIKING))
-    if first in WH:
-        return not (first != "which" and first != "who" and len(rest) > 1 and rest[1] in SUBJECTS)
-    return False
+    if first in ASKING_CONTRACTIONS:
+        return True
+    if len(rest) < 2:
+        return False
+    if first in ("what", "which", "whose"):
+        return rest[1] in AUXILIARIES or rest[1] not in NOT_A_NOUN
+    return first in WH_NEXT and (rest[1] in AUXILIARIES or rest[1] in WH_NEXT[first])
 
 
 def _pcm(audio: np.ndarray) -> bytes:

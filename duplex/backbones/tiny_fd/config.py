@@ -26,9 +26,10 @@ class TinyFdConfig:
     cues: bool = opt(False, "the cue model (duplex/cue) hears the user's last words: a backchannel lets the held reply "
                      "go on at once, a stop word ends it, a turn not ending on a question waits unfinished_silence_s "
                      "(examples/tiny-fd-cues.yaml; docs/cue.md)")
-    cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx) hears each utterance's first words, and a "
-                          "question's or request's opening is answered at once, whatever the cue network says "
-                          "(duplex/cue/words.py)")
+    cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx, a process of its own) hears the words: a "
+                          "question's or request's opening is answered after 0.32 s whatever the cue network says, a "
+                          "held piece heard as a backchannel lets the reply go on at once "
+                          "(examples/tiny-fd-words.yaml; docs/cue.md)")
     unfinished_silence_s: float = opt(1.6, "with cues: silence needed before a turn that ended on a statement or a "
                                       "comma (longer than a thinking pause)", lo=0.16, hi=10.0)
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)
