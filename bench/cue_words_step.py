@@ -64,7 +64,7 @@ def main() -> None:
             late += 1
     stats = {name: {"step_ms_p50": round(float(np.percentile(t, 50)), 3),
                     "step_ms_p99": round(float(np.percentile(t, 99)), 3),
-                    "step_ms_max": round(float(np.max(t)), 3),
+                    "step_ms_max": round(float(np.max(t)), 3), "slowest_step": int(np.argmax(t)),
                     "steps_over_160_ms": int(np.sum(np.asarray(t) > STEP_SECONDS * 1000))} for name, t in times.items()}
     emit({"bench": "cue_words_step", "steps": args.steps, "variants": stats,
           "ratio_p50_words_over_cues": round(stats["cues+words"]["step_ms_p50"] / stats["cues"]["step_ms_p50"], 2),

@@ -32,6 +32,7 @@ def test_covo_step_refuses_7b_without_a_gpu_in_one_line() -> None:
     assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a ramp of sessions (15 s): the batching itself is tests/test_batched_covo.py
 def test_covo_capacity_ramps_batched_lanes_on_cpu_with_the_tiny_config() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "covo_capacity.py"), "--config", "tiny", "--device",
                            "cpu", "--seconds", "1.5", "--start-n", "1", "--max-n", "2"],

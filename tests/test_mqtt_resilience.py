@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from duplex.commands import HostCommand
@@ -226,6 +227,7 @@ def flood_lines(n: int) -> bytes:
     return "".join(kinds[i % len(kinds)](i) + "\n" for i in range(n)).encode()
 
 
+@pytest.mark.slow  # a soak; malformed commands one by one: tests/test_mqtt_protocol.py
 async def test_ten_thousand_malformed_commands_in_a_burst(broker: Broker, question: Path, tmp_path: Path) -> None:
     host = SessionHost(open_session=lambda: DuplexSession(input=question, output=tmp_path / "out.wav", realtime=True),
                        autostart=False)

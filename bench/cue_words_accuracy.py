@@ -1,0 +1,87 @@
+"""How well the recogniser of words (duplex/cue/words.py) hears its two cues, per voice family, as JSON.
+
+Openings: template sentences (duplex/cue/text.py: questions, statements, fragments), the first
+1.3 s of each decoded as the runtime decodes an utterance's head; a question should be heard to
+ask, a statement or fragment should not. Pieces: backchannels and stop words, each judged by the
+piece grammar; a stop word heard as a backchannel is the mistake that would resume a reply over
+the user.
+
+    python bench/cue_words_accuracy.py --voices festival:kal_diphone [--per-class 20] [--seed 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from _report import emit  # noqa: E402
+
+from audio_io.format import SAMPLE_RATE  # noqa: E402
+from duplex.cue.text import ASKS, FRAGMENT, STATEMENT, Sentences  # noqa: E402
+from duplex.cue.words import OpeningWords  # noqa: E402
+from duplex.errors import DuplexError  # noqa: E402
+from duplex.tts import check_voice, speak  # noqa: E402
+
+BACKCHANNELS = ["mm-hmm", "uh-huh", "yeah", "right", "okay", "I see", "sure", "yep", "alright"]
+STOPS = ["wait", "no", "stop", "hold on", "hang on", "sorry", "actually", "hey", "nope"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--voices", required=True, help="comma-separated family:voice list")
+    p.add_argument("--per-class", type=int, default=20, help="template sentences per class")
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "duplex-tts-cache")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    voices = [v for v in args.voices.split(",") if v]
+    try:
+        if args.per_class < 1:
+            raise DuplexError(f"--per-class {args.per_class}: must be at least 1")
+        if not voices:
+            raise DuplexError("--voices: give at least one family:voice")
+        for voice in voices:
+            check_voice(voice)
+    except DuplexError as exc:
+        print(f"cue_words_accuracy: {exc}", file=sys.stderr)
+        sys.exit(2)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    text, words = Sentences(rng), OpeningWords()
+
+    def said(phrase: str, voice: str) -> np.ndarray:
+        return speak(args.cache, phrase, voice, float(rng.uniform(0.9, 1.12)), float(rng.uniform(0.2, 0.8)))
+
+    pad = np.zeros(SAMPLE_RATE // 2, np.float32)
+    asked = {ASKS: 0, STATEMENT: 0, FRAGMENT: 0}
+    for i in range(3 * args.per_class):
+        label = (ASKS, STATEMENT, FRAGMENT)[i % 3]
+        audio = said(text.of(label), voices[i % len(voices)])
+        words.reset()
+        for chunk in np.array_split(np.concatenate([pad, audio, pad]), max(1, (audio.size + pad.size * 2) // 2560)):
+            words.push(chunk)
+        asked[label] += bool(words.verdict())
+    heard = {"backchannel": 0, "stop": 0}
+    for voice in voices:
+        for kind, phrases in (("backchannel", BACKCHANNELS), ("stop", STOPS)):
+            for phrase in phrases:
+                piece = np.concatenate([pad[:1600], said(phrase, voice), pad[:2560]])  # as the rules cut it
+                heard[kind] += words.said_backchannel(piece)
+    pieces = len(voices)
+    emit({"bench": "cue_words_accuracy", "voices": voices, "seed": args.seed, "per_class": args.per_class,
+          "questions_heard_to_ask": f"{asked[ASKS]}/{args.per_class}",
+          "statements_heard_to_ask": f"{asked[STATEMENT]}/{args.per_class}",
+          "fragments_heard_to_ask": f"{asked[FRAGMENT]}/{args.per_class}",
+          "backchannels_heard_as_backchannels": f"{heard['backchannel']}/{len(BACKCHANNELS) * pieces}",
+          "stop_words_heard_as_backchannels": f"{heard['stop']}/{len(STOPS) * pieces}"}, args.out)
+
+
+if __name__ == "__main__":
+    main()
