@@ -18,6 +18,7 @@ that did not end on a question waits `unfinished_silence_s`), and at the first s
 after a held piece a backchannel resumes the reply at once and a stop word ends it; a second
 piece is heard out and judged the same way, and resumes the reply only if the first sounded like a
 backchannel too ("[cough] ... mm-hmm"); anything else it hears there is the barge-in it was.
+`policy.cue_words` lets recognised words raise "it asks" and "backchannel" (duplex/cue/words.py).
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ sentences:
 - after a BREAK, words that were only a short piece (a stop word, or what sounds like "yeah") are
   not the end of the interruption ("hold on, ... no, ..."): the turn waits the unfinished silence,
   or for the rest of it.
+
+With `tiny_fd.cue_words` a recogniser (duplex/cue/words.py) can raise two of those verdicts past
+their bars: "it asks" (a question's opening words) and "backchannel" (a held piece heard as one).
 """
 
 from __future__ import annotations
