@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_io.format import SAMPLE_RATE
+from audio_io.format import SAMPLE_RATE, dbfs
 from duplex.cue.recogniser import BACKCHANNEL_WORDS, HEADER
 from duplex.errors import DuplexError
 
@@ -42,6 +42,8 @@ FRAME = SAMPLE_RATE // 50  # 20 ms
 SPEECH_DBFS = -45.0  # a frame louder than this is speech (the user's voice, not the room) ...
 ABOVE_FLOOR_DB = 12.0  # ... and louder than the room's noise floor by this much
 FLOOR_RISE_DB = 0.05  # per frame (2.5 dB a second): a steady noise becomes the floor within seconds
+SILENCE_DBFS = -120.0  # the level of digital silence, so the floor can rise from it
+ENDED_AFTER_S = 0.1  # a verdict asked after this much silence ends the utterance's decoding
 
 AUXILIARIES = frozenset({"is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will", "would",
                          "should", "shall", "may", "have", "has", "any", "isn't", "aren't", "don't", "doesn't",
@@ -191,7 +193,7 @@ class OpeningWords:
     def verdict(self) -> bool | None:
         """The latest utterance's verdict; asked in a silence, it ends that utterance's decoding
         (a rule wants the answer now, and a silence is where an utterance may have ended)."""
-        if self.open and self.quiet >= 0.1:
+        if self.open and self.quiet >= ENDED_AFTER_S:
             self._finish()
         return self.asked
 
@@ -206,17 +208,19 @@ class OpeningWords:
         whole = audio.size - audio.size % FRAME
         self.tail = audio[whole:]
         feed: list[np.ndarray] = []  # this chunk's audio for the open utterance, queued as one job
+        preroll = round(PREROLL_S * SAMPLE_RATE)
         for start in range(0, whole, FRAME):
             frame = audio[start: start + FRAME]
-            level = 10 * np.log10(float(np.mean(frame.astype(np.float64) ** 2)) + 1e-12)
+            level = max(dbfs(frame), SILENCE_DBFS)
             # the room's floor: follows a quieter frame at once, a louder one slowly (speech is brief)
             self.floor = min(level, self.floor + FLOOR_RISE_DB)
             speech = level > max(SPEECH_DBFS, self.floor + ABOVE_FLOOR_DB)
             if speech and self.quiet >= GAP_S:  # a new utterance
                 self._flush(feed)
                 self._finish()
-                self.recogniser.send(b"S", _pcm(self.preroll))
-                self.open, self.fed = True, self.preroll.size / SAMPLE_RATE
+                before = np.concatenate([self.preroll, audio[:start]])[-preroll:]
+                self.recogniser.send(b"S", _pcm(before))
+                self.open, self.fed = True, before.size / SAMPLE_RATE
             self.quiet = 0.0 if speech else self.quiet + FRAME / SAMPLE_RATE
             if self.open:
                 if self.fed < HEAD_S and self.quiet < GAP_S:
@@ -225,7 +229,7 @@ class OpeningWords:
                 else:
                     self._flush(feed)
                     self._finish()
-            self.preroll = np.concatenate([self.preroll, frame])[-round(PREROLL_S * SAMPLE_RATE):]
+        self.preroll = np.concatenate([self.preroll, audio[:whole]])[-preroll:]  # the chunk's last PREROLL_S
         self._flush(feed)
 
     def _flush(self, feed: list[np.ndarray]) -> None:
