@@ -2,9 +2,9 @@
 
 Openings: template sentences (duplex/cue/text.py: questions, statements, fragments), the first
 1.3 s of each decoded as the runtime decodes an utterance's head; a question should be heard to
-ask, a statement or fragment should not. Pieces: backchannels and stop words, each judged by the
+ask, a statement or fragment should not. Pieces: backchannels and stop words, each named by the
 piece grammar; a stop word heard as a backchannel is the mistake that would resume a reply over
-the user.
+the user. Noises: synthetic coughs, which a piece's lack of voice should tell from any word.
 
     python bench/cue_words_accuracy.py --voices festival:kal_diphone [--per-class 20] [--seed 5]
 """
@@ -24,9 +24,12 @@ sys.path.insert(0, str(ROOT))
 from _report import emit  # noqa: E402
 
 from audio_io.format import SAMPLE_RATE  # noqa: E402
+from duplex.backbones.floor.pitch import voiced_share  # noqa: E402
+from duplex.cue.runtime import NOISE_VOICED_SHARE  # noqa: E402
 from duplex.cue.text import ASKS, FRAGMENT, STATEMENT, Sentences  # noqa: E402
 from duplex.cue.words import OpeningWords  # noqa: E402
 from duplex.errors import DuplexError  # noqa: E402
+from duplex.eval.tts import cough  # noqa: E402
 from duplex.tts import check_voice, speak  # noqa: E402
 
 BACKCHANNELS = ["mm-hmm", "uh-huh", "yeah", "right", "okay", "I see", "sure", "yep", "alright"]
@@ -68,20 +71,27 @@ def main() -> None:
         for chunk in np.array_split(np.concatenate([pad, audio, pad]), max(1, (audio.size + pad.size * 2) // 2560)):
             words.push(chunk)
         asked[label] += bool(words.verdict())
-    heard = {"backchannel": 0, "stop": 0}
+    named = {kind: {"backchannel": 0, "stop": 0, None: 0} for kind in ("backchannel", "stop")}
     for voice in voices:
         for kind, phrases in (("backchannel", BACKCHANNELS), ("stop", STOPS)):
             for phrase in phrases:
                 piece = np.concatenate([pad[:1600], said(phrase, voice), pad[:2560]])  # as the rules cut it
-                heard[kind] += words.said_backchannel(piece)
-    pieces = len(voices)
+                named[kind][words.piece_said(piece)] += 1
+    noises = [cough(rng, float(rng.uniform(0.15, 0.5))) for _ in range(10 * len(voices))]
+    quiet = sum(voiced_share(np.concatenate([pad[:1600], c, pad[:2560]])) < NOISE_VOICED_SHARE for c in noises)
+    voiced = [voiced_share(said(p, v)) for v in voices for p in BACKCHANNELS + STOPS]
+    n_bc, n_stop = len(BACKCHANNELS) * len(voices), len(STOPS) * len(voices)
     emit({"bench": "cue_words_accuracy", "voices": voices, "seed": args.seed, "per_class": args.per_class,
           "questions_heard_to_ask": f"{asked[ASKS]}/{args.per_class}",
           "statements_heard_to_ask": f"{asked[STATEMENT]}/{args.per_class}",
           "fragments_heard_to_ask": f"{asked[FRAGMENT]}/{args.per_class}",
-          "backchannels_heard_as_backchannels": f"{heard['backchannel']}/{len(BACKCHANNELS) * pieces}",
-          "stop_words_heard_as_backchannels": f"{heard['stop']}/{len(STOPS) * pieces}"}, args.out)
-
+          "backchannels_heard_as_backchannels": f"{named['backchannel']['backchannel']}/{n_bc}",
+          "backchannels_heard_as_stop_words": f"{named['backchannel']['stop']}/{n_bc}",
+          "stop_words_heard_as_stop_words": f"{named['stop']['stop']}/{n_stop}",
+          "stop_words_heard_as_backchannels": f"{named['stop']['backchannel']}/{n_stop}",
+          "coughs_without_voice": f"{quiet}/{len(noises)}",
+          "words_taken_for_noises": f"{sum(v < NOISE_VOICED_SHARE for v in voiced)}/{len(voiced)}",
+          "lowest_voiced_share_of_a_word": round(min(voiced), 3)}, args.out)
 
 if __name__ == "__main__":
     main()

@@ -195,10 +195,12 @@ def pieces_of(name: str) -> list[np.ndarray]:
 def test_a_held_piece_is_a_backchannel_only_when_heard_as_one(shared: OpeningWords) -> None:
     words = shared
     for name in ("yeah", "right"):  # (espeak's "mm-hmm" is heard as nothing: no verdict, the network decides)
-        assert words.said_backchannel(load_mono16k(CLIPS / f"{name}.wav").astype(np.float32)), (name, words.piece)
+        piece = load_mono16k(CLIPS / f"{name}.wav").astype(np.float32)
+        assert words.piece_said(piece) == "backchannel", (name, words.piece)
     wait, no, rest = pieces_of("hesitant")
     for piece in (wait, no, rest[: SAMPLE_RATE]):
-        assert not words.said_backchannel(piece), words.piece
+        assert words.piece_said(piece) != "backchannel", words.piece
+    assert words.piece_said(wait) == "stop", words.piece  # named: it will not let the reply go on
     # judging a piece leaves the opening words' search as it was
     listen(words, load_mono16k(CLIPS / "weather.wav").astype(np.float32))
     assert words.verdict() is True

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from audio_io.format import SAMPLE_RATE
+from duplex.backbones.floor.pitch import voiced_share
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
-from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES
+from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STOP
 from duplex.cue.words import OpeningWords
 from duplex.errors import DuplexError
 
@@ -27,6 +28,17 @@ SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
 
 WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a question answered at once
 WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
+# ... or when the recogniser named it neither a backchannel nor a stop word and the network was this
+# sure (development voices' stop words so named: P(backchannel) 0.26 at most; their backchannels:
+# 0.02-0.97, half of them 0.9 and over)
+UNNAMED_BACKCHANNEL_P = 0.6
+# A held piece with (almost) no voiced frame among its loudest is a cough, a knock, a clap: no word
+# lacks a vowel or a hum (the lowest word measured on the development voices, with echo under it:
+# 0.07, espeak-ng's "actually"; coughs 0.0 with the reply's echo 20 dB under them; with a stronger
+# echo some coughs pass for voiced, and wait as an undecided piece does)
+NOISE_VOICED_SHARE = 0.04
+NOISE_MAX_STOP_P = 0.5  # ... and the network does not hear a stop word in it
+NOISE_P = 0.95  # P(backchannel), the class of coughs too, for such a piece
 
 
 class CueModel:
@@ -98,25 +110,47 @@ class CueWindow:
             self.words.push(chunk)
 
     def probs(self) -> np.ndarray:
+        """The network's verdict on the last utterance; with words, "it asks" raised by its opening."""
+        if self.words is None or not self.words.verdict():
+            return self._network()
+        return _raised(self._network(), ASKS, WORDS_ASK_P)
+
+    def _network(self) -> np.ndarray:
         if self.cached is None:
             self.cached = self.model.probs(self.audio)
-        if self.words is None or not self.words.verdict():
-            return self.cached
-        return _raised(self.cached, ASKS, WORDS_ASK_P)
+        return self.cached
 
     def piece_probs(self, seconds: float) -> np.ndarray:
-        """`probs()` at the end of a held piece of user speech, the window's last `seconds`: with
-        words, a backchannel the recogniser heard in it overrules the network's doubt."""
-        p = self.probs()
-        if self.words is None or not self.words.said_backchannel(self.audio[-round(seconds * SAMPLE_RATE):]):
+        """`probs()` at the end of a held piece of user speech, the window's last `seconds`. A piece
+        with no voice in it is a noise (a cough: the reply goes on). With words, what the
+        recogniser heard overrules the network: a backchannel raises P(backchannel) past its bar, a
+        stop word takes it away (the reply does not go on; nothing ends it either, the words being
+        less sure of that), and a piece it could not name leaves the network a lower bar."""
+        p = self._network()  # (not the opening words' "it asks": a piece is judged by its own words)
+        piece = self.audio[-round(seconds * SAMPLE_RATE):]
+        if p[STOP] < NOISE_MAX_STOP_P and voiced_share(piece) < NOISE_VOICED_SHARE:
+            return _raised(p, BACKCHANNEL, NOISE_P)
+        if self.words is None:
             return p
-        return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P)
+        said = self.words.piece_said(piece)
+        if said == "backchannel" or (said is None and p[BACKCHANNEL] >= UNNAMED_BACKCHANNEL_P):
+            return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P)
+        if said == "stop":
+            return _lowered(p, BACKCHANNEL, 0.0)
+        return p
 
 
 def _raised(p: np.ndarray, k: int, value: float) -> np.ndarray:
     """`p` with class k raised to at least `value`, the others scaled to keep the sum at 1."""
-    if p[k] >= value:
-        return p
+    return p if p[k] >= value else _set(p, k, value)
+
+
+def _lowered(p: np.ndarray, k: int, value: float) -> np.ndarray:
+    """`p` with class k lowered to at most `value`, the others scaled to keep the sum at 1."""
+    return p if p[k] <= value else _set(p, k, value)
+
+
+def _set(p: np.ndarray, k: int, value: float) -> np.ndarray:
     out = p * ((1.0 - value) / max(1.0 - float(p[k]), 1e-6))
     out[k] = value
     return out

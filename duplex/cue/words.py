@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_io.format import SAMPLE_RATE, dbfs
-from duplex.cue.recogniser import BACKCHANNEL_WORDS, HEADER
+from duplex.cue.recogniser import BACKCHANNEL_WORDS, HEADER, STOP_WORDS
 from duplex.errors import DuplexError
 
 GAP_S = 0.3  # silence that separates two utterances (the pauses inside a sentence are shorter)
@@ -197,11 +197,13 @@ class OpeningWords:
             self._finish()
         return self.asked
 
-    def said_backchannel(self, audio: np.ndarray) -> bool:
-        """Was this short piece (a held piece of user speech) one of BACKCHANNEL_WORDS?"""
+    def piece_said(self, audio: np.ndarray) -> str | None:
+        """What this short piece (a held piece of user speech) was heard as: "backchannel" (one of
+        BACKCHANNEL_WORDS), "stop" (one of STOP_WORDS) or None (anything else, or nothing heard)."""
         self._finish()  # (the opening words' search must be closed before another is used)
         self.recogniser.send(b"P", _pcm(audio))
-        return self.piece in BACKCHANNEL_WORDS
+        piece = self.piece
+        return "backchannel" if piece in BACKCHANNEL_WORDS else "stop" if piece in STOP_WORDS else None
 
     def push(self, chunk: np.ndarray) -> None:
         audio = np.concatenate([self.tail, chunk.astype(np.float32, copy=False)])

@@ -1,0 +1,99 @@
+"""What a held piece of user speech is taken for (duplex/cue/runtime.py `CueWindow.piece_probs`):
+a noise by its lack of voice, and, with words, what the recogniser named it, over the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_io.format import SAMPLE_RATE
+from audio_io.wav import load_mono16k
+from duplex.backbones.floor.pitch import voiced_share
+from duplex.cue.runtime import NOISE_VOICED_SHARE, UNNAMED_BACKCHANNEL_P, CueWindow
+from duplex.cue.text import BACKCHANNEL, STOP
+from duplex.cue.thresholds import held_piece_verdict
+from duplex.eval.tts import cough
+from tests.cue_fakes import VerdictsInTurn
+
+CLIPS = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
+
+
+class NamedPiece:
+    """Stands for the recogniser (duplex.cue.words.OpeningWords): names every piece the same."""
+
+    def __init__(self, said: str | None) -> None:
+        self.said, self.pieces = said, 0
+
+    def piece_said(self, audio: np.ndarray) -> str | None:
+        self.pieces += 1
+        return self.said
+
+    def verdict(self) -> None:
+        return None
+
+    def push(self, chunk: np.ndarray) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+def window(audio: np.ndarray, p_backchannel: float, said: str | None = None, words: bool = True) -> CueWindow:
+    w = CueWindow(VerdictsInTurn(p_backchannel))  # type: ignore[arg-type]
+    if words:
+        w.words = NamedPiece(said)  # type: ignore[assignment]
+    w.push(audio.astype(np.float32))
+    return w
+
+
+def coughed(seed: int, echo_db: float | None = None) -> np.ndarray:
+    """0.2 s of silence, a cough, 0.3 s of silence; optionally the reply's echo under all of it."""
+    c = cough(np.random.default_rng(seed), float(np.random.default_rng(seed).uniform(0.15, 0.5)))
+    audio = np.concatenate([np.zeros(SAMPLE_RATE // 5), c, np.zeros(3 * SAMPLE_RATE // 10)]).astype(np.float32)
+    if echo_db is not None:
+        reply = load_mono16k(CLIPS / "table.wav")[: audio.size]
+        audio[: reply.size] += reply / np.abs(reply).max() * 0.5 * np.float32(10 ** (echo_db / 20))
+    return audio
+
+
+@pytest.mark.parametrize("echo_db", [None, -20.0])
+def test_coughs_have_no_voice_and_words_have_some(echo_db: float | None) -> None:
+    assert all(voiced_share(coughed(seed, echo_db)) < NOISE_VOICED_SHARE for seed in range(12))
+    for name in ("yeah", "right", "mmhmm", "stop", "actually", "table"):
+        assert voiced_share(load_mono16k(CLIPS / f"{name}.wav")) > 2 * NOISE_VOICED_SHARE, name
+
+
+def test_a_cough_is_a_noise_the_reply_goes_on_over_even_when_the_words_say_otherwise() -> None:
+    p = window(coughed(3, -20.0), 0.3, said="stop").piece_probs(1.0)
+    assert held_piece_verdict(p, None) == BACKCHANNEL  # (a cough's burst is often heard as "stop")
+
+
+def test_a_word_is_not_a_noise() -> None:
+    yeah = load_mono16k(CLIPS / "yeah.wav")
+    p = window(yeah, 0.3, words=False).piece_probs(yeah.size / SAMPLE_RATE)
+    assert held_piece_verdict(p, None) is None
+
+
+@pytest.mark.parametrize(("said", "network", "verdict"), [
+    ("backchannel", 0.1, BACKCHANNEL),  # heard as "yeah": the reply goes on whatever the network says
+    ("stop", 0.95, None),  # heard as "wait": never goes on, however sure the network is of "mm-hmm"
+    (None, UNNAMED_BACKCHANNEL_P + 0.05, BACKCHANNEL),  # named neither: the network's lower bar
+    (None, UNNAMED_BACKCHANNEL_P - 0.05, None),
+])
+def test_what_the_recogniser_named_a_piece_overrules_the_network(
+        said: str | None, network: float, verdict: int | None) -> None:
+    yeah = load_mono16k(CLIPS / "yeah.wav")
+    w = window(yeah, network, said=said)
+    p = w.piece_probs(yeah.size / SAMPLE_RATE)
+    assert held_piece_verdict(p, None) == verdict
+    assert np.isclose(p.sum(), 1.0) and w.words.pieces == 1  # type: ignore[union-attr]
+
+
+def test_a_stop_word_named_by_the_recogniser_does_not_end_the_reply_by_itself() -> None:
+    """Less sure of "stop" than of "yeah" (backchannels were heard as stop phrases too), the words
+    only keep the reply from going on; ending it is left to the network and the other rules."""
+    yeah = load_mono16k(CLIPS / "yeah.wav")
+    p = window(yeah, 0.5, said="stop").piece_probs(yeah.size / SAMPLE_RATE)
+    assert p[BACKCHANNEL] == 0.0 and p[STOP] < 0.9
