@@ -18,6 +18,7 @@ from audio_io.wav import load_mono16k
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.backbones.tiny_fd.barge_in import (
     AFTER_BREAK_QUIET_STEPS,
+    HEARD_OUT_STEPS,
     HELD_SPEECH_STEPS,
     OVER_REPLY_STEPS,
     RESUME_QUIET_STEPS,
@@ -227,7 +228,7 @@ def test_a_clear_question_is_answered_after_a_short_silence_whatever_the_network
 def test_the_answer_to_an_interruption_is_not_held_back_as_unfinished(speech: list[np.ndarray]) -> None:
     rules, _ = with_cues(STATEMENT)
     held(rules, speech[0])
-    for k in range(1, HELD_SPEECH_STEPS):
+    for k in range(1, HEARD_OUT_STEPS):
         rules.filter(V.THINK, SPEAK, speech[k], 0.0)  # a barge-in: BREAK
     out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(AFTER_BREAK_QUIET_STEPS)]
     assert out == [V.THINK] * (AFTER_BREAK_QUIET_STEPS - 1) + [V.SHIFT]
@@ -257,3 +258,95 @@ def test_after_a_stop_word_and_more_words_the_answer_comes_at_once(speech: list[
     out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(AFTER_BREAK_QUIET_STEPS)]
     assert out == [V.THINK] * (AFTER_BREAK_QUIET_STEPS - 1) + [V.SHIFT]
     assert rules.fired["stop_word_pending"] == 0
+
+
+# --- held pieces with cues: heard out, and judged when they are over (round 8) ---------------------
+
+
+def cough_chunks(seed: int = 0) -> list[np.ndarray]:
+    """A 0.3 s cough over 160 ms chunks, then silence."""
+    from duplex.eval.tts import cough
+
+    audio = np.concatenate([cough(np.random.default_rng(seed)), np.zeros(STEP_SAMPLES, np.float32)])
+    return [audio[i:i + STEP_SAMPLES] for i in range(0, 2 * STEP_SAMPLES, STEP_SAMPLES)]
+
+
+def test_a_cough_lets_the_held_reply_go_on_whatever_the_network_heard() -> None:
+    rules, cues = with_cues(STATEMENT)  # the network names it nothing in particular
+    first, rest = cough_chunks()
+    assert held(rules, first) == V.THINK
+    out = [rules.filter(V.CONT, SPEAK, chunk, 0.0) for chunk in (rest, SILENT, SILENT)]
+    assert out[-1] == V.CONT and V.CONT in out[:2]  # no voice in it: a noise, no 0.8 s wait (5 steps)
+    assert rules.fired["backchannel"] == 1 and cues.asked == 1
+
+
+def test_a_voiced_piece_is_not_taken_for_a_noise(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(STATEMENT)
+    held(rules, speech[0])
+    out = [rules.filter(V.CONT, SPEAK, SILENT, 0.0) for _ in range(RESUME_QUIET_STEPS)]
+    assert out == [V.THINK] * (RESUME_QUIET_STEPS - 1) + [V.CONT]  # undecided: the rules without cues
+    assert rules.fired["backchannel"] == 0
+
+
+def test_a_piece_is_judged_when_it_is_over_not_when_the_echo_margin_hides_its_start(
+        speech: list[np.ndarray]) -> None:
+    """Held as "mm-hmm" begins: for a step the echo's margin (half of what was played) hides a
+    voice as loud as the reply, and that step is not the piece's end."""
+    rules, cues = with_cues(BACKCHANNEL)
+    assert rules.filter(V.CONT, SPEAK, SILENT, 1.0) == V.CONT
+    assert rules.filter(V.THINK, SPEAK, SILENT, 1.0) == V.THINK  # held for a sound the detector missed
+    assert rules.filter(V.THINK, SPEAK, speech[1], 0.0) == V.THINK  # under the margin: not heard, not silent
+    assert cues.asked == 0
+    assert rules.filter(V.THINK, SPEAK, speech[2], 0.0) == V.THINK  # heard now
+    assert cues.asked == 0
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.CONT  # over: judged, a backchannel
+    assert cues.asked == 1
+
+
+def test_a_piece_the_detector_never_heard_is_judged_once_the_microphone_is_quiet(
+        speech: list[np.ndarray]) -> None:
+    rules, cues = with_cues(BACKCHANNEL)
+    rules.filter(V.CONT, SPEAK, SILENT, 1.0)
+    rules.filter(V.THINK, SPEAK, speech[1], 1.0)  # held; a short "yeah" under the echo margin
+    assert rules.filter(V.THINK, SPEAK, SILENT, 0.0) == V.CONT
+    assert cues.asked == 1
+
+
+@pytest.mark.parametrize(("label", "then"), [(BACKCHANNEL, V.CONT), (STOP, V.BREAK)])
+def test_with_cues_the_networks_break_over_a_piece_waits_for_its_verdict(
+        speech: list[np.ndarray], label: int, then: int) -> None:
+    """A BREAK the network proposes over the reply, or over a held piece still going on, is a
+    hold first (the speaker is silent all the same): "mm-hmm" must not end the reply."""
+    rules, _ = with_cues(label)
+    assert rules.filter(V.CONT, SPEAK, speech[0], LOUD_REPLY) == V.CONT
+    assert rules.filter(V.BREAK, SPEAK, speech[1], LOUD_REPLY) == V.THINK
+    assert rules.filter(V.BREAK, SPEAK, speech[2], 0.0) == V.THINK
+    assert rules.filter(V.BREAK, SPEAK, SILENT, 0.0) == then
+    assert rules.fired["break_held"] == 1 and rules.fired["break_deferred"] == 2  # (the piece, its end)
+
+
+def test_with_cues_a_long_piece_is_heard_out_longer_then_ends_the_reply(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(BACKCHANNEL)
+    held(rules, speech[0])
+    out = [rules.filter(V.THINK, SPEAK, speech[k], 0.0) for k in range(1, HEARD_OUT_STEPS)]
+    assert HEARD_OUT_STEPS > HELD_SPEECH_STEPS  # a drawn-out "uh-huh" (0.9 s) is not a barge-in yet
+    assert out == [V.THINK] * (HEARD_OUT_STEPS - 2) + [V.BREAK]
+    assert rules.fired["held_speech"] == 1
+
+
+def test_without_cues_the_networks_break_is_obeyed_at_once(speech: list[np.ndarray]) -> None:
+    rules = BargeInRules()
+    assert rules.filter(V.CONT, SPEAK, speech[0], LOUD_REPLY) == V.CONT
+    assert rules.filter(V.BREAK, SPEAK, speech[1], LOUD_REPLY) == V.BREAK
+
+
+def test_with_cues_the_networks_break_over_an_undecided_piece_ends_the_reply_when_it_is_over(
+        speech: list[np.ndarray]) -> None:
+    """"Tell me about trains instead": neither a backchannel nor a stop word; the network wanted a
+    BREAK, and gets it once the piece is heard out (not a resume 0.8 s later)."""
+    rules, _ = with_cues(STATEMENT)
+    assert rules.filter(V.CONT, SPEAK, speech[0], LOUD_REPLY) == V.CONT
+    assert rules.filter(V.BREAK, SPEAK, speech[1], LOUD_REPLY) == V.THINK
+    assert rules.filter(V.THINK, SPEAK, speech[2], 0.0) == V.THINK
+    assert rules.filter(V.CONT, SPEAK, SILENT, 0.0) == V.BREAK
+    assert rules.fired["break_heard_out"] == 1

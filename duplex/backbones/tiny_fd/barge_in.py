@@ -20,7 +20,7 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   patient setting, for users who pause to think longer than the network expects.
 
 With the cue model (`tiny_fd.cues`; duplex/cue: it hears the words and the melody of the user's
-last utterance), five more, which the network's sense of timing cannot give because a silence
+last utterance), six more, which the network's sense of timing cannot give because a silence
 sounds the same after "mm-hmm" as after "wait", and after a question as after the first of three
 sentences:
 
@@ -28,6 +28,13 @@ sentences:
   cough), instead of after 0.8 s; a second piece is judged too, when it is over, and goes on only
   if the first sounded like a backchannel as well ("[cough] ... mm-hmm"), else it is a barge-in;
 - a piece heard as a stop word ends the reply at once;
+- (round 8) a piece is heard out before anything ends the reply: a BREAK the network proposes over
+  the reply or over a piece still going on is a hold until the piece is over and judged (the
+  speaker is silent either way), and it ends the reply then unless the piece was a backchannel;
+  speech over the held reply ends it after `HEARD_OUT_STEPS` (1.28 s, a drawn-out "uh-huh" is 0.9
+  s) instead of 0.96 s; a piece is judged once the detector has heard it and it is over (the echo's
+  margin can hide the first step of a voice as loud as the reply), or, never heard, once the
+  microphone is quiet;
 - a turn that did not end on a question (a statement the user may go on after, a clause ended on a
   comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
   pause): no start in the user's pauses, a later answer to a plain statement;
@@ -65,6 +72,7 @@ PIECE_ONSET_STEPS = 2  # a held piece began up to this much before the hold (the
 # oracle's break_lag) holds it, if the network has not; shorter pieces (most backchannels) are its call
 OVER_REPLY_STEPS = 4
 HELD_SPEECH_STEPS = 6  # user speech over a held reply this long (0.96 s) is a barge-in
+HEARD_OUT_STEPS = 8  # ... with cues, 1.28 s: a drawn-out "uh-huh" is heard out and judged (the reply is silent)
 ASKED_QUIET_STEPS = 2  # with cues: a clear question is answered after this much silence (0.32 s)
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
@@ -107,9 +115,15 @@ class UserVoice:
         return level
 
     def speaking(self, chunk: np.ndarray, level: float) -> bool:
-        noise = NOISE_MARGIN * min(min(self.levels, default=0.0), NOISE_CAP)
-        floor = max(REARM_LEVEL, noise, ECHO_MARGIN * max(self.played, default=0.0))
+        floor = max(self._quiet_floor(), ECHO_MARGIN * max(self.played, default=0.0))
         return level > floor and self.vad.speech_prob(chunk) >= 0.5
+
+    def silent(self, level: float) -> bool:
+        """Nothing but the room in this chunk: at or under the noise floor (no echo margin)."""
+        return level <= self._quiet_floor()
+
+    def _quiet_floor(self) -> float:
+        return max(REARM_LEVEL, NOISE_MARGIN * min(min(self.levels, default=0.0), NOISE_CAP))
 
 
 class BargeInRules:
@@ -122,6 +136,7 @@ class BargeInRules:
         self.turn_quiet_steps = settings.turn_quiet_steps
         self.unfinished_quiet_steps = settings.unfinished_quiet_steps
         self.cues = CueWindow(settings.cues) if settings.cues is not None else None
+        self.held_speech_steps = HELD_SPEECH_STEPS if self.cues is None else HEARD_OUT_STEPS
         self.reset()
 
     def reset(self) -> None:
@@ -139,13 +154,17 @@ class BargeInRules:
         self.speech = 0  # steps of user speech over the held reply
         self.pieces = 0  # runs of user speech while held
         self.piece_steps = 0  # steps since the latest of them began
+        self.voiced = 0  # steps of the hold in which the detector heard the user
+        self.break_wanted = False  # the network asked to BREAK over this piece: unless it is judged a backchannel
+        self.judged_voiced = 0  # ... how many of them the latest verdict covered
         self.after_break: int | None = None  # steps since the model's BREAK, until the next turn
         self.wanted = 0  # consecutive steps the network has wanted the turn
         self.over = 0  # consecutive steps of user speech over the playing reply
         self.deferred = False  # the network wanted to resume or take the turn; a rule said "not yet"
         self.fired: dict[str, int] = dict.fromkeys(
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
-             "backchannel", "stop_word", "question_answered", "unfinished_turn", "stop_word_pending"), 0)
+             "backchannel", "stop_word", "question_answered", "unfinished_turn", "stop_word_pending",
+             "break_deferred", "break_held", "break_heard_out"), 0)
 
     def filter(self, first: int, decision: int, chunk: np.ndarray, played: float) -> int:
         """The network's `first` token, or what the rules put in its place."""
@@ -172,22 +191,28 @@ class BargeInRules:
                     self.pieces += 1
                     self.piece_steps = 0
                 self.speech += 1
+                self.voiced += 1
                 self.quiet = 0
             else:
                 self.quiet += 1
             self.piece_steps += 1
             if first == V.BREAK:
-                return self._released(V.BREAK)
-            heard = self._heard_piece()
+                if not self._unjudged_voice():
+                    return self._released(V.BREAK)
+                first = self._fire("break_deferred", V.THINK)  # heard out first: it may be "mm-hmm"
+                self.break_wanted = True
+            heard = self._heard_piece(level)
             if heard == STOP:
                 return self._fire("stop_word", self._released(V.BREAK))
+            if heard is None and self.break_wanted and self.judged:  # heard out, not a backchannel
+                return self._fire("break_heard_out", self._released(V.BREAK))
             if heard == BACKCHANNEL:
                 return self._fire("backchannel", self._released(V.CONT))
             # With cues, a second piece is judged when it is over (the reply is silent meanwhile):
             # "[cough] ... mm-hmm" goes on; anything else, or no verdict, is the barge-in it was.
             if self.pieces >= 2 and (self.cues is None or self.pieces > 2 or self.judged):
                 return self._fire("second_piece", self._released(V.BREAK))
-            if self.speech >= HELD_SPEECH_STEPS:
+            if self.speech >= self.held_speech_steps:
                 return self._fire("held_speech", self._released(V.BREAK))
             if first == V.CONT and self.quiet < RESUME_QUIET_STEPS:
                 self.deferred = True
@@ -199,26 +224,50 @@ class BargeInRules:
         # The one rule that reads the microphone while the speaker plays: a user clearly louder than
         # any echo of it (within 6 dB of what it plays, or louder) for OVER_REPLY_STEPS holds the reply,
         # whatever the network made of the sound (it can take a voice it has not met for its own).
-        self.over = self.over + 1 if first == V.CONT and self.voice.speaking(chunk, level) else 0
+        heard = self.voice.speaking(chunk, level)
+        was_over = self.over
+        self.over = self.over + 1 if first == V.CONT and heard else 0
         if self.over >= OVER_REPLY_STEPS:
             first = self._fire("user_over_reply", V.THINK)
+        if first == V.BREAK and self.cues is not None:  # silent all the same, and judged before it ends the reply
+            first = self._fire("break_held", V.THINK)
+            self.break_wanted = True
+        elif first == V.THINK:
+            self.break_wanted = False
         if first == V.THINK:
             self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
             self.piece_steps = 1
-            self.judged_pieces, self.first_bc = 0, 0.0
+            self.voiced = int(heard or was_over > 0)  # the detector heard it too (over the echo margin)
+            self.judged_pieces, self.judged_voiced, self.first_bc = 0, 0, 0.0
         return first
 
-    def _heard_piece(self) -> int | None:
+    def _heard_piece(self, level: float) -> int | None:
         """At the first silence after a held piece: the cue model's verdict on it
-        (`held_piece_verdict`), once for each of the first two pieces."""
-        if self.cues is None or self.quiet != 1 or self.pieces > 2 or self.judged_pieces >= self.pieces:
+        (`held_piece_verdict`), for each of the first two pieces. A piece is judged once the
+        detector has heard it (for a step or two after the hold the echo's margin can hide a voice
+        as loud as the reply, and a "silence" then is the piece's start, not its end), and again if
+        it went on after a verdict that left it undecided."""
+        if self.cues is None or self.pieces > 2 or self.speech >= self.held_speech_steps:
             return None
-        self.judged_pieces = self.pieces  # (a piece longer than any backchannel is a BREAK: HELD_SPEECH_STEPS)
+        if self.voiced > self.judged_voiced:
+            if self.quiet != 1:
+                return None
+        elif self.voiced > 0 or self.judged_pieces >= self.pieces or self.quiet < 1 or not self.voice.silent(level):
+            return None  # (a piece the detector never heard, a cough or a "yeah" under the echo margin:
+            # judged once the microphone is quiet)
+        self.judged_pieces, self.judged_voiced = self.pieces, self.voiced
         p = self.cues.piece_probs((self.piece_steps + PIECE_ONSET_STEPS) * STEP_SECONDS)
         verdict = held_piece_verdict(p, None if self.pieces == 1 else self.first_bc)
-        self.first_bc = float(p[BACKCHANNEL])
+        if self.pieces == 1:
+            self.first_bc = float(p[BACKCHANNEL])
         return verdict
+
+    def _unjudged_voice(self) -> bool:
+        """With cues: the detector has heard user speech over the held reply that no verdict has
+        covered yet (a piece still going on, or over and not yet judged)."""
+        return (self.cues is not None and self.voiced > self.judged_voiced and self.pieces <= 2
+                and self.speech < self.held_speech_steps)
 
     @property
     def judged(self) -> bool:
