@@ -11,7 +11,7 @@ import pytest
 from audio_io.format import SAMPLE_RATE
 from audio_io.wav import load_mono16k
 from duplex.backbones.floor.pitch import voiced_share
-from duplex.cue.runtime import NOISE_VOICED_SHARE, UNNAMED_BACKCHANNEL_P, CueWindow
+from duplex.cue.runtime import NOISE_VOICED_SHARE, WORDS_BACKCHANNEL_NETWORK_P, CueWindow
 from duplex.cue.text import BACKCHANNEL, STOP
 from duplex.cue.thresholds import held_piece_verdict
 from duplex.eval.tts import cough
@@ -77,10 +77,11 @@ def test_a_word_is_not_a_noise() -> None:
 
 
 @pytest.mark.parametrize(("said", "network", "verdict"), [
-    ("backchannel", 0.1, BACKCHANNEL),  # heard as "yeah": the reply goes on whatever the network says
+    ("backchannel", WORDS_BACKCHANNEL_NETWORK_P + 0.05, BACKCHANNEL),  # heard as "yeah": the reply goes on
+    ("backchannel", WORDS_BACKCHANNEL_NETWORK_P - 0.05, None),  # ... unless the network is sure it is not
     ("stop", 0.95, None),  # heard as "wait": never goes on, however sure the network is of "mm-hmm"
-    (None, UNNAMED_BACKCHANNEL_P + 0.05, BACKCHANNEL),  # named neither: the network's lower bar
-    (None, UNNAMED_BACKCHANNEL_P - 0.05, None),
+    (None, 0.95, BACKCHANNEL),  # named neither: the network alone, at its own bar
+    (None, 0.8, None),
 ])
 def test_what_the_recogniser_named_a_piece_overrules_the_network(
         said: str | None, network: float, verdict: int | None) -> None:

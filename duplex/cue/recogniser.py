@@ -26,14 +26,14 @@ HEADER = struct.Struct(">cI")
 # A held piece is judged by a forced choice among these phrases (surer than open recognition). A
 # stop word taken for a backchannel would resume a reply over the user, so only the first group
 # says "backchannel", and the phrases that development voices' stop words were heard as ("oh" for
-# "no", "exactly" for "actually", "fine" for "hang on") are in the last, which says nothing. Only
-# the second group says "stop"; development voices' backchannels were heard as the third ("right"
-# as "what", "uh-huh" as "actually" or "listen"), which holds stop phrases too, so it says nothing.
+# "no", "exactly" for "actually", "fine" for "hang on") are in the last, which says nothing. The
+# second group says "stop" (the reply does not go on, whatever the network heard); "what", which
+# development voices' backchannels were heard as more often than their stop words, says nothing.
 BACKCHANNEL_WORDS = ("mm hmm", "uh huh", "yeah", "yes", "right", "okay", "i see", "sure", "alright", "mhm", "yep",
                      "got it", "of course", "i know")
-STOP_WORDS = ("wait", "no", "stop", "hold on", "hang on", "excuse me", "one second", "pardon", "enough", "cancel",
-              "nope", "just a moment", "wait a second")
-UNSURE_WORDS = ("sorry", "actually", "but", "hey", "listen", "not that", "what")
+STOP_WORDS = ("wait", "no", "stop", "hold on", "hang on", "sorry", "excuse me", "actually", "but", "hey", "listen",
+              "one second", "not that", "pardon", "enough", "cancel", "nope", "just a moment", "wait a second")
+UNSURE_WORDS = ("what",)
 NEITHER_WORDS = ("oh", "fine", "exactly", "well", "so", "and", "um", "uh")
 PIECE_SEARCH = "piece"
 PIECE_PHRASES = BACKCHANNEL_WORDS + STOP_WORDS + UNSURE_WORDS + NEITHER_WORDS

@@ -28,10 +28,10 @@ SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
 
 WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a question answered at once
 WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
-# ... or when the recogniser named it neither a backchannel nor a stop word and the network was this
-# sure (development voices' stop words so named: P(backchannel) 0.26 at most; their backchannels:
-# 0.02-0.97, half of them 0.9 and over)
-UNNAMED_BACKCHANNEL_P = 0.6
+# ... unless the network is sure it was something else: the forced choice names anything, a whole
+# sentence too ("mhm" for a held-out interruption whose P(backchannel) was 0.02; development voices'
+# backchannels named so: 0.02 once in 18, the rest 0.17 and over)
+WORDS_BACKCHANNEL_NETWORK_P = 0.1
 # A held piece with (almost) no voiced frame among its loudest is a cough, a knock, a clap: no word
 # lacks a vowel or a hum (the lowest word measured on the development voices, with echo under it:
 # 0.07, espeak-ng's "actually"; coughs 0.0 with the reply's echo 20 dB under them; with a stronger
@@ -123,9 +123,9 @@ class CueWindow:
     def piece_probs(self, seconds: float) -> np.ndarray:
         """`probs()` at the end of a held piece of user speech, the window's last `seconds`. A piece
         with no voice in it is a noise (a cough: the reply goes on). With words, what the
-        recogniser heard overrules the network: a backchannel raises P(backchannel) past its bar, a
-        stop word takes it away (the reply does not go on; nothing ends it either, the words being
-        less sure of that), and a piece it could not name leaves the network a lower bar."""
+        recogniser heard overrules the network: a backchannel raises P(backchannel) past its bar
+        (unless the network is sure of something else), a stop word takes it away (the reply does
+        not go on; nothing ends it either, the words being less sure of that)."""
         p = self._network()  # (not the opening words' "it asks": a piece is judged by its own words)
         piece = self.audio[-round(seconds * SAMPLE_RATE):]
         if p[STOP] < NOISE_MAX_STOP_P and voiced_share(piece) < NOISE_VOICED_SHARE:
@@ -133,7 +133,7 @@ class CueWindow:
         if self.words is None:
             return p
         said = self.words.piece_said(piece)
-        if said == "backchannel" or (said is None and p[BACKCHANNEL] >= UNNAMED_BACKCHANNEL_P):
+        if said == "backchannel" and p[BACKCHANNEL] >= WORDS_BACKCHANNEL_NETWORK_P:
             return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P)
         if said == "stop":
             return _lowered(p, BACKCHANNEL, 0.0)
