@@ -33,10 +33,9 @@ WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one:
 # backchannels named so: 0.02 once in 18, the rest 0.17 and over)
 WORDS_BACKCHANNEL_NETWORK_P = 0.1
 # A held piece with (almost) no voiced frame among its loudest is a cough, a knock, a clap: no word
-# lacks a vowel or a hum (the lowest word measured on the development voices, with echo under it:
-# 0.07, espeak-ng's "actually"; coughs 0.0 with the reply's echo 20 dB under them; with a stronger
-# echo some coughs pass for voiced, and wait as an undecided piece does)
-NOISE_VOICED_SHARE = 0.04
+# lacks a vowel or a hum (development voices, espeak-ng's lowest pitches and the reply's echo under
+# them included: 0.5 and up over 1 584 of them; coughs 0.00, with the reply's echo 20 dB under them as well)
+NOISE_VOICED_SHARE = 0.3
 NOISE_MAX_STOP_P = 0.5  # ... and the network does not hear a stop word in it
 NOISE_P = 0.95  # P(backchannel), the class of coughs too, for such a piece
 

@@ -19,11 +19,15 @@ F0_MIN, F0_MAX = 60.0, 400.0
 VOICED = 0.5  # normalised autocorrelation peak of a voiced frame
 TAIL_S = 1.2  # how much of the fragment's end the contour is read from
 END_FRAMES = 8  # the last 80 ms of voicing: where the pitch landed
+_WINDOW = np.hanning(FRAME)
+_WINDOW_AC = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, n=2 * FRAME)) ** 2)[:FRAME] / float(np.sum(_WINDOW ** 2))
 
 
-def _frames(audio: np.ndarray, loud_share: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _frames(audio: np.ndarray, loud_share: float = 0.05,
+            window_corrected: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per 10 ms hop: loud (energy over `loud_share` of the loudest frame's: 13 dB under it by
-    default), voiced (and loud), and the pitch lag."""
+    default), voiced (and loud), and the pitch lag. `window_corrected` divides the autocorrelation
+    by the window's own, which otherwise pulls a low voice's peak (a long lag) under the bar."""
     x = np.asarray(audio, dtype=np.float64)
     if x.size < FRAME:
         return np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, int)
@@ -32,10 +36,12 @@ def _frames(audio: np.ndarray, loud_share: float = 0.05) -> tuple[np.ndarray, np
     frames = frames - frames.mean(axis=1, keepdims=True)
     energy = np.einsum("ij,ij->i", frames, frames)
     loud = energy > loud_share * energy.max() if energy.max() > 0 else np.zeros(n, bool)
-    spec = np.fft.rfft(frames * np.hanning(FRAME), n=2 * FRAME, axis=1)
+    spec = np.fft.rfft(frames * _WINDOW, n=2 * FRAME, axis=1)
     ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :FRAME]
     lo, hi = int(SAMPLE_RATE / F0_MAX), int(SAMPLE_RATE / F0_MIN)
     ac = ac / np.maximum(ac[:, :1], 1e-12)
+    if window_corrected:
+        ac = ac / np.maximum(_WINDOW_AC, 1e-3)
     lags = lo + np.argmax(ac[:, lo:hi], axis=1)
     peak = ac[np.arange(n), lags]
     return loud, loud & (peak > VOICED), lags
@@ -52,9 +58,10 @@ def contour(audio: np.ndarray) -> np.ndarray:
 
 def voiced_share(audio: np.ndarray) -> float:
     """The share of the loudest frames of `audio` (within 6 dB of the loudest) that are voiced. A
-    word's loudest part is its vowel or its hum (development voices: 0.07 and up, most 0.3-1); a
-    cough, a knock or a clap has none, and an echo under the sound is not among those frames."""
-    loud, voiced, _ = _frames(audio, loud_share=0.25)
+    word's loudest part is its vowel or its hum (development voices, espeak-ng's lowest pitches
+    included: 0.5 and up); a cough, a knock or a clap has none, and an echo under the sound is not
+    among those frames."""
+    loud, voiced, _ = _frames(audio, loud_share=0.25, window_corrected=True)
     return float(voiced.sum() / loud.sum()) if loud.any() else 0.0
 
 
