@@ -30,7 +30,8 @@ sentences:
 - a piece heard as a stop word ends the reply at once;
 - (round 8) a piece is heard out before anything ends the reply: a BREAK the network proposes over
   the reply or over a piece still going on is a hold until the piece is over and judged (the
-  speaker is silent either way), and it ends the reply then unless the piece was a backchannel;
+  speaker is silent either way), and it ends the reply then unless the piece was a backchannel
+  or a noise;
   speech over the held reply ends it after `HEARD_OUT_STEPS` (1.28 s, a drawn-out "uh-huh" is 0.9
   s) instead of 0.96 s; a piece is judged once the detector has heard it and it is over (the echo's
   margin can hide the first step of a voice as loud as the reply), or, never heard, once the
@@ -155,8 +156,8 @@ class BargeInRules:
         self.pieces = 0  # runs of user speech while held
         self.piece_steps = 0  # steps since the latest of them began
         self.voiced = 0  # steps of the hold in which the detector heard the user
-        self.break_wanted = False  # the network asked to BREAK over this piece: unless it is judged a backchannel
         self.judged_voiced = 0  # ... how many of them the latest verdict covered
+        self.break_wanted = False  # the network asked to BREAK over this piece: unless it is judged a backchannel
         self.after_break: int | None = None  # steps since the model's BREAK, until the next turn
         self.wanted = 0  # consecutive steps the network has wanted the turn
         self.over = 0  # consecutive steps of user speech over the playing reply
@@ -250,12 +251,11 @@ class BargeInRules:
         it went on after a verdict that left it undecided."""
         if self.cues is None or self.pieces > 2 or self.speech >= self.held_speech_steps:
             return None
-        if self.voiced > self.judged_voiced:
+        if self.voiced > self.judged_voiced:  # heard: judged at its first silence
             if self.quiet != 1:
                 return None
         elif self.voiced > 0 or self.judged_pieces >= self.pieces or self.quiet < 1 or not self.voice.silent(level):
-            return None  # (a piece the detector never heard, a cough or a "yeah" under the echo margin:
-            # judged once the microphone is quiet)
+            return None  # never heard (a cough, a "yeah" under the echo margin): judged once the microphone is quiet
         self.judged_pieces, self.judged_voiced = self.pieces, self.voiced
         p = self.cues.piece_probs((self.piece_steps + PIECE_ONSET_STEPS) * STEP_SECONDS)
         verdict = held_piece_verdict(p, None if self.pieces == 1 else self.first_bc)
