@@ -1,10 +1,11 @@
 """How well the recogniser of words (duplex/cue/words.py) hears its two cues, per voice family, as JSON.
 
-Openings: template sentences (duplex/cue/text.py: questions, statements, fragments), the first
-1.3 s of each decoded as the runtime decodes an utterance's head; a question should be heard to
-ask, a statement or fragment should not. Pieces: backchannels and stop words, each named by the
-piece grammar; a stop word heard as a backchannel is the mistake that would resume a reply over
-the user. Noises: synthetic coughs, which a piece's lack of voice should tell from any word.
+Openings: template sentences (duplex/cue/text.py: questions, statements, fragments), the first 1.3
+s of each decoded as the runtime decodes an utterance's head; a question should be heard to ask, a
+statement or fragment should not, and a question should never be heard to state. Pieces:
+backchannels and stop words, each named by the piece grammar; a stop word heard as a backchannel is
+the mistake that would resume a reply over the user. Noises: synthetic coughs, which a piece's lack
+of voice should tell from any word.
 
     python bench/cue_words_accuracy.py --voices festival:kal_diphone [--per-class 20] [--seed 5]
 """
@@ -64,6 +65,7 @@ def main() -> None:
 
     pad = np.zeros(SAMPLE_RATE // 2, np.float32)
     asked = {ASKS: 0, STATEMENT: 0, FRAGMENT: 0}
+    stated = {ASKS: 0, STATEMENT: 0, FRAGMENT: 0}
     for i in range(3 * args.per_class):
         label = (ASKS, STATEMENT, FRAGMENT)[i % 3]
         audio = said(text.of(label), voices[i % len(voices)])
@@ -71,6 +73,7 @@ def main() -> None:
         for chunk in np.array_split(np.concatenate([pad, audio, pad]), max(1, (audio.size + pad.size * 2) // 2560)):
             words.push(chunk)
         asked[label] += bool(words.verdict())
+        stated[label] += words.stated()
     named = {kind: {"backchannel": 0, "stop": 0, None: 0} for kind in ("backchannel", "stop")}
     for voice in voices:
         for kind, phrases in (("backchannel", BACKCHANNELS), ("stop", STOPS)):
@@ -85,6 +88,9 @@ def main() -> None:
           "questions_heard_to_ask": f"{asked[ASKS]}/{args.per_class}",
           "statements_heard_to_ask": f"{asked[STATEMENT]}/{args.per_class}",
           "fragments_heard_to_ask": f"{asked[FRAGMENT]}/{args.per_class}",
+          "questions_heard_to_state": f"{stated[ASKS]}/{args.per_class}",
+          "statements_heard_to_state": f"{stated[STATEMENT]}/{args.per_class}",
+          "fragments_heard_to_state": f"{stated[FRAGMENT]}/{args.per_class}",
           "backchannels_heard_as_backchannels": f"{named['backchannel']['backchannel']}/{n_bc}",
           "backchannels_heard_as_stop_words": f"{named['backchannel']['stop']}/{n_bc}",
           "stop_words_heard_as_stop_words": f"{named['stop']['stop']}/{n_stop}",

@@ -234,3 +234,24 @@ def test_with_cues_a_backchannel_after_an_unlikely_one_is_still_a_barge_in() -> 
 
 def test_with_cues_an_unclear_second_piece_is_a_barge_in_once_it_is_over() -> None:
     assert two_pieces_over_the_reply(0.8, 0.6) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]
+
+
+def test_with_cues_the_answer_to_an_interruption_is_not_held_back_by_the_unfinished_silence() -> None:
+    # "You misunderstood me, I need it for four people": not a question, but the user asked for the floor
+    floor = cued_floor(STATEMENT)
+    assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
+    moves = run(floor, "ssssss")
+    assert moves[-1] is Move.BREAK
+    assert run(floor, "ss..") == [Move.WAIT] * 3 + [Move.TAKE]  # min_silence, not 1.6 s
+    floor.ended()  # the reply played out
+    moves = run(floor, "ssss" + "." * 10)  # the next turn is an ordinary one again
+    assert moves[-1] is Move.TAKE and Move.TAKE not in moves[:-1]
+
+
+def test_with_cues_an_interruption_that_was_only_a_stop_word_waits_for_the_rest() -> None:
+    # "hold on, ... [more than min_silence] ... I meant the return ticket": the rest is still to come
+    floor = cued_floor(STOP)
+    assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
+    assert run(floor, "ssssss")[-1] is Move.BREAK
+    moves = run(floor, "." * 10)
+    assert Move.TAKE not in moves[:-1] and moves[-1] is Move.TAKE  # the unfinished silence

@@ -7,8 +7,10 @@ requests open with a few dozen words (a wh-word, an auxiliary before its subject
 "any idea"), and a general recogniser (pocketsphinx and the US English model its wheel ships) hears
 the first one or two of them on voices no part of duplex was trained on. It mishears often enough
 to miss many questions, and rarely enough hears a question in a statement that its "it asks" can
-be trusted: so the words only ever add "it asks"; when they don't, the network and the long wait
-decide as before.
+be trusted. The other way round, a statement's or a clause's opening (a subject, a determiner, a
+conjunction: "it took ...", "when my cousin ...") heard as such is a "no": the network had taken a
+quarter of the development voices' pauses for questions. An opening read as neither (most
+misheard ones) leaves the network and the long wait to decide, as before.
 
 A held piece of user speech over the reply ("yeah", or "wait") is judged by a forced choice among
 backchannels, stop words and a few words that decide nothing; only a backchannel heard as one
@@ -42,12 +44,21 @@ FRAME = SAMPLE_RATE // 50  # 20 ms
 SPEECH_DBFS = -45.0  # a frame louder than this is speech (the user's voice, not the room) ...
 ABOVE_FLOOR_DB = 12.0  # ... and louder than the room's noise floor by this much
 FLOOR_RISE_DB = 0.05  # per frame (2.5 dB a second): a steady noise becomes the floor within seconds
+# the floor before the first frame: a room that starts with a steady noise (-45 dBFS pink noise) is its
+# own floor from the first frame (from -57 dBFS it took seconds to rise, and its noise opened the first
+# utterance: "if I would like ..."); a voice from the very first frame is still 12 dB above it
+INITIAL_FLOOR_DBFS = -40.0
 SILENCE_DBFS = -120.0  # the level of digital silence, so the floor can rise from it
 ENDED_AFTER_S = 0.1  # a verdict asked after this much silence ends the utterance's decoding
 
 AUXILIARIES = frozenset({"is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will", "would",
                          "should", "shall", "may", "have", "has", "any", "isn't", "aren't", "don't", "doesn't",
                          "didn't", "can't", "won't", "wouldn't", "shouldn't"})
+# An auxiliary asks only before its subject ("is there", "can you", "does the bus"): the recogniser
+# puts one on onsets it cannot read ("was real", "should get rid" for development voices' statements)
+SUBJECTS = frozenset({"i", "you", "we", "he", "she", "it", "they", "there", "the", "a", "an", "this", "that", "these",
+                      "those", "my", "your", "our", "his", "her", "their", "anyone", "anybody", "someone", "somebody",
+                      "anything", "something", "any", "some", "one"})
 # A wh-word asks only with the word a question puts after it: an auxiliary ("what is", "when does"),
 # a noun after "which" or "what" ("which museum"), or one of these ("how many", "who runs"). The
 # recogniser puts a "what" on many onsets it cannot read ("what on and", "what what got it", for
@@ -70,6 +81,16 @@ OPENERS = frozenset({"um", "uh", "so", "and", "well", "oh", "okay", "now", "hey"
 # "I'd change ...", "I would go ..." are not ("I changed the cartridge" is heard as "I'd change")
 WISHES = frozenset({"want", "need", "wanna", "wonder", "wondered", "wondering"})
 LIKING = frozenset({"like", "love", "prefer"})
+# A statement or a clause opens with its subject, a determiner or a conjunction; a question almost
+# never does (its auxiliary or wh-word comes first). Such a first word, heard, is a "no" the network
+# may lack: on development voices it heard "it took much longer", "he says the boiler", "when my
+# cousin" as questions (P(asks) 0.5-0.86) in a quarter of the user's pauses. "you" is not among
+# them ("you mean the ferry?"), nor "i" before an auxiliary that asks with "I" after it ("how do I ...",
+# "can I ..." are heard as "I do ...", "I can ...").
+STATES = frozenset({"i", "i'd", "we", "he", "she", "they", "it", "my", "our", "his", "her", "their", "the", "this",
+                    "that", "these", "those", "a", "an", "some", "every", "last", "unfortunately", "if", "when",
+                    "before", "after", "since", "once", "because", "although"})
+ASKS_BEFORE_I = frozenset({"do", "does", "did", "can", "could", "should", "shall", "may"})
 
 
 def asks(words: list[str]) -> bool:
@@ -78,8 +99,10 @@ def asks(words: list[str]) -> bool:
     if not rest:
         return False
     first = rest[0]
-    if first in AUXILIARIES or first in REQUESTS:
+    if first in REQUESTS or first == "any":
         return True
+    if first in AUXILIARIES:
+        return len(rest) > 1 and rest[1] in SUBJECTS
     if first == "i'd":
         return len(rest) > 1 and rest[1] in LIKING
     if first == "i":
@@ -91,6 +114,14 @@ def asks(words: list[str]) -> bool:
     if first in ("what", "which", "whose"):
         return rest[1] in AUXILIARIES or rest[1] not in NOT_A_NOUN
     return first in WH_NEXT and (rest[1] in AUXILIARIES or rest[1] in WH_NEXT[first])
+
+
+def states(words: list[str]) -> bool:
+    """Do these first words open a statement or a clause, and not a question or a request?"""
+    rest = [w for w in words if w not in OPENERS]
+    if not rest or asks(words) or rest[0] not in STATES:
+        return False
+    return not (rest[0] == "i" and len(rest) > 1 and rest[1] in ASKS_BEFORE_I)
 
 
 def _pcm(audio: np.ndarray) -> bytes:
@@ -111,6 +142,7 @@ class _Recogniser:
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.heard: list[str] = []  # the latest utterance's opening words
         self.asked: bool | None = None
+        self.stated = False  # its opening words open a statement or a clause
         self.piece = ""  # what the latest held piece was heard as
 
     def send(self, kind: bytes, payload: bytes = b"") -> None:
@@ -132,6 +164,7 @@ class _Recogniser:
             raise DuplexError(f"cue_words: the recogniser failed ({reply['error']})")
         self.heard = reply["heard"] or []
         self.asked = None if reply["heard"] is None else asks(reply["heard"])
+        self.stated = reply["heard"] is not None and states(reply["heard"])
         self.piece = reply["piece"]
 
     def _gone(self) -> DuplexError:
@@ -170,7 +203,7 @@ class OpeningWords:
         self.recogniser.send(b"X")
         self.tail = np.zeros(0, dtype=np.float32)  # less than a frame, carried to the next chunk
         self.preroll = np.zeros(0, dtype=np.float32)
-        self.floor = SPEECH_DBFS - ABOVE_FLOOR_DB
+        self.floor = INITIAL_FLOOR_DBFS
         self.quiet = GAP_S  # seconds of silence so far: the conversation starts in silence
         self.fed = 0.0  # seconds of the current utterance given to the decoder
         self.open = False  # an utterance is being decoded
@@ -196,6 +229,10 @@ class OpeningWords:
         if self.open and self.quiet >= ENDED_AFTER_S:
             self._finish()
         return self.asked
+
+    def stated(self) -> bool:
+        """After `verdict()`: did the latest utterance open as a statement or a clause (`states`)?"""
+        return self.recogniser.stated
 
     def piece_said(self, audio: np.ndarray) -> str | None:
         """What this short piece (a held piece of user speech) was heard as: "backchannel" (one of

@@ -18,7 +18,11 @@ that did not end on a question waits `unfinished_silence_s`), and at the first s
 after a held piece a backchannel resumes the reply at once and a stop word ends it; a second
 piece is heard out and judged the same way, and resumes the reply only if the first sounded like a
 backchannel too ("[cough] ... mm-hmm"); anything else it hears there is the barge-in it was.
-`policy.cue_words` lets recognised words raise "it asks" and "backchannel" (duplex/cue/words.py).
+After a barge-in, the answer to the interruption is not held back by the unfinished silence (the
+user has just asked for the floor) unless the words so far were only a short piece, a stop word or
+what sounds like "yeah" ("hold on, ... no, ...": the rest is still to come), as tiny-fd's rules do.
+`policy.cue_words` lets recognised words raise "it asks" and "backchannel" and say "it states"
+(duplex/cue/words.py).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKS_P, held_piece_verdict
+from duplex.cue.thresholds import ASKS_P, STOPPED_ONLY_P, held_piece_verdict
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -108,6 +112,7 @@ class VadFloor:
         self._overlap = Utterance()
         self._turn = np.zeros(0, np.float32)
         self._wait: int | None = None  # silence steps this utterance needs before the turn is taken
+        self._interrupted = False  # the utterance began as a barge-in over the reply
         self.vad.reset()
         self._recent_output.clear()
         if self.cues is not None:
@@ -158,11 +163,16 @@ class VadFloor:
 
     def _silence_needed(self, u: Utterance) -> int:
         """min_silence after a falling (or unreadable) ending; longer after a level or rising one.
-        With the cue model: min_silence after a question, longer after anything else."""
+        With the cue model: min_silence after a question or an interruption that was more than a
+        short piece, longer after anything else."""
         if self.unfinished_silence <= self.min_silence:
             return self.min_silence
         if self.cues is not None:
-            return self.min_silence if self.cues.probs()[ASKS] >= ASKS_P else self.unfinished_silence
+            p = self.cues.probs()
+            if self._interrupted:
+                only_stopped = p[STOP] + p[BACKCHANNEL] >= STOPPED_ONLY_P
+                return self.unfinished_silence if only_stopped else self.min_silence
+            return self.min_silence if p[ASKS] >= ASKS_P else self.unfinished_silence
         return self.unfinished_silence if ending_falls(u.audio()) is False else self.min_silence
 
     def _overlapped(self, chunk: np.ndarray, speech: bool) -> Move:
@@ -202,12 +212,14 @@ class VadFloor:
         self.utterance = Utterance()
         self._overlap = Utterance()
         self._wait = None
+        self._interrupted = False
         self.state = Floor.REPLY
 
     def _barge_in(self) -> Move:
         self.utterance = self._overlap  # what the user said over the model starts their turn
         self._overlap = Utterance()
         self._wait = None
+        self._interrupted = True
         self.state = Floor.LISTEN
         return Move.BREAK
 
