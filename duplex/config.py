@@ -42,7 +42,7 @@ class PolicyConfig:
     min_level_db: float = opt(-45.0, "chunks quieter than this (RMS dBFS) are never speech, whatever the VAD says", lo=-120.0, hi=0.0)
     echo_gate_db: float = opt(-12.0, "while the model speaks, mic level must exceed its own output level plus this to count as the user", lo=-60.0, hi=20.0)
     cues: bool = opt(False, "the cue model (duplex/cue, needs torch) hears the user's last words: after anything but a question or request the turn waits unfinished_silence_s (instead of the pitch cue); a backchannel resumes a held reply at once, a stop word ends it")
-    cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx, a process of its own) hears the words: a question's or request's opening ends the turn after min_silence_s whatever the cue network says, a held piece heard as a backchannel lets the reply go on at once (examples/policy-words.yaml; docs/cue.md)")
+    cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx, a process of its own) hears the words: a question's or request's opening ends the turn after min_silence_s whatever the cue network says, a statement's opening waits unfinished_silence_s unless the network is sure of a question, a held piece heard as a backchannel lets the reply go on at once (examples/policy-words.yaml; docs/cue.md)")
     responder: str = opt("echo", "what the model says: echo = the user's last utterance, wav = reply_wav", choices=("echo", "wav"))
     reply_wav: str = opt("", "WAV file the wav responder plays (relative to the config file)")
     max_reply_s: float = opt(12.0, "longest reply, in seconds", lo=0.5, hi=120.0)

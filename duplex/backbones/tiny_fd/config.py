@@ -28,6 +28,7 @@ class TinyFdConfig:
                      "(examples/tiny-fd-cues.yaml; docs/cue.md)")
     cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx, a process of its own) hears the words: a "
                           "question's or request's opening is answered after 0.32 s whatever the cue network says, a "
+                          "statement's opening waits unfinished_silence_s unless the network is sure of a question, a "
                           "held piece heard as a backchannel lets the reply go on at once "
                           "(examples/tiny-fd-words.yaml; docs/cue.md)")
     unfinished_silence_s: float = opt(1.6, "with cues: silence needed before a turn that ended on a statement or a "
