@@ -83,8 +83,8 @@ WISHES = frozenset({"want", "need", "wanna", "wonder", "wondered", "wondering"})
 LIKING = frozenset({"like", "love", "prefer"})
 # A statement or a clause opens with its subject, a determiner or a conjunction; a question almost
 # never does (its auxiliary or wh-word comes first). Such a first word, heard, is a "no" the network
-# may lack: on development voices it heard "it took much longer", "he says the boiler", "when my
-# cousin" as questions (P(asks) 0.5-0.86) in a quarter of the user's pauses. "you" is not among
+# may lack: on development voices the network heard "it took much longer", "he says the boiler",
+# "when my cousin" as questions (P(asks) 0.5-0.86) in a quarter of the user's pauses. "you" is not among
 # them ("you mean the ferry?"), nor "i" before an auxiliary that asks with "I" after it ("how do I ...",
 # "can I ..." are heard as "I do ...", "I can ...").
 STATES = frozenset({"i", "i'd", "we", "he", "she", "they", "it", "my", "our", "his", "her", "their", "the", "this",
