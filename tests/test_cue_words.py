@@ -122,6 +122,30 @@ def test_pauses_longer_than_the_gap_split_utterances_and_the_last_one_decides(sh
     assert words.heard[0] == "what"
 
 
+@pytest.mark.parametrize(("gap_s", "joined"), [(0.35, True), (0.6, False)])
+def test_a_question_split_by_a_breath_asks_to_its_end_and_a_later_utterance_does_not(
+        shared: OpeningWords, gap_s: float, joined: bool) -> None:
+    # "What is the weather | like in Paris today?" with a pause between: the second utterance's own
+    # words ("q do you") ask nothing; after a breath (under JOINED_GAP_S) it is the question's rest
+    from duplex.cue.words import JOINED_GAP_S
+
+    words = shared
+    audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)
+    cut = round(1.08 * SAMPLE_RATE)  # a stop closure between "weather" and "like"
+    listen(words, np.concatenate([audio[:cut], np.zeros(round(gap_s * SAMPLE_RATE), np.float32), audio[cut:]]))
+    assert not asks(words.heard) and not states(words.heard)
+    assert (words.recogniser.gap_s < JOINED_GAP_S) is joined
+    assert words.verdict() is joined
+
+
+def test_a_statement_after_a_question_and_a_breath_is_not_its_continuation(shared: OpeningWords) -> None:
+    words = shared
+    question, statement = (load_mono16k(CLIPS / f"{n}.wav").astype(np.float32) for n in ("weather", "mono2"))
+    listen(words, np.concatenate([question, np.zeros(round(0.35 * SAMPLE_RATE), np.float32), statement]))
+    assert states(words.heard)  # "it took much longer ...": a sentence of its own
+    assert words.verdict() is False
+
+
 def test_a_verdict_asked_in_a_silence_closes_the_utterance_even_before_the_gap(shared: OpeningWords) -> None:
     words = shared
     audio = load_mono16k(CLIPS / "weather.wav").astype(np.float32)[: round(0.9 * SAMPLE_RATE)]  # "what is the ..."

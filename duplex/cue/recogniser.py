@@ -11,7 +11,8 @@ The protocol on the child's stdin: one byte of kind, four of length (big-endian)
 judge a held piece (audio) by the piece grammar, `X` a new conversation (the verdicts forgotten,
 the decoder's adaptation undone), `R` reply; audio is
 16 kHz 16-bit PCM. Jobs run in order; only `R` answers, one JSON line on stdout: the latest
-utterance's words, the latest piece, and the first error since the last reply, if any.
+utterance's words, the words of the one before it, the latest piece, and the first error since the
+last reply, if any.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
     # conversation's voice moves the next one's words (as with the VAD's state: docs/cue.md)
     fresh_cmn = decoder.get_cmn()
     heard: list[str] | None = None
+    previous: list[str] | None = None  # the utterance before the latest
     piece, error = "", None
     while (header := _read(jobs, HEADER.size)) is not None:
         kind, size = HEADER.unpack(header)
@@ -68,7 +70,7 @@ def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
             return
         try:
             if kind == b"S":
-                heard = None
+                previous, heard = heard, None
                 decoder.start_utt()
                 if payload:
                     decoder.process_raw(payload, False, False)
@@ -90,10 +92,11 @@ def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
                     decoder.activate_search("_default")
                 piece = hyp.hypstr if hyp is not None else ""
             elif kind == b"X":
-                heard, piece = None, ""
+                heard, previous, piece = None, None, ""
                 decoder.set_cmn(fresh_cmn)
             elif kind == b"R":
-                replies.write(json.dumps({"heard": heard, "piece": piece, "error": error}).encode() + b"\n")
+                replies.write(json.dumps({"heard": heard, "previous": previous, "piece": piece,
+                                          "error": error}).encode() + b"\n")
                 replies.flush()
                 error = None
             else:

@@ -50,6 +50,11 @@ FLOOR_RISE_DB = 0.05  # per frame (2.5 dB a second): a steady noise becomes the 
 INITIAL_FLOOR_DBFS = -40.0
 SILENCE_DBFS = -120.0  # the level of digital silence, so the floor can rise from it
 ENDED_AFTER_S = 0.1  # a verdict asked after this much silence ends the utterance's decoding
+# An utterance that follows the one before it after less silence than this, and opens as neither a
+# question nor a statement, is that one's continuation: a question that asks in its opening asks to
+# its end. Voices pause for breath inside a long question ("when is the best time of year ... to
+# see the northern lights?", 0.3 s), and the words "to see the northern line" ask nothing.
+JOINED_GAP_S = 0.45
 
 AUXILIARIES = frozenset({"is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will", "would",
                          "should", "shall", "may", "have", "has", "any", "isn't", "aren't", "don't", "doesn't",
@@ -141,6 +146,7 @@ class _Recogniser:
         self.process = subprocess.Popen([sys.executable, "-m", "duplex.cue.recogniser"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.heard: list[str] = []  # the latest utterance's opening words
+        self.gap_s = 0.0  # the silence before it (set by OpeningWords as it opens an utterance)
         self.asked: bool | None = None
         self.stated = False  # its opening words open a statement or a clause
         self.piece = ""  # what the latest held piece was heard as
@@ -165,6 +171,8 @@ class _Recogniser:
         self.heard = reply["heard"] or []
         self.asked = None if reply["heard"] is None else asks(reply["heard"])
         self.stated = reply["heard"] is not None and states(reply["heard"])
+        if self.asked is False and not self.stated and self.gap_s < JOINED_GAP_S and asks(reply["previous"] or []):
+            self.asked = True  # the continuation of a question
         self.piece = reply["piece"]
 
     def _gone(self) -> DuplexError:
@@ -258,6 +266,7 @@ class OpeningWords:
                 self._flush(feed)
                 self._finish()
                 before = np.concatenate([self.preroll, audio[:start]])[-preroll:]
+                self.recogniser.gap_s = self.quiet
                 self.recogniser.send(b"S", _pcm(before))
                 self.open, self.fed = True, before.size / SAMPLE_RATE
             self.quiet = 0.0 if speech else self.quiet + FRAME / SAMPLE_RATE
