@@ -18,7 +18,9 @@ overrules the network ("it was a backchannel": the reply goes on at once), never
 
 Online: each utterance (speech after at least `GAP_S` of silence) has its first `HEAD_S` decoded
 as it arrives, in a process of its own (duplex/cue/recogniser.py), so a step only writes its
-audio to a pipe, and the verdict is ready, or nearly, when the utterance is over.
+audio to a pipe, and the verdict is ready, or nearly, when the utterance is over. An utterance
+that follows a question after a breath (under `JOINED_GAP_S`) and opens as neither a question nor
+a statement is that question's rest, and asks with it.
 """
 
 from __future__ import annotations
