@@ -329,6 +329,26 @@ def test_a_held_piece_is_a_backchannel_only_when_heard_as_one(shared: OpeningWor
     assert words.verdict() is True
 
 
+def test_a_held_piece_is_named_by_its_own_sound_whatever_the_conversation_said_before(shared: OpeningWords) -> None:
+    """The features' state a conversation leaves (its cepstral mean among it) named development
+    voices' backchannels stop words: a piece is judged as a conversation's first sound would be."""
+    words = shared
+    wait, no, rest = pieces_of("hesitant")
+    pieces = [load_mono16k(CLIPS / f"{n}.wav").astype(np.float32) for n in ("yeah", "right")] + [wait, no, rest]
+    first = []
+    for piece in pieces:  # each one as the first thing a new conversation hears
+        words.reset()
+        words.piece_said(piece)
+        first.append(words.piece)
+    words.reset()
+    later = []
+    for piece, name in zip(pieces, ("table", "long_pause", "mono1", "weather", "train"), strict=True):
+        listen(words, load_mono16k(CLIPS / f"{name}.wav").astype(np.float32) * 0.5)  # the conversation so far
+        words.piece_said(piece)
+        later.append(words.piece)
+    assert later == first
+
+
 def test_a_step_only_writes_its_audio_to_the_recogniser_process(shared: OpeningWords) -> None:
     import time
 
