@@ -17,6 +17,7 @@ committed).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -111,7 +112,13 @@ def speak(cache: Path, text: str, voice: str, rate: float = 1.0, pitch: float = 
     audio = audio[int(spans[0][0] * SAMPLE_RATE): int(np.ceil(spans[-1][1] * SAMPLE_RATE))]
     audio = (audio / max(float(np.abs(audio).max()), 1e-6) * 10 ** (peak_db / 20)).astype(np.float32)
     cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, audio)
+    # written whole, then renamed: two runs sharing a cache never load each other's half-written clip
+    partial = path.with_name(f"{key}.{os.getpid()}.partial.npy")
+    try:
+        np.save(partial, audio)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return audio
 
 

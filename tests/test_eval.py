@@ -135,3 +135,24 @@ def test_a_festival_voice_that_is_not_installed_is_one_line_naming_the_package()
 
     with pytest.raises(DuplexError, match=r"voice festival:no_such_voice: festival has no voice .*festvox"):
         check_voice("festival:no_such_voice")
+
+
+@pytest.mark.skipif(subprocess.run(["which", "espeak-ng"], capture_output=True).returncode, reason="no espeak-ng")
+def test_a_clip_is_cached_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two evaluations sharing a cache (one per core) must never load each other's half-written clip:
+    a write cut short leaves nothing under the clip's name."""
+    import numpy as np
+
+    from duplex import tts
+
+    def cut_short(path: Path, audio: np.ndarray) -> None:
+        Path(path).write_bytes(b"\x93NUMPY half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tts.np, "save", cut_short)
+    with pytest.raises(OSError, match="disk full"):
+        tts.speak(tmp_path, "yeah", "espeak:en-us", 1.0, 0.5)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.undo()
+    audio = tts.speak(tmp_path, "yeah", "espeak:en-us", 1.0, 0.5)
+    assert audio.size and np.array_equal(tts.speak(tmp_path, "yeah", "espeak:en-us", 1.0, 0.5), audio)

@@ -13,6 +13,7 @@ default, was written after tiny-fd v2 was tuned. Every draw comes from the seed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +167,9 @@ class Builder:
         path = self.work / name / f"{i}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         pad = silence(0.05)
-        sf.write(path, np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="FLOAT")
+        partial = path.with_name(f"{i}.{os.getpid()}.partial.wav")  # whole, then renamed (as duplex.tts)
+        sf.write(partial, np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="FLOAT")
+        os.replace(partial, path)
         return path
 
     def scenario(self, name: str, clips: list[tuple[np.ndarray, float | After, Role]], tail: float,
