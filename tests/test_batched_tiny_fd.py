@@ -49,7 +49,8 @@ def prototype(cfg: Config) -> Model:
 def solo_backbone(prototype: Model) -> TinyFdBackbone:
     p = prototype.backbone
     return TinyFdBackbone(p.net, p.replies, p.bank, context_steps=p.context_steps, window_steps=p.window_steps,
-                          shift_threshold=p.thresholds[V.SHIFT], break_threshold=p.thresholds[V.BREAK])
+                          shift_threshold=p.thresholds[V.SHIFT], break_threshold=p.thresholds[V.BREAK],
+                          rules=p.rule_settings)  # the default's: the cue model and the words
 
 
 def conversation(k: int, questions: int = 2) -> np.ndarray:
@@ -72,8 +73,16 @@ def kinds(tokens: object) -> list[str]:
     return [t.kind.name + (str(t.unit) if t.unit >= 0 else "") for t in tokens]  # type: ignore[attr-defined]
 
 
+_SOLO: dict[int, TinyFdBackbone] = {}
+
+
 def run_solo(prototype: Model, audio: np.ndarray) -> list[list[str]]:
-    backbone = solo_backbone(prototype)
+    """One solo backbone per prototype, reset between runs as a new conversation resets it (its
+    recogniser of words is one process, not one per run)."""
+    backbone = _SOLO.get(id(prototype))
+    if backbone is None:
+        backbone = _SOLO[id(prototype)] = solo_backbone(prototype)
+    backbone.reset()
     return [kinds(backbone.step(c)) for c in chunks(audio)]
 
 

@@ -261,3 +261,20 @@ def test_a_context_longer_than_the_model_knows_is_refused(smoke_checkpoint: Path
 
     with pytest.raises(ConfigError, match="tiny_fd.context_steps = 150 needs 751 positions"):
         load_folder(smoke_checkpoint, context_steps=150)
+
+
+def test_the_default_hears_cues_and_words_and_cues_false_turns_both_off() -> None:
+    """Round 10 made the cue model and the recogniser of words the default (docs/tiny-fd.md): the
+    network's own timing started in 52 of 60 held-out paused turns. `cues: false` alone is the old
+    default, not a config error about the words it no longer feeds."""
+    import dataclasses
+
+    from duplex.backbones.tiny_fd.loader import rule_settings
+    from duplex.config import load_config
+
+    default = load_config(None).tiny_fd
+    rules = rule_settings(default)
+    assert rules.cues is not None and rules.cues.words
+    assert rule_settings(dataclasses.replace(default, cues=False)).cues is None
+    network = load_config(Path(__file__).resolve().parents[1] / "examples" / "tiny-fd-network.yaml").tiny_fd
+    assert (network.cues, network.cue_words) == (False, False)

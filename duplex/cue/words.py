@@ -142,7 +142,7 @@ class _Recogniser:
     def __init__(self) -> None:
         if importlib.util.find_spec("pocketsphinx") is None:
             raise DuplexError("cue_words needs pocketsphinx (pip install 'duplex[model]'); "
-                              "or leave it off: cue_words: false")
+                              "or turn it off: cue_words: false")
         root = str(Path(__file__).resolve().parents[2])  # duplex itself, however this process found it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-m", "duplex.cue.recogniser"], stdin=subprocess.PIPE,

@@ -23,14 +23,15 @@ class TinyFdConfig:
                                  lo=0.01, hi=0.99)
     turn_silence_s: float = opt(0.0, "no turn before the user has been silent this long (VAD; 0 = the network's own "
                                 "timing): fewer starts in long thinking pauses, later answers", lo=0.0, hi=5.0)
-    cues: bool = opt(False, "the cue model (duplex/cue) hears the user's last words: a backchannel lets the held reply "
+    cues: bool = opt(True, "the cue model (duplex/cue) hears the user's last words: a backchannel lets the held reply "
                      "go on at once, a stop word ends it, a turn not ending on a question waits unfinished_silence_s "
-                     "(examples/tiny-fd-cues.yaml; docs/cue.md)")
-    cue_words: bool = opt(False, "with cues: a recogniser (pocketsphinx, a process of its own) hears the words: a "
-                          "question's or request's opening is answered after 0.32 s whatever the cue network says, a "
-                          "statement's opening waits unfinished_silence_s unless the network is sure of a question, a "
-                          "held piece heard as a backchannel lets the reply go on at once "
-                          "(examples/tiny-fd-words.yaml; docs/cue.md)")
+                     "(docs/cue.md; false: the network's own timing, which starts in most thinking pauses)")
+    cue_words: bool = opt(True, "with cues: a recogniser (pocketsphinx, a process of its own per conversation, "
+                          "about 110 MB) hears the words: a question's or request's opening is answered after 0.32 s "
+                          "whatever the cue network says, a statement's opening waits unfinished_silence_s unless the "
+                          "network is sure of a question, a held piece heard as a backchannel lets the reply go on at "
+                          "once (docs/cue.md; false: most questions wait unfinished_silence_s, "
+                          "examples/tiny-fd-cues.yaml)")
     unfinished_silence_s: float = opt(1.6, "with cues: silence needed before a turn that ended on a statement or a "
                                       "comma (longer than a thinking pause)", lo=0.16, hi=10.0)
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)

@@ -38,8 +38,7 @@ def rule_settings(t: TinyFdConfig) -> RuleSettings:
     from duplex.backbones.tiny_fd.barge_in import RuleSettings
     from duplex.cue.runtime import CueModel
 
-    if t.cue_words and not t.cues:
-        raise ConfigError("tiny_fd.cue_words hears words for the cue model: it needs tiny_fd.cues: true")
+    # the words feed the cue model: both are on by default, and `cues: false` alone turns both off
     cues = CueModel(words=t.cue_words) if t.cues else None
     return RuleSettings(turn_quiet_steps=steps_covering(t.turn_silence_s), cues=cues,
                         unfinished_quiet_steps=steps_covering(t.unfinished_silence_s))
