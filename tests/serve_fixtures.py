@@ -124,8 +124,13 @@ async def send_and_close_reason(url: str, token: str | None, messages: Sequence[
 
 
 async def solo_run(source: Path, wav: Path, events: Path) -> None:
-    """The local offline run of `source` (what `duplex-chat --input` does)."""
-    await DuplexSession(input=source, output=wav, events_path=events).play()
+    """The local offline run of `source` on the server's default config (what `duplex-chat --input
+    --set tiny_fd.cues=false` does: duplex-serve's own default, duplex/serve/serve_cli.py)."""
+    from duplex.config import load_config
+    from duplex.serve.serve_cli import SERVE_DEFAULTS
+
+    config = load_config(defaults=SERVE_DEFAULTS)
+    await DuplexSession(config=config, input=source, output=wav, events_path=events).play()
 
 
 def comparable(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

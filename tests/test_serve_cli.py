@@ -91,3 +91,20 @@ def test_an_unreachable_server_leaves_existing_outputs_untouched(tmp_path: Path,
             "--output", str(out), "--events", str(events)]
     assert chat_main(argv) == 2
     assert out.read_bytes() == QUESTION.read_bytes() and events.read_text() == "{}\n"
+
+
+def test_a_servers_default_is_the_networks_own_timing_unless_the_config_names_the_cues(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The cue model's rules run in the batched host's model thread (48 conversations without them,
+    2 with the words: docs/serve.md), so duplex-serve leaves them off; a file or --set decides."""
+    def cues(*args: str) -> str:
+        assert serve_main(["--print-config", *args]) == 0
+        out = capsys.readouterr().out
+        tiny = out[out.index("tiny_fd:"):]
+        return next(line for line in tiny.splitlines() if line.strip().startswith("cues:")).split("#")[0].strip()
+
+    assert cues() == "cues: false"
+    assert cues("--set", "tiny_fd.cues=true") == "cues: true"
+    config = tmp_path / "words.yaml"
+    config.write_text("backbone: tiny-fd\ntiny_fd:\n  cues: true\n")
+    assert cues("--config", str(config)) == "cues: true"

@@ -53,6 +53,14 @@ def serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+# A server's default is tiny-fd's own timing, not the cue model and the words of duplex-chat's
+# default: their rules run in the batched host's one model thread, where a lane waiting for its
+# recogniser holds every lane's step. Measured (bench/serve_capacity.py --only batched, 2 cores):
+# 48 real-time conversations with the network's timing, 6 with the cue model, 2 with the words.
+# A config file or --set that names tiny_fd.cues wins (docs/serve.md).
+SERVE_DEFAULTS = {"tiny_fd": {"cues": False}}
+
+
 def serve_main(argv: Sequence[str] | None = None) -> int:
     args = serve_parser().parse_args(argv)
     return guarded("duplex-serve", _serve, args)
@@ -65,7 +73,7 @@ def main() -> None:
 def _serve(args: argparse.Namespace) -> int:
     from duplex.config import dump_yaml, load_config
 
-    cfg = load_config(args.config, sets=args.set)
+    cfg = load_config(args.config, sets=args.set, defaults=SERVE_DEFAULTS)
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
