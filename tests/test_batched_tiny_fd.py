@@ -36,7 +36,10 @@ STEP = 2560
 
 @pytest.fixture(scope="module")
 def cfg() -> Config:
-    return load_config(overrides={"tiny_fd": CONTEXT})
+    """duplex-serve's default, which the batched host serves: tiny-fd's own timing (docs/serve.md)."""
+    from duplex.serve.serve_cli import SERVE_DEFAULTS
+
+    return load_config(overrides={"tiny_fd": CONTEXT}, defaults=SERVE_DEFAULTS)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def solo_backbone(prototype: Model) -> TinyFdBackbone:
     p = prototype.backbone
     return TinyFdBackbone(p.net, p.replies, p.bank, context_steps=p.context_steps, window_steps=p.window_steps,
                           shift_threshold=p.thresholds[V.SHIFT], break_threshold=p.thresholds[V.BREAK],
-                          rules=p.rule_settings)  # the default's: the cue model and the words
+                          rules=p.rule_settings)  # the lanes' own (the cue model's too, when it is on)
 
 
 def conversation(k: int, questions: int = 2) -> np.ndarray:
