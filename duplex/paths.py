@@ -16,7 +16,8 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,3 +158,15 @@ def scenario_outputs(args: argparse.Namespace, scenarios: Sequence[Path]) -> Non
                (("--report", args.report, Kind.TEXT), ("--junit", args.junit, Kind.TEXT),
                 ("--plot", args.plot, Kind.FOLDER)) if path is not None]
     check_outputs(outputs, [("scenario", path) for path in scenarios])
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A partial file beside `path` to write to, renamed onto `path` when the block ends and removed
+    if it fails: a reader (another run sharing a cache) sees the whole file or none."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -17,7 +17,6 @@ committed).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from audio_io.format import SAMPLE_RATE
 from audio_io.levels import audible_spans
 from audio_io.wav import load_mono16k
 from duplex.errors import DuplexError
+from duplex.paths import written_whole
 
 FAMILIES = ("espeak", "flite", "festival", "pico")
 _BINARIES = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("text2wave", "sox"), "pico": ("pico2wave",)}
@@ -112,13 +112,8 @@ def speak(cache: Path, text: str, voice: str, rate: float = 1.0, pitch: float = 
     audio = audio[int(spans[0][0] * SAMPLE_RATE): int(np.ceil(spans[-1][1] * SAMPLE_RATE))]
     audio = (audio / max(float(np.abs(audio).max()), 1e-6) * 10 ** (peak_db / 20)).astype(np.float32)
     cache.mkdir(parents=True, exist_ok=True)
-    # written whole, then renamed: two runs sharing a cache never load each other's half-written clip
-    partial = path.with_name(f"{key}.{os.getpid()}.partial.npy")
-    try:
+    with written_whole(path) as partial:  # two runs sharing a cache never load a half-written clip
         np.save(partial, audio)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return audio
 
 

@@ -76,16 +76,8 @@ def kinds(tokens: object) -> list[str]:
     return [t.kind.name + (str(t.unit) if t.unit >= 0 else "") for t in tokens]  # type: ignore[attr-defined]
 
 
-_SOLO: dict[int, TinyFdBackbone] = {}
-
-
 def run_solo(prototype: Model, audio: np.ndarray) -> list[list[str]]:
-    """One solo backbone per prototype, reset between runs as a new conversation resets it (its
-    recogniser of words is one process, not one per run)."""
-    backbone = _SOLO.get(id(prototype))
-    if backbone is None:
-        backbone = _SOLO[id(prototype)] = solo_backbone(prototype)
-    backbone.reset()
+    backbone = solo_backbone(prototype)
     return [kinds(backbone.step(c)) for c in chunks(audio)]
 
 

@@ -13,7 +13,6 @@ default, was written after tiny-fd v2 was tuned. Every draw comes from the seed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import soundfile as sf
 
 from audio_io.format import SAMPLE_RATE
 from duplex.eval.tts import Speaker, Tts, cough, silence
+from duplex.paths import written_whole
 from duplex.scenario.spec import After, Check, ClipSpec, EchoSpec, Expectation, Role, Scenario, Trigger
 
 SHAPES = ("pause_handling", "smooth_turn_taking", "user_interruption", "backchannel",
@@ -167,9 +167,8 @@ class Builder:
         path = self.work / name / f"{i}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         pad = silence(0.05)
-        partial = path.with_name(f"{i}.{os.getpid()}.partial.wav")  # whole, then renamed (as duplex.tts)
-        sf.write(partial, np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="FLOAT")
-        os.replace(partial, path)
+        with written_whole(path) as partial:
+            sf.write(partial, np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="FLOAT")
         return path
 
     def scenario(self, name: str, clips: list[tuple[np.ndarray, float | After, Role]], tail: float,
