@@ -14,16 +14,23 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from duplex.errors import DuplexError
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line naming the culprit (no usage block above it), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     from duplex.eval.heldout import SHAPES
     from duplex.eval.tts import FAMILIES
 
-    p = argparse.ArgumentParser(prog="python -m duplex.eval", description=__doc__.split("\n")[0])
+    p = _Parser(prog="python -m duplex.eval", description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, default=None, help="backbone config (default: the built-in default)")
     p.add_argument("--family", default="festival", choices=FAMILIES,
                    help="TTS family of the user's voices (festival is left out of tiny-fd's training)")
