@@ -9,7 +9,8 @@ is at most one block plus the fade. Each callback also
 - writes what it played into `reference` (16 kHz), for the echo canceller and the recorder;
 - holds a turn's first audio back `jitter_s` (a playout delay) so that the next steps arrive
   before the speaker runs dry, and counts `underruns` (the queue ran dry mid-turn and audio
-  came back within a step) and `xruns` (PortAudio reported an output underflow);
+  came back within a step) and `xruns` (PortAudio reported an output underflow); a reply the
+  queue held (paused) plays again at once when it resumes, its queue never having run dry;
 - stamps speaker edges (audible / silent) on the session clock for the engine's speaker events;
 - measures time-to-silence after each flush (flush -> last non-zero sample leaving the callback);
 - notes `last_callback` (time.monotonic()), so the loop can tell a stalled stream (a suspended
@@ -69,6 +70,8 @@ class LiveOutput:
         self._hold_since: float | None = None
         self._dry_at = -1.0
         self._seen_flushes = 0
+        self._seen_pauses = 0
+        self._held = False  # the queue was paused (a held reply): its resume plays at once, no underrun
         self._tts_from: float | None = None  # monotonic flush time while a measurement is open
         self._tts_last = 0.0
         self._closing = False
@@ -127,8 +130,10 @@ class LiveOutput:
         t = self.now()
         mono = time.monotonic()
         queue = self.queue
+        if queue.pauses != self._seen_pauses:  # (before flushes: a pause then a cut leaves nothing held)
+            self._seen_pauses, self._held = queue.pauses, True
         if queue.flushes != self._seen_flushes:
-            self._seen_flushes = queue.flushes
+            self._seen_flushes, self._held = queue.flushes, False
             if self._playing:
                 self._tts_from = self._tts_last = queue.flushed_at
             else:  # a turn still held back by the jitter buffer: its fade-out would be heard, not cut
@@ -151,6 +156,8 @@ class LiveOutput:
         if self.queue.queued == 0:
             self._hold_since = None
             return False
+        if self._held:  # a resumed reply was held back already, as long as its hold lasted
+            return True
         if self._hold_since is None:
             if 0.0 <= t - self._dry_at < self.jitter_s:
                 return True
@@ -162,8 +169,9 @@ class LiveOutput:
             self._playing = True
             self._hold_since = None
             self.audible_since = t
-            if 0.0 <= t - self._dry_at < max(self.jitter_s, STEP_SECONDS):
+            if 0.0 <= t - self._dry_at < max(self.jitter_s, STEP_SECONDS) and not self._held:
                 self.underruns += 1  # the turn went on after the speaker had run dry
+            self._held = self.queue.paused
             self.queue.mark(t, True)
         if self._playing and n < self.n16:
             self._playing = False

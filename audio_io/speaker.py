@@ -3,7 +3,10 @@
 Shared by every output device. The producer (the engine) pushes decoded speech; the consumer (a
 WAV sink once per step, or a sound card callback) pulls fixed blocks. A flush keeps a 5 ms
 fade-out so a barge-in does not click, and the counters tell the engine exactly how much of a
-turn the user heard. Storage is a preallocated ring, so pulling never allocates.
+turn the user heard. A pause (the model holds its reply while it hears the user out) silences the
+speaker at the next pull, with the same fade, and keeps what is queued for a resume, which fades
+back in: a held reply goes quiet as fast as a cut one, and goes on where the user stopped hearing
+it. Storage is a preallocated ring, so pulling never allocates.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class SpeakerQueue:
         self._head = 0  # index of the next sample to play
         self._size = 0
         self._fade = np.linspace(1.0, 0.0, FADE_SAMPLES + 1, dtype=np.float32)[1:]
+        self._rise = np.linspace(0.0, 1.0, FADE_SAMPLES + 1, dtype=np.float32)[1:]
         self._tail = np.zeros(FADE_SAMPLES, dtype=np.float32)  # flush works here: no allocation under the lock
         self._lock = threading.Lock()  # held for a few microseconds: copies only
         self.played = 0  # model samples handed to the device so far (padding excluded)
@@ -35,6 +39,10 @@ class SpeakerQueue:
         self.flushes = 0  # flush() calls so far
         self.flushed_at = 0.0  # time.monotonic() of the last flush (for time-to-silence)
         self.timed = False  # a callback device stamps speaker edges with mark()
+        self.paused = False  # held: pulls play the fade-out, then silence; the queue is kept
+        self.pauses = 0  # pause() calls that paused, so far (a callback device notices a new one)
+        self._fade_out_left = 0  # samples of the pause's fade-out still to play
+        self._fade_in_left = 0  # samples of the resume's fade-in still to play
         self._marks: deque[tuple[float, bool]] = deque(maxlen=256)
 
     @property
@@ -55,14 +63,39 @@ class SpeakerQueue:
         """Fill `out` with queued audio, then silence; return how many samples were audio."""
         with self._lock:
             n = min(out.size, self._size)
+            if self.paused:
+                n = min(n, self._fade_out_left)
             first = min(n, self._ring.size - self._head)
             out[:first] = self._ring[self._head : self._head + first]
             out[first:n] = self._ring[: n - first]
             out[n:] = 0.0
+            if self.paused and n:
+                done = FADE_SAMPLES - self._fade_out_left
+                out[:n] *= self._fade[done : done + n]
+                self._fade_out_left -= n
+            elif self._fade_in_left and n:
+                done, k = FADE_SAMPLES - self._fade_in_left, min(n, self._fade_in_left)
+                out[:k] *= self._rise[done : done + k]
+                self._fade_in_left -= k
             self._head = (self._head + n) % self._ring.size
             self._size -= n
             self.played += n
             return n
+
+    def pause(self) -> None:
+        """Hold the queued audio: silence after a 5 ms fade-out, at the next pull."""
+        with self._lock:
+            if not self.paused:
+                self.paused = True
+                self.pauses += 1
+                self._fade_out_left, self._fade_in_left = FADE_SAMPLES, 0
+
+    def resume(self) -> None:
+        """Play the held audio again, from where the fade-out left it, fading in."""
+        with self._lock:
+            if self.paused:
+                self.paused = False
+                self._fade_in_left = FADE_SAMPLES
 
     def pull(self, n: int) -> np.ndarray:
         out = np.empty(n, dtype=np.float32)
@@ -70,14 +103,17 @@ class SpeakerQueue:
         return out
 
     def flush(self) -> int:
-        """Drop everything queued except a short fade-out; return the number of samples dropped."""
+        """Drop everything queued except a short fade-out (none when paused: the speaker is already
+        silent); return the number of samples dropped. A paused queue is no longer paused."""
         with self._lock:
-            keep = min(FADE_SAMPLES, self._size)
+            keep = min(self._fade_out_left if self.paused else FADE_SAMPLES, self._size)
+            done = FADE_SAMPLES - self._fade_out_left if self.paused else 0
+            self.paused, self._fade_out_left, self._fade_in_left = False, 0, 0
             tail = self._tail[:keep]
             first = min(keep, self._ring.size - self._head)  # the queued head, in up to two pieces
             tail[:first] = self._ring[self._head : self._head + first]
             tail[first:] = self._ring[: keep - first]
-            tail *= self._fade[:keep]
+            tail *= self._fade[done : done + keep]
             dropped = self._size - keep
             self._size = 0
             self._write(tail)

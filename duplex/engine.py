@@ -93,6 +93,7 @@ class Engine:
         self.mic_open = True
         self.transcript: list[str] = []
         self._pending_units: list[int] = []
+        self._held = self._spoke = False  # this step: a held beat (HOLD_SPEAKER), a speech unit played
         self._commands: list[Command] = []
         self._resampler: soxr.ResampleStream | None = None
         self._silence = np.zeros(STEP_SAMPLES, dtype=np.float32)
@@ -187,9 +188,13 @@ class Engine:
             self._publish(Overrun(self.clock.now(), k, round(compute_ms, 2)))
         if self.config.step_events:
             self._publish(Step(self.clock.now(), k, round(compute_ms, 3), [str(t) for t in tokens]))
+        self._held = self._spoke = False
         for token in tokens:
             self._route(token)
         await self._decode_pending_audio()
+        # A step of the turn with no speech in it is a held beat: silent now, not a step later when
+        # the queued audio has played out; anything else (speech, the turn's end) plays on.
+        self.playback.hold(self._held and not self._spoke and self.phase is Phase.SPEAKING)
         self._publish_edges(self.playback.after_step(k))
         if self.phase is Phase.DRAINING and self.playback.pending == 0:
             self._feed(Input.PLAYBACK_DONE)
@@ -268,6 +273,9 @@ class Engine:
         """One controller action; anything that touches the model is posted to its thread."""
         if action is Action.PLAY_AUDIO and token is not None:
             self._pending_units.append(token.unit)
+            self._spoke = True
+        elif action is Action.HOLD_SPEAKER:
+            self._held = True
         elif action is Action.START_SPEAKER:
             self.playback.start_turn(self._lead_in)
             self._resampler = None

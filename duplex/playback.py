@@ -50,6 +50,13 @@ class Playback:
     def flush(self) -> None:
         self.queue.flush()
 
+    def hold(self, held: bool) -> None:
+        """Pause the queued audio (a held reply) or play it again."""
+        if held:
+            self.queue.pause()
+        else:
+            self.queue.resume()
+
     def start_turn(self, lead_in: np.ndarray) -> None:
         """A model turn starts: remember where it starts in the stream (for `units_heard`)."""
         self._turn_start = self.queue.played + self.queue.queued

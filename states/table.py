@@ -51,6 +51,9 @@ class Action(enum.Enum):
     PLAY_AUDIO = "play_audio"  # send this speech unit to the vocoder and the speaker
     DROP_AUDIO = "drop_audio"  # discard this speech unit (nobody should hear it)
     FLUSH_SPEAKER = "flush_speaker"  # drop queued, unplayed audio now
+    # a held beat: silence the speaker now, keeping what is queued for the turn to go on; a step
+    # that also carries speech plays on (the engine pauses only a step with no speech in it)
+    HOLD_SPEAKER = "hold_speaker"
     CANCEL_SYNTHESIS = "cancel_synthesis"  # drop the vocoder's in-flight state
     TRUNCATE_CONTEXT = "truncate_context"  # tell the backbone how much of its turn was heard
     RESET_CONTEXT = "reset_context"
@@ -109,7 +112,7 @@ def _rows() -> dict[tuple[Phase, Input], Row]:
 
     # SPEAKING: speech units are played; the user or an operator can cut in.
     row(P.SPEAKING, I.AUDIO, P.SPEAKING, A.PLAY_AUDIO)
-    row(P.SPEAKING, I.THINK, P.SPEAKING, note="a held beat inside the turn: silence")
+    row(P.SPEAKING, I.THINK, P.SPEAKING, A.HOLD_SPEAKER, note="a held beat inside the turn: silence")
     row(P.SPEAKING, I.SHIFT, P.SPEAKING, note="already speaking")
     row(P.SPEAKING, I.BREAK, P.LISTENING, *_CUT, note="barge-in")
     row(P.SPEAKING, I.STOP_SPEAKING, P.LISTENING, *_CUT, note="cut off from outside")

@@ -57,6 +57,35 @@ def test_speaker_queue_wraps_flushes_with_a_fade_and_counts() -> None:
     assert q.played == 300 + FADE_SAMPLES
 
 
+def test_a_paused_queue_fades_out_keeps_the_rest_and_fades_back_in_where_it_stopped() -> None:
+    q = SpeakerQueue(capacity=1000)
+    q.push(np.arange(1, 501, dtype=np.float32))  # each sample says where it was in the reply
+    q.pull(100)
+    q.pause()
+    held = q.pull(200)
+    assert np.all(np.diff(held[:FADE_SAMPLES] / np.arange(101, 101 + FADE_SAMPLES)) < 0)  # a fade-out ...
+    assert np.all(held[FADE_SAMPLES:] == 0) and q.played == 100 + FADE_SAMPLES  # ... then silence, nothing lost
+    assert q.queued == 400 - FADE_SAMPLES
+    q.resume()
+    back = q.pull(200)
+    first = 101 + FADE_SAMPLES  # the reply goes on from the first sample nobody heard
+    gain = back[:FADE_SAMPLES] / np.arange(first, first + FADE_SAMPLES)
+    assert 0 < gain[0] < 0.05 and np.all(np.diff(gain) > 0) and np.isclose(gain[-1], 1.0)
+    assert np.array_equal(back[FADE_SAMPLES:], np.arange(first + FADE_SAMPLES, first + 200, dtype=np.float32))
+    assert q.pauses == 1
+
+
+def test_a_cut_while_paused_drops_everything_unheard() -> None:
+    q = SpeakerQueue(capacity=1000)
+    q.push(np.ones(600, np.float32))
+    q.pause()
+    q.pull(FADE_SAMPLES + 20)  # the fade-out is out: the speaker is silent
+    assert q.flush() == 600 - FADE_SAMPLES and q.queued == 0 and not q.paused
+    assert not q.pull(100).any()  # no second fade-out after the silence
+    q.push(np.ones(50, np.float32))
+    assert q.pull(50).sum() == 50  # the next turn plays as it is, no fade-in
+
+
 def test_pull_into_pads_with_silence_and_says_how_much_was_audio() -> None:
     q = SpeakerQueue(capacity=100)
     q.push(np.ones(30, np.float32))

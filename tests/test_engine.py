@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audio_io.format import STEP_SAMPLES, UNIT_SAMPLES
+from audio_io.speaker import FADE_SAMPLES
 from audio_io.wav import MemoryOutput
 from duplex.backbones.base import Model
 from duplex.clock import VirtualClock
@@ -86,6 +87,68 @@ async def test_break_mid_turn_counts_only_what_left_the_speaker() -> None:
     # The speaker plays a step's block before the step computes: at step 2's BREAK it had played the
     # lead-in + 3 units (step 1) and step 1's 4 units (step 2): 7 units heard, nothing left to drop.
     assert backbone.heard_calls == [7]
+
+
+class BufferedOutput(MemoryOutput):
+    """A clocked speaker one block behind the steps, as a live one is (its jitter buffer)."""
+
+    started = False
+
+    def advance(self) -> np.ndarray:
+        self.started = self.started or self.queue.queued > STEP_SAMPLES  # waits for a second block first
+        if not self.started:
+            self._blocks.append(np.zeros(STEP_SAMPLES, np.float32))
+            return self._blocks[-1]
+        return super().advance()
+
+
+def runs(audio: np.ndarray) -> list[tuple[float, int]]:
+    """(value, samples) for each run of equal samples (a tone unit u is 0.01 * (u + 1))."""
+    edges = np.flatnonzero(np.diff(audio)) + 1
+    return [(round(float(v), 4), int(n)) for v, n in zip(audio[np.r_[0, edges]], np.diff(np.r_[0, edges, audio.size]),
+                                                          strict=True)]
+
+
+async def held_run(script):  # type: ignore[no-untyped-def]
+    model = scripted_model(script)
+    out = BufferedOutput()
+    engine = Engine(model=model, input=ListMicrophone(len(script)), output=out, clock=VirtualClock(),
+                    config=EngineConfig(max_tail_s=2.0))
+    paused = []
+    for _ in script:
+        await engine.step(np.zeros(STEP_SAMPLES, np.float32))
+        paused.append(out.queue.paused)
+    await engine.worker.drain()
+    return model.backbone, out, paused
+
+
+async def test_a_step_of_the_turn_with_no_speech_pauses_the_speaker_and_the_reply_goes_on_after_it() -> None:
+    script = [(SHIFT, A(0), A(1), A(2)), (A(3), A(4), A(5), A(6)), (A(7), A(8), A(9), A(10)), (THINK,) * 4,
+              (THINK,) * 4, (A(11), A(12), A(13), A(14)), (A(15), A(16), THINK, THINK), (A(17), EOT, THINK, THINK),
+              (THINK,) * 4, (THINK,) * 4, (THINK,) * 4]
+    _, out, paused = await held_run(script)
+    # the held beats pause; speech, even with THINKs beside it, plays on; so does the turn's end
+    assert paused == [False, False, False, True, True, False, False, False, False, False, False]
+    played = runs(out.audio())
+    first_silence = next(i for i, (v, n) in enumerate(played) if i and v == 0.0 and n > 640)
+    silent_at = sum(n for _, n in played[:first_silence])
+    # the hold's block (step 4) plays 5 ms of fade-out, not the 160 ms queued before the hold
+    assert 4 * STEP_SAMPLES < silent_at <= 4 * STEP_SAMPLES + FADE_SAMPLES
+    assert [v for v, n in played if n == UNIT_SAMPLES] == [round(0.01 * (u + 1), 4) for u in range(18) if u != 7]
+    # unit 7: 5 ms of it faded out at the hold; the resume goes on from there, fading in: nothing twice
+    resumed = played[first_silence + 1:]
+    assert all(0 < v < 0.08 for v, _ in resumed[:FADE_SAMPLES - 1])  # the fade-in (its last gain is 1) ...
+    assert resumed[FADE_SAMPLES - 1] == (0.08, UNIT_SAMPLES - 2 * FADE_SAMPLES + 1)  # ... and the rest of unit 7
+
+
+async def test_a_cut_after_a_held_beat_counts_only_what_was_played() -> None:
+    script = [(SHIFT, A(0), A(1), A(2)), (A(3), A(4), A(5), A(6)), (A(7), A(8), A(9), A(10)), (THINK,) * 4,
+              (BREAK, THINK, THINK, THINK)]
+    backbone, out, _ = await held_run(script)
+    # at the hold (step 3) the speaker had played the lead-in and units 0-6 (steps 0 and 1), and then
+    # played 5 ms of unit 7: seven units heard, of the eleven sent (not the eleven a block later)
+    assert backbone.heard_calls == [7]
+    assert not out.queue.queued and not out.queue.paused
 
 
 async def test_backbone_must_return_four_tokens() -> None:

@@ -168,6 +168,24 @@ def test_audio_that_returns_mid_turn_plays_at_once_and_counts_an_underrun(fake_s
     assert out.underruns == 1
 
 
+def test_a_held_reply_is_silent_at_the_next_callback_and_goes_on_at_once_when_resumed(fake_sd: SimpleNamespace) -> None:
+    out, clock = speaker(jitter_s=0.16)
+    out.queue.push(np.full(3 * STEP_SAMPLES, 0.1, dtype=np.float32))
+    play(out, clock, 10)  # 160 ms held back, then 40 ms played
+    out.queue.take_marks()
+    queued = out.queue.queued
+    out.queue.pause()  # the model holds its reply: the user is talking over it
+    held = play(out, clock, 20)
+    loud = np.flatnonzero(np.abs(held) > 1e-4)
+    assert loud[-1] / out.rate <= 0.010  # silent after the 5 ms fade (+ the filter's 1 ms), not a block later
+    assert out.queue.queued == queued - live_output.SAMPLE_RATE * 5 // 1000  # the rest is kept
+    out.queue.resume()  # it was only "mm-hmm"
+    back = play(out, clock, 2)
+    assert back[: out.block // 2].any() and back[out.block // 2:].all()  # at once: no second jitter hold
+    assert out.underruns == 0  # a hold is not the speaker running dry
+    assert [a for _, a in out.queue.take_marks()] == [False, True]
+
+
 def test_block_resampler_is_exact_in_blocks_and_allocates_nothing() -> None:
     for rate in (48_000, 44_100, 22_050, 8_000):
         n_in, n_out = block_frames(SAMPLE_RATE, rate, 20)
