@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -76,20 +77,32 @@ def summary(runs: list[dict]) -> dict:
             "stop_latency_s": stops.tolist()}
 
 
+def fail(message: str) -> NoReturn:
+    print(f"live_default_stop: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=12)
     p.add_argument("--variant", action="append", default=[], metavar="NAME=SET[,SET...]")
     args = p.parse_args()
-    reason = missing_reason()
-    if reason:
-        raise SystemExit(f"live_default_stop: {reason}")
     variants: dict[str, list[str]] = {}
     for item in args.variant or ["default="]:
         name, _, sets = item.partition("=")
-        if not name:
-            raise SystemExit(f"live_default_stop: --variant {item!r}: NAME=SET[,SET...]")
+        if not name or name in variants:
+            fail(f"--variant {item!r}: want NAME=SET[,SET...], each NAME once")
         variants[name] = [s for s in sets.split(",") if s]
+    if args.runs < 1:
+        fail(f"--runs {args.runs}: want at least 1")
+    reason = missing_reason()
+    if reason:
+        fail(reason)
     results: dict[str, list[dict]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
