@@ -8,7 +8,7 @@ The public API, all importable from here:
   microphone, to wrap in an input device of your own)
 - configuration: `load_config`, `Config`
 - commands (`duplex.commands`): `Mute`, `Unmute`, `StopSpeaking`, `Reset`, `Stop`, `Say`
-- events (`duplex.events`): `StateChanged`, `Control`, `Speaker`, `Text`, `Mic`, `CommandApplied`,
+- events (`duplex.events`): `StateChanged`, `Control`, `Speaker`, `Hold`, `Text`, `Mic`, `CommandApplied`,
   `Step`, `Overrun`, `Error`, `BadSamples`, `Device`, `SessionStarted`, `SessionStopped`, `SessionSummary`
   (all `Event`s)
 - errors (`duplex.errors`): `DuplexError` and its subclasses, `AudioError` (from `audio_io`), and
@@ -29,9 +29,9 @@ _EXPORTS: dict[str, str] = {
     "DuplexSession": "duplex.session", "SessionStats": "duplex.stats", "Lifecycle": "duplex.engine",
     "load_config": "duplex.config", "Config": "duplex.config", "WavInput": "audio_io.wav",
     **dict.fromkeys(("Command", "Mute", "Unmute", "StopSpeaking", "Reset", "Stop", "Say"), "duplex.commands"),
-    **dict.fromkeys(("Event", "EventType", "StateChanged", "Control", "Speaker", "Text", "Mic", "CommandApplied",
-                     "Step", "Overrun", "Error", "BadSamples", "Device", "SessionStarted", "SessionStopped",
-                     "SessionSummary"), "duplex.events"),
+    **dict.fromkeys(("Event", "EventType", "StateChanged", "Control", "Speaker", "Hold", "Text", "Mic",
+                     "CommandApplied", "Step", "Overrun", "Error", "BadSamples", "Device", "SessionStarted",
+                     "SessionStopped", "SessionSummary"), "duplex.events"),
     **dict.fromkeys(("DuplexError", "ConfigError", "AudioFileError", "DeviceError", "CheckpointError",
                      "ScenarioError", "SessionError", "NotSupportedError", "AudioError", "USER_ERRORS"),
                     "duplex.errors"),
@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "__version__", "WavInput", "DuplexSession", "SessionStats", "Lifecycle", "load_config", "Config", "Command", "Mute",
     "Unmute", "StopSpeaking", "Reset", "Stop", "Say", "Event", "EventType", "StateChanged", "Control",
-    "Speaker", "Text", "Mic", "CommandApplied", "Step", "Overrun", "Error", "BadSamples", "SessionStarted",
+    "Speaker", "Hold", "Text", "Mic", "CommandApplied", "Step", "Overrun", "Error", "BadSamples", "SessionStarted",
     "SessionStopped", "SessionSummary", "DuplexError", "ConfigError", "AudioFileError", "DeviceError",
     "CheckpointError", "ScenarioError", "SessionError", "NotSupportedError", "AudioError", "USER_ERRORS", "Device",
 ]
@@ -85,6 +85,7 @@ if TYPE_CHECKING:
         Error,
         Event,
         EventType,
+        Hold,
         Mic,
         Overrun,
         SessionStarted,

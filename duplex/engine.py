@@ -37,6 +37,7 @@ from duplex.events import (
     Error,
     Event,
     EventBus,
+    Hold,
     Mic,
     Overrun,
     SessionStarted,
@@ -94,6 +95,7 @@ class Engine:
         self.transcript: list[str] = []
         self._pending_units: list[int] = []
         self._held = self._spoke = False  # this step: a held beat (HOLD_SPEAKER), a speech unit played
+        self._speaker_held = False  # the speaker is paused for a held beat
         self._commands: list[Command] = []
         self._resampler: soxr.ResampleStream | None = None
         self._silence = np.zeros(STEP_SAMPLES, dtype=np.float32)
@@ -194,7 +196,11 @@ class Engine:
         await self._decode_pending_audio()
         # A step of the turn with no speech in it is a held beat: silent now, not a step later when
         # the queued audio has played out; anything else (speech, the turn's end) plays on.
-        self.playback.hold(self._held and not self._spoke and self.phase is Phase.SPEAKING)
+        held = self._held and not self._spoke and self.phase is Phase.SPEAKING
+        if held != self._speaker_held:
+            self._speaker_held = held
+            self.playback.hold(held)
+            self._publish(Hold(self.clock.now(), held))
         self._publish_edges(self.playback.after_step(k))
         if self.phase is Phase.DRAINING and self.playback.pending == 0:
             self._feed(Input.PLAYBACK_DONE)

@@ -28,6 +28,7 @@ class EventType(enum.Enum):
     STATE = "state"  # controller phase change: from, to
     CONTROL = "control"  # SHIFT, BREAK, EOT from the backbone
     SPEAKER = "speaker"  # audible model speech started / stopped
+    HOLD = "hold"  # the model paused its reply to hear the user out (held), or the pause ended (released)
     TEXT = "text"  # transcript text from the backbone
     MIC = "mic"  # muted / unmuted
     COMMAND = "command"  # an outside command was applied
@@ -130,6 +131,19 @@ class Speaker(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Hold(Event):
+    """The reply paused (a held beat: the speaker silenced, what is queued kept) or the pause
+    ended: the reply goes on, or a BREAK or the turn's end took it. A thin client pauses its own
+    speaker on it, as it flushes on a BREAK."""
+
+    held: bool
+    type: ClassVar[EventType] = EventType.HOLD
+
+    def payload(self) -> dict[str, Any]:
+        return {"what": "held" if self.held else "released"}
+
+
+@dataclass(frozen=True, slots=True)
 class Text(Event):
     text: str
     type: ClassVar[EventType] = EventType.TEXT
@@ -228,6 +242,8 @@ def from_dict(line: Mapping[str, Any]) -> Event:
                 return Control(t, Kind(d["token"]))
             case EventType.SPEAKER if what in ("started", "stopped"):
                 return Speaker(t, what == "started")
+            case EventType.HOLD if what in ("held", "released"):
+                return Hold(t, what == "held")
             case EventType.MIC if what in ("muted", "unmuted"):
                 return Mic(t, what == "unmuted")
             case EventType.TEXT:

@@ -112,23 +112,28 @@ def runs(audio: np.ndarray) -> list[tuple[float, int]]:
 async def held_run(script):  # type: ignore[no-untyped-def]
     model = scripted_model(script)
     out = BufferedOutput()
-    engine = Engine(model=model, input=ListMicrophone(len(script)), output=out, clock=VirtualClock(),
+    bus = EventBus()
+    events = bus.subscribe()
+    engine = Engine(model=model, input=ListMicrophone(len(script)), output=out, bus=bus, clock=VirtualClock(),
                     config=EngineConfig(max_tail_s=2.0))
     paused = []
     for _ in script:
         await engine.step(np.zeros(STEP_SAMPLES, np.float32))
         paused.append(out.queue.paused)
     await engine.worker.drain()
-    return model.backbone, out, paused
+    holds = [(round(e.t, 2), e.data["what"]) for e in events.pending() if e.type is EventType.HOLD]
+    return model.backbone, out, paused, holds
 
 
 async def test_a_step_of_the_turn_with_no_speech_pauses_the_speaker_and_the_reply_goes_on_after_it() -> None:
     script = [(SHIFT, A(0), A(1), A(2)), (A(3), A(4), A(5), A(6)), (A(7), A(8), A(9), A(10)), (THINK,) * 4,
               (THINK,) * 4, (A(11), A(12), A(13), A(14)), (A(15), A(16), THINK, THINK), (A(17), EOT, THINK, THINK),
               (THINK,) * 4, (THINK,) * 4, (THINK,) * 4]
-    _, out, paused = await held_run(script)
+    _, out, paused, holds = await held_run(script)
     # the held beats pause; speech, even with THINKs beside it, plays on; so does the turn's end
     assert paused == [False, False, False, True, True, False, False, False, False, False, False]
+    # once each way, at the end of the step that decided it (a thin client pauses its own speaker on it)
+    assert holds == [(0.64, "held"), (0.96, "released")]
     played = runs(out.audio())
     first_silence = next(i for i, (v, n) in enumerate(played) if i and v == 0.0 and n > 640)
     silent_at = sum(n for _, n in played[:first_silence])
@@ -144,7 +149,8 @@ async def test_a_step_of_the_turn_with_no_speech_pauses_the_speaker_and_the_repl
 async def test_a_cut_after_a_held_beat_counts_only_what_was_played() -> None:
     script = [(SHIFT, A(0), A(1), A(2)), (A(3), A(4), A(5), A(6)), (A(7), A(8), A(9), A(10)), (THINK,) * 4,
               (BREAK, THINK, THINK, THINK)]
-    backbone, out, _ = await held_run(script)
+    backbone, out, _, holds = await held_run(script)
+    assert holds == [(0.64, "held"), (0.8, "released")]  # the BREAK's step ends the hold too
     # at the hold (step 3) the speaker had played the lead-in and units 0-6 (steps 0 and 1), and then
     # played 5 ms of unit 7: seven units heard, of the eleven sent (not the eleven a block later)
     assert backbone.heard_calls == [7]

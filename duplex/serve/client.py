@@ -145,6 +145,9 @@ class BlockWriter:
     def flush(self) -> None:
         """Nothing to silence: the server's blocks are already what the speaker plays after a BREAK."""
 
+    def hold(self, held: bool) -> None:
+        """Nothing to pause: the server's blocks are already silent while the reply is held."""
+
     def close(self) -> None:
         if self._file is not None and not self._file.closed:
             with contextlib.suppress(sf.LibsndfileError, RuntimeError, OSError):

@@ -49,18 +49,29 @@ class MicFrames:
 
 class LiveSink:
     """The local speaker: the server's blocks into its queue (silent blocks left out, so the queue runs
-    dry between turns and the jitter buffer holds each new turn back); a BREAK flushes it at once."""
+    dry between turns and the jitter buffer holds each new turn back); a BREAK flushes it at once,
+    a hold pauses it at once (what it queued plays when the reply goes on)."""
 
     def __init__(self, speaker: Any) -> None:
         self.speaker = speaker
+        self.held = False
 
     def play(self, step: int, frame: bytes) -> None:
         samples = np.frombuffer(frame, dtype="<i2")
+        if self.held:  # the server's fade-out, then silence: the fade joins what is paused, the silence not
+            samples = np.trim_zeros(samples, "b")
         if samples.any():
             self.speaker.queue.push(samples.astype(np.float32) / 32768.0)
 
     def flush(self) -> None:
         self.speaker.queue.flush()
+
+    def hold(self, held: bool) -> None:
+        self.held = held
+        if held:
+            self.speaker.queue.pause()
+        else:
+            self.speaker.queue.resume()
 
     def close(self) -> None:
         self.speaker.close()

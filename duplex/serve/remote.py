@@ -7,9 +7,10 @@ and `duplex-kiosk --server` (its supervisor and MQTT bridge drive it like a loca
 ends with the conversation, `stats()` counts what arrived.
 
 What must not wait on the network stays here: echo cancellation is the local microphone's, and
-a BREAK flushes the local speaker the moment it arrives (`SpeakerSink.flush`), so time-to-silence
-is the local device's. A dropped connection is reported (`Link.report`, and a `link` line in the
-event log) and retried with backoff; the new connection is a new conversation on the server.
+a BREAK flushes the local speaker the moment it arrives (`SpeakerSink.flush`), as a hold pauses
+it (`SpeakerSink.hold`), so time-to-silence is the local device's. A dropped connection is
+reported (`Link.report`, and a `link` line in the event log) and retried with backoff; the new
+connection is a new conversation on the server.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from audio_io.format import STEP_SECONDS
 from duplex.commands import Command, Say, Stop
 from duplex.errors import NotSupportedError, SessionError
 from duplex.eventlog import EventLog
-from duplex.events import Control, EventBus, Mic, StateChanged, Subscription, from_dict
+from duplex.events import Control, EventBus, Hold, Mic, StateChanged, Subscription, from_dict
 from duplex.serve import protocol
 from duplex.serve.client import BlockWriter, Link, ServerError, close_of, frames_of
 from duplex.stats import SessionStats
@@ -65,6 +66,10 @@ class SpeakerSink(Protocol):
 
     def flush(self) -> None:
         """A BREAK arrived: silence what is queued locally, now."""
+        ...
+
+    def hold(self, held: bool) -> None:
+        """The reply paused (held) or its pause ended: pause what is queued locally, or play it again."""
         ...
 
     def close(self) -> None: ...
@@ -291,6 +296,8 @@ class RemoteSession:
         match event:
             case Control(token=Kind.BREAK) if self.sink is not None:
                 self.sink.flush()  # local, now: time-to-silence does not wait on the next block
+            case Hold(held=held) if self.sink is not None:
+                self.sink.hold(held)  # the same for a held reply: the block queued here is not heard out
             case StateChanged(dst=phase):
                 self.state = phase.value
             case Mic(open=is_open):
