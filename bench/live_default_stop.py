@@ -8,14 +8,18 @@ recording -> the speaker silent, every buffer included) as median / p90 / max, a
 reply came back over the cut (resumed) or something besides the cut ended it (extra BREAKs).
 
     python bench/live_default_stop.py [--runs 12] [--variant default=] [--variant network=tiny_fd.cues=false]
+    python bench/live_default_stop.py --server [--variant words=tiny_fd.cues=true,tiny_fd.cue_words=true]
 
 A variant is `NAME=SET[,SET...]` (`--set` items for duplex-chat; empty: the default config). Runs
-alternate between the variants so that a busy machine slows them alike.
+alternate between the variants so that a busy machine slows them alike. With `--server` the model
+runs in a `duplex-serve` per variant (its `--set` items; one model per conversation) and
+`duplex-chat --server` is the thin client on the loopback, its canceller local.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -29,19 +33,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.live_harness import locate, probe_spans, silent_from, start_runtime  # noqa: E402
 from tests.pulse_fixtures import missing_reason, start_pulse  # noqa: E402
+from tests.serve_fixtures import ServerProcess  # noqa: E402
 from tests.speech import speak  # noqa: E402
 
 QUESTION = "What is the weather like today?"
 CUT = "Stop, stop. Wait a moment please."
 
 
-def one_run(folder: Path, clips: tuple[Path, Path], sets: list[str]) -> dict:
+def one_run(folder: Path, clips: tuple[Path, Path], sets: list[str], server: str | None = None) -> dict:
     question, cut = clips
     pulse = start_pulse(folder / "pulse")
     try:
         pulse.echo(-10.0)
         recording = pulse.record(folder / "probe.wav")
-        runtime = start_runtime(pulse, folder, duration=12.0, sets=["live.aec=webrtc", *sets])
+        extra, model = (("--server", server), []) if server else ((), sets)
+        runtime = start_runtime(pulse, folder, duration=12.0, extra=extra, sets=["live.aec=webrtc", *model])
         runtime.wait_started()
         time.sleep(0.4)
         pulse.play(question).wait(timeout=10)
@@ -91,6 +97,7 @@ def main() -> None:
     p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=12)
     p.add_argument("--variant", action="append", default=[], metavar="NAME=SET[,SET...]")
+    p.add_argument("--server", action="store_true", help="the model in a duplex-serve, a thin client on the loopback")
     args = p.parse_args()
     variants: dict[str, list[str]] = {}
     for item in args.variant or ["default="]:
@@ -104,21 +111,26 @@ def main() -> None:
     if reason:
         fail(reason)
     results: dict[str, list[dict]] = {name: [] for name in variants}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         root = Path(tmp)
         clips = (speak(root, QUESTION), speak(root, CUT))
+        urls: dict[str, str | None] = dict.fromkeys(variants)
+        if args.server:
+            for name, sets in variants.items():
+                args_ = ["--no-batched", *[a for s in sets for a in ("--set", s)]]
+                urls[name] = servers.enter_context(ServerProcess(root, *args_, name=f"serve-{name}")).url
         for n in range(args.runs):
             for name, sets in variants.items():
                 folder = root / f"{name}-{n}"
                 folder.mkdir()
-                results[name].append(one_run(folder, clips, sets))
+                results[name].append(one_run(folder, clips, sets, urls[name]))
     out = {name: summary(runs) for name, runs in results.items()}
     if len(out) > 1:
         first = next(iter(out))
         for name in list(out)[1:]:
             a, b = out[name]["stop_latency_median_s"], out[first]["stop_latency_median_s"]
             out[name]["median_ratio_to_" + first] = round(a / b, 2) if a and b else None
-    print(json.dumps({"variants": variants, "results": out}, indent=1))
+    print(json.dumps({"variants": variants, "server": args.server, "results": out}, indent=1))
 
 
 if __name__ == "__main__":
