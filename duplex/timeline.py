@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 
-from duplex.events import CommandApplied, Control, Error, Event, Overrun, Speaker, StateChanged, Text
+from duplex.events import CommandApplied, Control, Error, Event, Hold, Overrun, Speaker, StateChanged, Text
 
-_SHOWN = (StateChanged, Control, Speaker, Overrun, Error, CommandApplied, Text)
+_SHOWN = (StateChanged, Control, Speaker, Hold, Overrun, Error, CommandApplied, Text)
 
 
 def describe(event: Event) -> str:
@@ -20,6 +20,8 @@ def describe(event: Event) -> str:
             return f"token {token.value}"
         case Speaker(audible=audible):
             return f"speaker {'started' if audible else 'stopped'}"
+        case Hold(held=held):
+            return "reply held" if held else "hold over"
         case Overrun(step=step, ms=ms):
             return f"overrun: step {step} took {ms} ms"
         case _:

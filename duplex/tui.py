@@ -32,6 +32,7 @@ from duplex.events import (
     Device,
     Error,
     Event,
+    Hold,
     Mic,
     Overrun,
     Speaker,
@@ -57,6 +58,7 @@ class HasStats(Protocol):
 PHASE_STYLE = {"IDLE": "grey50", "LISTENING": "bold green", "SPEAKING": "bold magenta",
                "DRAINING": "bold blue", "DEGRADED": "bold red"}
 RECENT_SPEECH_S = 3.0  # a user utterance this recent explains a model turn (turn latency)
+REPLYING = ("SPEAKING", "DRAINING")  # phases in which the model's reply is under way
 
 
 @dataclass
@@ -82,6 +84,7 @@ class SessionMetrics:
     audible: bool = False
     _silent_at: float = -1.0
     _cut_from: float | None = None  # start of the user's speech that cut the model off
+    _held = False  # the reply is paused to hear the user out: its next sound goes on, it is no new turn
 
     async def follow(self, events: Subscription) -> None:
         async for event in events:
@@ -92,13 +95,23 @@ class SessionMetrics:
         match event:
             case StateChanged(dst=phase):
                 self.phase = phase.value
-            case Control(token=Kind.BREAK) if self.phase in ("SPEAKING", "DRAINING"):
+                self._held = self._held and phase.value in REPLYING
+            case Control(token=Kind.BREAK) if self.phase in REPLYING:
                 self.barge_ins += 1
                 self._cut_from = self.mic.speech_started if self.mic.speech_started >= 0 else t
                 self._line(t, "barge-in: you cut in")
                 if not self.audible and self._silent_at >= self._cut_from:  # it had already paused
                     self._stopped(self._silent_at)
+            case Hold(held=True):
+                self._held = True
+                self._line(t, "model holds: hears you out")
+            case Hold(held=False) if self.phase in REPLYING:  # (a BREAK that ended it has its own line)
+                self._line(t, "model goes on")
+            case Speaker(audible=True) if self._held and self.phase in REPLYING:
+                self._held = False
+                self.audible = True  # the same reply, going on: not a turn, and no turn latency
             case Speaker(audible=True):
+                self._held = False
                 self.turns += 1
                 self.audible = True
                 gap = t - self.mic.speech_ended

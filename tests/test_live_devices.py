@@ -289,3 +289,43 @@ def test_tui_folds_events_into_latencies_and_renders(fake_sd: SimpleNamespace) -
     screen = console.export_text()
     assert "SPEAKING" in screen and "barge-in" in screen and "stop latency 350 ms" in screen
     assert any("barge-ins" in line and "1" in line for line in summary_lines(m))
+
+
+def test_tui_takes_a_held_reply_going_on_for_the_same_turn_and_a_hold_before_a_cut_for_its_stop(
+        fake_sd: SimpleNamespace) -> None:
+    from duplex.events import from_dict
+    from duplex.stats import SessionStats
+    from duplex.tui import SessionMetrics
+
+    out, _ = speaker()
+    mic = SimpleNamespace(level=0.1, speech=False, speech_started=-1.0, speech_ended=-1.0, overflows=0,
+                          dropped_chunks=0, lost=0, latency_s=0.04, echo_figures=dict)
+    stats = SessionStats("s", True, "SPEAKING", True, 100, 16.0, 1.0, 1.0, 0, 10.0, 4)
+    m = SessionMetrics(mic=mic, speaker=out, session=SimpleNamespace(stats=lambda: stats))  # type: ignore[arg-type]
+    mic.speech_ended = 2.0
+    lines = [
+        {"t": 2.4, "type": "state", "from": "LISTENING", "to": "SPEAKING"},
+        {"t": 2.5, "type": "speaker", "what": "started"},
+        {"t": 4.0, "type": "hold", "what": "held"},  # "mm-hmm" over the reply ...
+        {"t": 4.01, "type": "speaker", "what": "stopped"},
+    ]
+    for line in lines:
+        m.add(from_dict(line))
+    mic.speech_ended = 4.3
+    for line in [{"t": 4.64, "type": "hold", "what": "released"},  # ... and the reply goes on
+                 {"t": 4.65, "type": "speaker", "what": "started"}]:
+        m.add(from_dict(line))
+    assert m.turns == 1 and m.turn_latency_s == [pytest.approx(0.5)]  # not a second turn 0.35 s after "mm-hmm"
+    mic.speech_started = 6.0
+    for line in [{"t": 6.2, "type": "hold", "what": "held"},  # "stop, ..." held, then judged a barge-in
+                 {"t": 6.21, "type": "speaker", "what": "stopped"},
+                 {"t": 6.56, "type": "control", "token": "BREAK"},
+                 {"t": 6.56, "type": "state", "from": "SPEAKING", "to": "LISTENING"},
+                 {"t": 6.56, "type": "hold", "what": "released"},
+                 {"t": 7.5, "type": "state", "from": "LISTENING", "to": "SPEAKING"},
+                 {"t": 7.6, "type": "speaker", "what": "started"}]:
+        m.add(from_dict(line))
+    assert m.barge_ins == 1 and m.stop_latency_s == [pytest.approx(0.21)]  # silent from the hold, not the BREAK
+    assert m.turns == 2  # the answer to the interruption is a new turn
+    timeline = "\n".join(m.timeline)
+    assert "model holds: hears you out" in timeline and timeline.count("model goes on") == 1
