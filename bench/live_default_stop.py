@@ -98,6 +98,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=12)
     p.add_argument("--variant", action="append", default=[], metavar="NAME=SET[,SET...]")
     p.add_argument("--server", action="store_true", help="the model in a duplex-serve, a thin client on the loopback")
+    p.add_argument("--keep", type=Path, metavar="DIR", help="keep every run's files here (a new folder)")
     args = p.parse_args()
     variants: dict[str, list[str]] = {}
     for item in args.variant or ["default="]:
@@ -107,12 +108,17 @@ def main() -> None:
         variants[name] = [s for s in sets.split(",") if s]
     if args.runs < 1:
         fail(f"--runs {args.runs}: want at least 1")
+    if args.keep is not None and args.keep.exists():
+        fail(f"--keep {args.keep}: already exists (a new folder, so that nothing is overwritten)")
     reason = missing_reason()
     if reason:
         fail(reason)
     results: dict[str, list[dict]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         root = Path(tmp)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            root = args.keep
         clips = (speak(root, QUESTION), speak(root, CUT))
         urls: dict[str, str | None] = dict.fromkeys(variants)
         if args.server:
