@@ -16,7 +16,11 @@ one model thread, so it gets every core (measured: 10 conversations with 1 threa
 thread per lane, so 1 each. The load average at the start
 of each host's ramp is printed beside the figures: on a shared machine it matters.
 
-    python bench/serve_capacity.py [--seconds 10] [--max-n 256] [--out bench/results/serve_capacity.json]
+Every client streams the same input from its start by default, so with the cue rules every lane
+asks for its verdicts in the same step: the worst case. `--stagger` starts each client at its own
+point of the input, as users who do not all speak at once.
+
+    python bench/serve_capacity.py [--seconds 10] [--max-n 256] [--stagger] [--out bench/results/serve_capacity.json]
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ class ClientRun:
     failed: str = ""
 
 
-async def one_client(url: str, frames: list[bytes], steps: int, start: float, run: ClientRun) -> None:
+async def one_client(url: str, frames: list[bytes], steps: int, start: float, run: ClientRun,
+                     offset: int = 0) -> None:
     try:
         async with connect(url, subprotocols=[protocol.SUBPROTOCOL], compression=None,  # type: ignore[list-item]
                            max_size=protocol.MAX_MESSAGE_BYTES, open_timeout=30) as ws:
@@ -74,7 +79,7 @@ async def one_client(url: str, frames: list[bytes], steps: int, start: float, ru
                 elif -delay > STEP_SECONDS:
                     run.behind += 1
                 run.sent.append(time.perf_counter())
-                await ws.send(frames[k % len(frames)])
+                await ws.send(frames[(offset + k) % len(frames)])
             try:
                 await asyncio.wait_for(receiver, timeout=10.0)
             except TimeoutError:
@@ -91,12 +96,15 @@ async def receive(ws: Any, run: ClientRun, blocks: int) -> None:
                 return
 
 
-async def level(url: str, frames: list[bytes], n: int, seconds: float, warmup: int) -> dict[str, Any]:
+async def level(url: str, frames: list[bytes], n: int, seconds: float, warmup: int,
+                stagger: bool = False) -> dict[str, Any]:
     steps = round(seconds / STEP_SECONDS)
     runs = [ClientRun() for _ in range(n)]
     begin = time.perf_counter() + 1.0 + n * 0.02  # everyone connected first (a lane is opened per connection)
     rng = random.Random(n)
-    await asyncio.gather(*(one_client(url, frames, steps, begin + rng.uniform(0, STEP_SECONDS), run) for run in runs))
+    offsets = [rng.randrange(len(frames)) if stagger else 0 for _ in runs]
+    await asyncio.gather(*(one_client(url, frames, steps, begin + rng.uniform(0, STEP_SECONDS), run, offset)
+                           for run, offset in zip(runs, offsets, strict=True)))
     latencies, skipped, behind, failures = [], 0, 0, []
     for run in runs:
         if run.failed:
@@ -140,7 +148,7 @@ async def ramp(url: str, frames: list[bytes], args: argparse.Namespace) -> dict[
     levels: list[dict[str, Any]] = []
 
     async def passes(n: int) -> bool:
-        result = await level(url, frames, n, args.seconds, args.warmup)
+        result = await level(url, frames, n, args.seconds, args.warmup, args.stagger)
         levels.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
         await asyncio.sleep(1.0)  # the server closes the last level's conversations
@@ -179,6 +187,9 @@ def main() -> None:
                    help="what every client says (looped)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each level's conversations")
     p.add_argument("--warmup", type=int, default=3, help="first steps of each client left out")
+    p.add_argument("--stagger", action="store_true",
+                   help="each client starts at its own random point of the input (users who do not all speak at "
+                        "once); without it every client speaks the same words in the same step, the worst case")
     p.add_argument("--start-n", type=int, default=4)
     p.add_argument("--max-n", type=int, default=256)
     p.add_argument("--resolution", type=int, default=2, help="bisect until the bracket is this narrow")
@@ -197,6 +208,7 @@ def main() -> None:
         "bench": "serve_capacity", "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "criterion": f"client-side step p99 <= {BUDGET_MS:g} ms (frame sent -> its speaker block received) "
                      "and no skipped step", "cpus": os.cpu_count(), "seconds_per_level": args.seconds,
+        "warmup_steps": args.warmup, "staggered": args.stagger,
         **{f"{h}_max": r["max_realtime_conversations"] for h, r in results.items()},
     }
     if len(results) == 2 and results["separate"]["max_realtime_conversations"]:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # System packages the test suite uses: a real MQTT broker, PortAudio + PulseAudio for device
-# tests without a sound card, espeak-ng for test speech, sox for audio checks, HAProxy in front of
-# two duplex-serve processes (tests/test_haproxy.py).
+# tests without a sound card, espeak-ng and flite for test speech (the cue model's smoke training
+# speaks both), sox for audio checks, HAProxy in front of two duplex-serve processes
+# (tests/test_haproxy.py).
 # Installs through apt-get when it is present (as root, or with sudo); elsewhere says what is missing.
 set -euo pipefail
-PACKAGES=(espeak-ng mosquitto mosquitto-clients libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox haproxy)
+PACKAGES=(espeak-ng flite mosquitto mosquitto-clients libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox haproxy)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

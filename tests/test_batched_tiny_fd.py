@@ -267,3 +267,45 @@ def test_a_refill_runs_in_its_own_forward_after_the_others_are_answered(prototyp
     assert answered == [[0, 2], [1]]
     assert forwards[0] in ([5, 5], [4, 4], [4, 5], [5, 4])  # the steady rows: pending tokens + user embedding
     assert forwards[1] == [2]  # the refill, alone (BOS + user embedding after a reset)
+
+
+def test_with_the_cue_model_lanes_equal_solo_runs_and_its_verdicts_run_on_the_lanes_threads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cue network's verdicts (7 ms a window) were worked out on the model thread, one lane after
+    another, holding every lane's step: capacity 48 -> 6 (docs/serve.md). A lane now works them out on
+    its own thread before it queues its chunk; the tokens stay those of a solo run."""
+    import threading
+
+    from duplex.backbones import load_model
+    from duplex.cue.runtime import CueModel
+
+    cued = load_model(load_config(overrides={"tiny_fd": {**CONTEXT, "cues": True, "cue_words": False}}))
+    assert cued.backbone.rule_settings.cues is not None
+    threads: list[str] = []
+    probs = CueModel.probs
+
+    def counted(self: CueModel, window: np.ndarray) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return probs(self, window)
+
+    inputs = [conversation(k, questions=3) for k in range(4)]
+    expected = [run_solo(cued, a) for a in inputs]
+    solo_verdicts = len(threads)
+    threads.clear()
+    monkeypatch.setattr(CueModel, "probs", counted)
+    host = BatchedTinyFd(cued, capacity=4)
+    try:
+        lanes = [host.open() for _ in inputs]
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="lane") as pool:
+            got: list[list[list[str]]] = [[] for _ in inputs]
+            for tick in range(max(len(chunks(a)) for a in inputs)):
+                steps = {k: pool.submit(lanes[k].backbone.step, inputs[k][STEP * tick:][:STEP])
+                         for k in range(4) if tick < len(chunks(inputs[k]))}
+                for k, step in steps.items():
+                    got[k].append(kinds(step.result()))
+    finally:
+        host.shutdown()
+    assert got == expected
+    assert solo_verdicts == 0  # (the solo runs above were not counted)
+    assert len(threads) >= 8  # a verdict per silence after the user spoke, and per held piece
+    assert [name for name in threads if not name.startswith("lane")] == []

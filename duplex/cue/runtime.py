@@ -125,6 +125,13 @@ class CueWindow:
             return _lowered(self._network(), ASKS, WORDS_STATES_P)
         return self._network()
 
+    def prefetch(self) -> None:
+        """Work out now what a verdict asked at this step will read: the network on the window, and
+        the recogniser's reply to the audio it has been sent (nothing that changes what it hears)."""
+        self._network()
+        if self.words is not None:
+            self.words.catch_up()
+
     def _network(self) -> np.ndarray:
         if self.cached is None:
             self.cached = self.model.probs(self.audio)

@@ -152,6 +152,7 @@ class _Recogniser:
         self.asked: bool | None = None
         self.stated = False  # its opening words open a statement or a clause
         self.piece = ""  # what the latest held piece was heard as
+        self.pending = True  # jobs sent since the last reply: its verdicts may be out of date
 
     def send(self, kind: bytes, payload: bytes = b"") -> None:
         assert self.process.stdin is not None
@@ -160,9 +161,16 @@ class _Recogniser:
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise self._gone() from exc
+        self.pending = self.pending or kind != b"R"
 
     def wait(self) -> None:
+        """The verdicts after every job sent so far (no round trip when none was sent since the last)."""
+        if not self.pending:
+            if self.process.poll() is not None:
+                raise self._gone()
+            return
         self.send(b"R")
+        self.pending = False
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
@@ -239,6 +247,12 @@ class OpeningWords:
         if self.open and self.quiet >= ENDED_AFTER_S:
             self._finish()
         return self.asked
+
+    def catch_up(self) -> None:
+        """Wait for the recogniser's verdicts on the audio sent so far, unless an utterance is still
+        being decoded (a verdict asked now would end it first: that is the verdict's to do)."""
+        if not self.open:
+            self.recogniser.wait()
 
     def stated(self) -> bool:
         """After `verdict()`: did the latest utterance open as a statement or a clause (`states`)?"""

@@ -144,6 +144,7 @@ class BargeInRules:
         self.voice.reset()
         if self.cues is not None:
             self.cues.reset()
+        self.pushed = False  # `prepare` has put this step's chunk in the cue window already
         self.judged_pieces = 0  # held pieces the cue model has had its say on
         self.first_bc = 0.0  # its P(backchannel) for the first held piece
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
@@ -167,11 +168,40 @@ class BargeInRules:
              "backchannel", "stop_word", "question_answered", "unfinished_turn", "stop_word_pending",
              "break_deferred", "break_held", "break_heard_out"), 0)
 
+    def prepare(self, chunk: np.ndarray, speaking: bool) -> None:
+        """Before the step, on the thread that owns this conversation (a server lane's own, not the
+        model thread that batches every lane's step): the chunk joins the cue window, and a verdict
+        `filter` may ask for at this step is worked out now (the cue network on the window, the
+        recogniser catching up), so that the shared thread finds it ready instead of making every
+        lane wait for one. The verdicts are the ones asked lazily, from the same window: only where
+        they are computed moves. `speaking`: the floor is the model's (its reply, maybe held)."""
+        if self.cues is None:
+            return
+        self.cues.push(chunk)
+        self.pushed = True
+        if self._may_judge(speaking):
+            self.cues.prefetch()
+
+    def _may_judge(self, speaking: bool) -> bool:
+        """Whether this step may ask the cue model for a verdict, from the state before it: at the
+        silent step where a held piece, an utterance or an interruption is judged, if this chunk is
+        silent. A wrong guess costs a verdict worked out for nothing (on this thread), or one worked
+        out in `filter` after all (the network's wish for the turn before the second silent step).
+        Not guessed from the chunk's level: the detector hears the tail of a word as silence."""
+        if speaking:
+            return (self.holding and self.pieces <= 2 and self.speech < self.held_speech_steps
+                    and ((self.voiced > self.judged_voiced and self.quiet == 0)
+                         or (self.voiced == 0 and self.judged_pieces < self.pieces)))
+        if self.after_break is None:  # a clear question is answered at its second silent step
+            return self.spoke and not self.deferred and self.verdict is None and self.quiet + 1 == ASKED_QUIET_STEPS
+        return self.only_stopped is None and self.quiet + 1 == AFTER_BREAK_QUIET_STEPS  # was it only a piece?
+
     def filter(self, first: int, decision: int, chunk: np.ndarray, played: float) -> int:
         """The network's `first` token, or what the rules put in its place."""
         level = self.voice.observe(chunk, played)
-        if self.cues is not None:
+        if self.cues is not None and not self.pushed:
             self.cues.push(chunk)
+        self.pushed = False
         if decision == V.SPEAK_DECISION:
             self.after_break = None
             first = self._speaking(first, chunk, level)

@@ -68,10 +68,13 @@ class TinyFdLane(ConversationHooks):
 
     def step(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> Sequence[Token]:
         """Queue this chunk for the shard's next batched step and wait for its four tokens.
-        A malformed chunk fails here, on this lane's thread, never inside the others' batch."""
+        A malformed chunk fails here, on this lane's thread, never inside the others' batch; so does
+        anything the cue rules need (the cue network, the recogniser's catching up), which would
+        otherwise hold every lane's step."""
         chunk = np.ascontiguousarray(chunk, dtype=np.float32).reshape(STEP_SAMPLES)
         if reference is not None and np.asarray(reference).size > STEP_SAMPLES:
             raise ValueError(f"a step's reference has at most {STEP_SAMPLES} samples, got {np.asarray(reference).size}")
+        self.conversation.prepare(chunk)  # the cue verdicts, here: never on the shared model thread
         return self.shard.steps.submit(self.slot, self.counters, (chunk, reference))
 
     def heard(self, units: int) -> None:

@@ -133,6 +133,11 @@ class Conversation:
 
     # ---- decide ---------------------------------------------------------------------------
 
+    def prepare(self, chunk: np.ndarray) -> None:
+        """Before the step, on the conversation's own thread: the rules' verdicts that need no
+        model worked out (BargeInRules.prepare)."""
+        self.rules.prepare(chunk, self.floor.decision() == V.SPEAK_DECISION)
+
     def decide(self, logits: torch.Tensor, chunk: np.ndarray) -> int:
         """The step's first token from the logits at the user embedding, under the barge-in rules."""
         return self.rules.filter(self.choose(logits, self.allowed(chunk)), self.floor.decision(), chunk, self.played)
