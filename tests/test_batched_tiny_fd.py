@@ -309,3 +309,49 @@ def test_with_the_cue_model_lanes_equal_solo_runs_and_its_verdicts_run_on_the_la
     assert solo_verdicts == 0  # (the solo runs above were not counted)
     assert len(threads) >= 8  # a verdict per silence after the user spoke, and per held piece
     assert [name for name in threads if not name.startswith("lane")] == []
+
+
+def test_with_words_a_lane_waits_for_its_own_recogniser_on_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the recogniser of words a verdict waited for the lane's child process on the model thread,
+    holding every lane's step (2 real-time conversations, docs/serve.md). The lane now waits for its
+    own child before it queues its chunk; the model thread asks only for a held piece's forced
+    choice, whose job it sends itself. The tokens stay those of a solo run."""
+    import threading
+
+    pytest.importorskip("pocketsphinx")
+    from duplex.backbones import load_model
+    from duplex.cue import words as W
+
+    worded = load_model(load_config(overrides={"tiny_fd": {**CONTEXT, "cues": True, "cue_words": True}}))
+    inputs = [conversation(k, questions=3) for k in (1, 2)]
+    expected = [run_solo(worded, a) for a in inputs]
+    last_job: dict[int, bytes] = {}
+    trips: list[tuple[str, bytes]] = []  # (thread, the last job before the reply was asked for)
+    send, wait = W._Recogniser.send, W._Recogniser.wait
+
+    def sent(self: W._Recogniser, kind: bytes, payload: bytes = b"") -> None:
+        if kind != b"R":
+            last_job[id(self)] = kind
+        else:
+            trips.append((threading.current_thread().name, last_job.get(id(self), b"")))
+        send(self, kind, payload)
+
+    monkeypatch.setattr(W._Recogniser, "send", sent)
+    monkeypatch.setattr(W._Recogniser, "wait", wait)
+    host = BatchedTinyFd(worded, capacity=2)
+    try:
+        lanes = [host.open() for _ in inputs]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lane") as pool:
+            got: list[list[list[str]]] = [[] for _ in inputs]
+            for tick in range(max(len(chunks(a)) for a in inputs)):
+                steps = {k: pool.submit(lanes[k].backbone.step, inputs[k][STEP * tick:][:STEP])
+                         for k in range(2) if tick < len(chunks(inputs[k]))}
+                for k, step in steps.items():
+                    got[k].append(kinds(step.result()))
+    finally:
+        host.shutdown()
+    assert got == expected
+    on_lanes = [job for name, job in trips if name.startswith("lane")]
+    on_model = [job for name, job in trips if not name.startswith("lane")]
+    assert len(on_lanes) >= 4  # the openings of the questions, waited for where they are asked
+    assert set(on_model) <= {b"P"}, on_model

@@ -5,6 +5,9 @@
 streaming features, encoder state, window) and owns one slot of the host's slotted KV cache. A
 lane's `step` runs on the lane's own `ModelWorker` thread; it queues its request for its shard's
 model thread (one shard by default; two use two cores) and blocks until that thread has served it.
+Before it queues, the lane works out on its own thread what the cue rules will ask at this step
+(`BargeInRules.prepare`: the cue network's verdict, its recogniser catching up), which on the
+model thread would hold every lane's step.
 
 A model thread batches continuously: it takes every request pending, runs one batched step over
 them, resolves them, and repeats. A lane that has not sent its chunk is simply not in the batch;
