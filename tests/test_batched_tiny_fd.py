@@ -269,6 +269,23 @@ def test_a_refill_runs_in_its_own_forward_after_the_others_are_answered(prototyp
     assert forwards[1] == [2]  # the refill, alone (BOS + user embedding after a reset)
 
 
+def run_lanes(prototype: Model, inputs: list[np.ndarray]) -> list[list[list[str]]]:
+    """Each input on a lane of its own, all stepped at once every tick, on threads named lane*."""
+    host = BatchedTinyFd(prototype, capacity=len(inputs))
+    try:
+        lanes = [host.open() for _ in inputs]
+        got: list[list[list[str]]] = [[] for _ in inputs]
+        with ThreadPoolExecutor(max_workers=len(inputs), thread_name_prefix="lane") as pool:
+            for tick in range(max(len(chunks(a)) for a in inputs)):
+                steps = {k: pool.submit(lane.backbone.step, inputs[k][STEP * tick:][:STEP])
+                         for k, lane in enumerate(lanes) if tick < len(chunks(inputs[k]))}
+                for k, step in steps.items():
+                    got[k].append(kinds(step.result()))
+    finally:
+        host.shutdown()
+    return got
+
+
 def test_with_the_cue_model_lanes_equal_solo_runs_and_its_verdicts_run_on_the_lanes_threads(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The cue network's verdicts (7 ms a window) were worked out on the model thread, one lane after
@@ -293,19 +310,7 @@ def test_with_the_cue_model_lanes_equal_solo_runs_and_its_verdicts_run_on_the_la
     solo_verdicts = len(threads)
     threads.clear()
     monkeypatch.setattr(CueModel, "probs", counted)
-    host = BatchedTinyFd(cued, capacity=4)
-    try:
-        lanes = [host.open() for _ in inputs]
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="lane") as pool:
-            got: list[list[list[str]]] = [[] for _ in inputs]
-            for tick in range(max(len(chunks(a)) for a in inputs)):
-                steps = {k: pool.submit(lanes[k].backbone.step, inputs[k][STEP * tick:][:STEP])
-                         for k in range(4) if tick < len(chunks(inputs[k]))}
-                for k, step in steps.items():
-                    got[k].append(kinds(step.result()))
-    finally:
-        host.shutdown()
-    assert got == expected
+    assert run_lanes(cued, inputs) == expected
     assert solo_verdicts == 0  # (the solo runs above were not counted)
     assert len(threads) >= 8  # a verdict per silence after the user spoke, and per held piece
     assert [name for name in threads if not name.startswith("lane")] == []
@@ -338,19 +343,7 @@ def test_with_words_a_lane_waits_for_its_own_recogniser_on_its_own_thread(monkey
 
     monkeypatch.setattr(W._Recogniser, "send", sent)
     monkeypatch.setattr(W._Recogniser, "wait", wait)
-    host = BatchedTinyFd(worded, capacity=2)
-    try:
-        lanes = [host.open() for _ in inputs]
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lane") as pool:
-            got: list[list[list[str]]] = [[] for _ in inputs]
-            for tick in range(max(len(chunks(a)) for a in inputs)):
-                steps = {k: pool.submit(lanes[k].backbone.step, inputs[k][STEP * tick:][:STEP])
-                         for k in range(2) if tick < len(chunks(inputs[k]))}
-                for k, step in steps.items():
-                    got[k].append(kinds(step.result()))
-    finally:
-        host.shutdown()
-    assert got == expected
+    assert run_lanes(worded, inputs) == expected
     on_lanes = [job for name, job in trips if name.startswith("lane")]
     on_model = [job for name, job in trips if not name.startswith("lane")]
     assert len(on_lanes) >= 4  # the openings of the questions, waited for where they are asked
