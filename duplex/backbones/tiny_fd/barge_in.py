@@ -183,9 +183,9 @@ class BargeInRules:
             self.cues.prefetch()
 
     def _may_judge(self, speaking: bool) -> bool:
-        """Whether this step may ask the cue model for a verdict, from the state before it: at the
-        silent step where a held piece, an utterance or an interruption is judged, if this chunk is
-        silent. A wrong guess costs a verdict worked out for nothing (on this thread), or one worked
+        """Whether this step may ask the cue model for a verdict, from the state before it: it is the
+        step at which a held piece, an utterance or an interruption is judged if this chunk turns
+        out silent. A wrong guess costs a verdict worked out for nothing (on this thread), or one worked
         out in `filter` after all (the network's wish for the turn before the second silent step).
         Not guessed from the chunk's level: the detector hears the tail of a word as silence."""
         if speaking:
