@@ -26,8 +26,8 @@ from _report import emit  # noqa: E402
 
 from audio_io.format import SAMPLE_RATE  # noqa: E402
 from duplex.backbones.floor.pitch import voiced_share  # noqa: E402
-from duplex.cue.runtime import NOISE_VOICED_SHARE  # noqa: E402
 from duplex.cue.text import ASKS, FRAGMENT, STATEMENT, Sentences  # noqa: E402
+from duplex.cue.thresholds import NOISE_VOICED_SHARE  # noqa: E402
 from duplex.cue.words import OpeningWords  # noqa: E402
 from duplex.errors import DuplexError  # noqa: E402
 from duplex.eval.tts import cough  # noqa: E402

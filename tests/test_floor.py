@@ -255,3 +255,27 @@ def test_with_cues_an_interruption_that_was_only_a_stop_word_waits_for_the_rest(
     assert run(floor, "ssssss")[-1] is Move.BREAK
     moves = run(floor, "." * 10)
     assert Move.TAKE not in moves[:-1] and moves[-1] is Move.TAKE  # the unfinished silence
+
+
+def test_a_shh_over_the_reply_is_a_barge_in_once_it_is_over_and_a_cough_is_not() -> None:
+    """The VAD rules without cues: a held "shh" (no voice, a sustained hiss) ends the reply at its first
+    silence; it was resumed over like a backchannel. A cough's burst still is."""
+    from pathlib import Path
+
+    from audio_io.wav import load_mono16k
+    from duplex.eval.tts import cough
+
+    shh = load_mono16k(Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips" / "hush.wav")
+    for sound, ends in ((shh, True), (cough(np.random.default_rng(3), 0.3), False)):
+        floor = vad_floor()
+        run(floor, "ssss....")  # the model took the turn
+        audio = np.concatenate([np.zeros(STEP_SAMPLES), sound, np.zeros(8 * STEP_SAMPLES)]).astype(np.float32)
+        moves = []
+        for i in range(0, 10 * STEP_SAMPLES, STEP_SAMPLES):
+            moves.append(floor.decide(audio[i:i + STEP_SAMPLES]))
+            floor.played(0.0)
+        assert Move.HOLD in moves
+        assert (Move.BREAK in moves) is ends and (Move.SPEAK in moves[moves.index(Move.HOLD):]) is not ends
+        if ends:  # and it asked for quiet: no turn is taken to answer it
+            moves = [floor.decide(np.zeros(STEP_SAMPLES, np.float32)) for _ in range(20)]
+            assert set(moves) == {Move.WAIT} and not floor.speaking

@@ -1,5 +1,6 @@
 """What a held piece of user speech is taken for (duplex/cue/runtime.py `CueWindow.piece_probs`):
-a noise by its lack of voice, and, with words, what the recogniser named it, over the network."""
+a noise by its lack of voice, and, with words, what the recogniser named it, over the network; and
+a "shh" (pitch.py's `hushed`), which has no voice either but which the rules hear before they ask."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 
 from audio_io.format import SAMPLE_RATE
 from audio_io.wav import load_mono16k
-from duplex.backbones.floor.pitch import voiced_share
-from duplex.cue.runtime import NOISE_VOICED_SHARE, WORDS_BACKCHANNEL_NETWORK_P, CueWindow
+from duplex.backbones.floor.pitch import HISS_S, hiss_s, hushed, voiced_share
+from duplex.cue.runtime import WORDS_BACKCHANNEL_NETWORK_P, CueWindow
 from duplex.cue.text import BACKCHANNEL, STOP
-from duplex.cue.thresholds import held_piece_verdict
+from duplex.cue.thresholds import NOISE_VOICED_SHARE, held_piece_verdict
 from duplex.eval.tts import cough
 from tests.cue_fakes import VerdictsInTurn
 
@@ -48,14 +49,17 @@ def window(audio: np.ndarray, p_backchannel: float, said: str | None = None, wor
     return w
 
 
-def coughed(seed: int, echo_db: float | None = None) -> np.ndarray:
-    """0.2 s of silence, a cough, 0.3 s of silence; optionally the reply's echo under all of it."""
-    c = cough(np.random.default_rng(seed), float(np.random.default_rng(seed).uniform(0.15, 0.5)))
-    audio = np.concatenate([np.zeros(SAMPLE_RATE // 5), c, np.zeros(3 * SAMPLE_RATE // 10)]).astype(np.float32)
+def piece(sound: np.ndarray, echo_db: float | None = None) -> np.ndarray:
+    """0.2 s of silence, the sound, 0.3 s of silence; optionally the reply's echo under all of it."""
+    audio = np.concatenate([np.zeros(SAMPLE_RATE // 5), sound, np.zeros(3 * SAMPLE_RATE // 10)]).astype(np.float32)
     if echo_db is not None:
         reply = load_mono16k(CLIPS / "table.wav")[: audio.size]
         audio[: reply.size] += reply / np.abs(reply).max() * 0.5 * np.float32(10 ** (echo_db / 20))
     return audio
+
+
+def coughed(seed: int, echo_db: float | None = None) -> np.ndarray:
+    return piece(cough(np.random.default_rng(seed), float(np.random.default_rng(seed).uniform(0.15, 0.5))), echo_db)
 
 
 @pytest.mark.parametrize("echo_db", [None, -20.0])
@@ -98,3 +102,17 @@ def test_a_stop_word_named_by_the_recogniser_does_not_end_the_reply_by_itself() 
     yeah = load_mono16k(CLIPS / "yeah.wav")
     p = window(yeah, 0.5, said="stop").piece_probs(yeah.size / SAMPLE_RATE)
     assert p[BACKCHANNEL] == 0.0 and p[STOP] < 0.9
+
+
+def hushing(echo_db: float | None = None) -> np.ndarray:
+    """The scenarios' "shh" (made: no TTS here says one) as a held piece."""
+    return piece(load_mono16k(CLIPS / "hush.wav"), echo_db)
+
+
+@pytest.mark.parametrize("echo_db", [None, -20.0])
+def test_a_shh_hushes_and_no_cough_or_word_does(echo_db: float | None) -> None:
+    assert hiss_s(hushing(echo_db)) >= HISS_S and hushed(hushing(echo_db), NOISE_VOICED_SHARE)
+    assert max(hiss_s(coughed(seed, echo_db)) for seed in range(40)) < HISS_S / 3
+    assert not any(hushed(coughed(seed, echo_db), NOISE_VOICED_SHARE) for seed in range(40))
+    for name in ("stop", "mmhmm", "yeah", "right", "hesitant", "actually", "table"):
+        assert not hushed(load_mono16k(CLIPS / f"{name}.wav"), NOISE_VOICED_SHARE), name

@@ -350,3 +350,44 @@ def test_with_cues_the_networks_break_over_an_undecided_piece_ends_the_reply_whe
     assert rules.filter(V.THINK, SPEAK, speech[2], 0.0) == V.THINK
     assert rules.filter(V.CONT, SPEAK, SILENT, 0.0) == V.BREAK
     assert rules.fired["break_heard_out"] == 1
+
+
+def hush_chunks() -> list[np.ndarray]:
+    """The scenarios' "shh" (0.55 s of 2-7 kHz noise, no voice), then silence, in 160 ms chunks."""
+    audio = np.concatenate([load_mono16k(EXAMPLES / "scenarios" / "clips" / "hush.wav"), np.zeros(4 * STEP_SAMPLES)])
+    return [audio[i:i + STEP_SAMPLES].astype(np.float32) for i in range(0, 8 * STEP_SAMPLES, STEP_SAMPLES)]
+
+
+def test_without_cues_a_shh_ends_the_held_reply_once_it_is_over(speech: list[np.ndarray]) -> None:
+    """The network's own timing (the server's default): a held "shh" was resumed over after 0.8 s."""
+    rules = BargeInRules()
+    chunks = hush_chunks()
+    assert held(rules, chunks[0]) == V.THINK
+    out = [rules.filter(V.CONT, SPEAK, c, 0.0) for c in chunks[1:]]
+    assert V.BREAK in out and V.CONT not in out[: out.index(V.BREAK)]
+    assert out.index(V.BREAK) <= 4  # at the first silence after it (0.55 s of hiss: 4 chunks at most)
+    assert rules.fired["hushed"] == 1
+    # it asked for quiet: the network's wish for the turn waits until the user speaks again
+    assert [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(20)] == [V.THINK] * 20
+    assert rules.filter(V.THINK, LISTEN, speech[1], 0.0) == V.THINK  # she speaks: the turn is hers to end
+    assert V.SHIFT in [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(12)]
+
+
+def test_with_cues_a_shh_ends_the_held_reply_whatever_the_cue_model_heard() -> None:
+    """No voice: the cue window would take it for a cough and the reply went on over it."""
+    rules = BargeInRules(RuleSettings(cues=VerdictsInTurn(0.95)))  # type: ignore[arg-type]
+    chunks = hush_chunks()
+    assert held(rules, chunks[0]) == V.THINK
+    out = [rules.filter(V.CONT, SPEAK, c, 0.0) for c in chunks[1:]]
+    assert V.BREAK in out and V.CONT not in out[: out.index(V.BREAK)] and rules.fired["hushed"] == 1
+
+
+def test_without_cues_a_cough_is_still_resumed_over() -> None:
+    from duplex.eval.tts import cough
+
+    rules = BargeInRules()
+    burst = np.concatenate([cough(np.random.default_rng(3)), np.zeros(8 * STEP_SAMPLES, np.float32)])
+    chunks = [burst[i:i + STEP_SAMPLES] for i in range(0, 8 * STEP_SAMPLES, STEP_SAMPLES)]
+    assert held(rules, chunks[0]) == V.THINK
+    out = [rules.filter(V.CONT, SPEAK, c, 0.0) for c in chunks[1:]]
+    assert V.BREAK not in out and out[-1] == V.CONT and rules.fired["hushed"] == 0

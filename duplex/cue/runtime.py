@@ -20,7 +20,7 @@ from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STOP
-from duplex.cue.thresholds import ASKED_P
+from duplex.cue.thresholds import ASKED_P, NOISE_VOICED_SHARE
 from duplex.cue.words import OpeningWords
 from duplex.errors import DuplexError
 
@@ -38,11 +38,7 @@ WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one:
 # sentence too ("mhm" for a held-out interruption whose P(backchannel) was 0.02; development voices'
 # backchannels named so: 0.02 once in 18, the rest 0.17 and over)
 WORDS_BACKCHANNEL_NETWORK_P = 0.1
-# A held piece with (almost) no voiced frame among its loudest is a cough, a knock, a clap: no word
-# lacks a vowel or a hum (development voices, espeak-ng's lowest pitches and the reply's echo under
-# them included: 0.5 and up over 1 584 of them; coughs 0.00, with the reply's echo 20 dB under them as well)
-NOISE_VOICED_SHARE = 0.3
-NOISE_MAX_STOP_P = 0.5  # ... and the network does not hear a stop word in it
+NOISE_MAX_STOP_P = 0.5  # a piece with no voice (NOISE_VOICED_SHARE) is a noise if the network hears no stop word in it
 NOISE_P = 0.95  # P(backchannel), the class of coughs too, for such a piece
 
 
@@ -139,7 +135,8 @@ class CueWindow:
 
     def piece_probs(self, seconds: float) -> np.ndarray:
         """`probs()` at the end of a held piece of user speech, the window's last `seconds`. A piece
-        with no voice in it is a noise (a cough: the reply goes on). With words, what the
+        with no voice in it is a noise (a cough: the reply goes on; a "shh", which has none either,
+        the rules hear before they ask: pitch.py's `hushed`). With words, what the
         recogniser heard overrules the network: a backchannel raises P(backchannel) past its bar
         (unless the network is sure of something else), a stop word takes it away (the reply does
         not go on; nothing ends it either, the words being less sure of that)."""

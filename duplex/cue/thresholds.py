@@ -19,6 +19,13 @@ ASKS_P = 0.5  # "it asked something": the turn may be taken; below it, the unfin
 ASKED_P = 0.8  # ... so surely that tiny-fd answers it after 0.32 s of silence, whatever the network says
 
 
+# A held piece with (almost) no voiced frame among its loudest is a cough, a knock, a clap: no word
+# lacks a vowel or a hum (development voices, espeak-ng's lowest pitches and the reply's echo under
+# them included: 0.5 and up over 1 584 of them; coughs 0.00, with the reply's echo 20 dB under them
+# as well). Unless it hisses: a "shh" has no voice either (duplex/backbones/floor/pitch.py, `hushed`).
+NOISE_VOICED_SHARE = 0.3
+
+
 def held_piece_verdict(p: Sequence[float], first_backchannel: float | None) -> int | None:
     """STOP or BACKCHANNEL for a piece of user speech over the held reply, when the cue model is sure
     of it (`p`: its probabilities at the piece's first silence), else None. A second piece

@@ -65,6 +65,36 @@ def voiced_share(audio: np.ndarray) -> float:
     return float(voiced.sum() / loud.sum()) if loud.any() else 0.0
 
 
+HISS_HZ = 2000.0  # a "shh" or an "sss" puts its noise above this; a cough's burst lies mostly below
+HISS_S = 0.3  # ... and holds it, near its loudest, this long (a cough's burst decays within a tenth of that)
+
+
+def hiss_s(audio: np.ndarray) -> float:
+    """Seconds of the loudest frames of `audio` (within 10 dB of the loudest) whose noise lies above
+    HISS_HZ: a hushing "shh" holds its hiss for half a second and more, a cough's burst or a
+    knock is over in a few tens of milliseconds and lower, and a voice's echo under the sound is
+    not among those frames."""
+    x = np.asarray(audio, dtype=np.float64)
+    if x.size < FRAME:
+        return 0.0
+    n = 1 + (x.size - FRAME) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][:n]
+    power = np.abs(np.fft.rfft((frames - frames.mean(axis=1, keepdims=True)) * _WINDOW, axis=1)) ** 2
+    energy = power.sum(axis=1)
+    if energy.max() <= 0:
+        return 0.0
+    loud = energy >= 0.1 * energy.max()
+    high = power[:, np.fft.rfftfreq(FRAME, 1 / SAMPLE_RATE) >= HISS_HZ].sum(axis=1) >= 0.5 * energy
+    return float(np.count_nonzero(loud & high)) * HOP / SAMPLE_RATE
+
+
+def hushed(audio: np.ndarray, voiced_below: float) -> bool:
+    """A "shh" (or an "sss"): no voice (`voiced_share` under `voiced_below`) and at least HISS_S of
+    high-pitched hiss. People hush a speaker that way; without it a held "shh" had no voice, was
+    taken for a cough and the reply went on over it."""
+    return hiss_s(audio) >= HISS_S and voiced_share(audio) < voiced_below
+
+
 def ending_falls(audio: np.ndarray, *, fall_st: float = 2.0) -> bool | None:
     """True if the fragment's last voicing lies `fall_st` semitones or more below its recent
     median pitch; False if it is level or rising; None when too little of it is voiced to tell."""

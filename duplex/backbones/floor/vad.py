@@ -9,7 +9,9 @@ ends one of three ways:
 - the user goes quiet for `resume_after_s`: it was a backchannel ("mm-hmm"), the reply resumes;
 - the user's speech outlasts `backchannel_max_s`: a barge-in (BREAK);
 - the user starts a second piece while the reply is held ("wait, ... no, ... that is not it"):
-  a barge-in too, never a cue to resume (a hesitant interruption is still an interruption).
+  a barge-in too, never a cue to resume (a hesitant interruption is still an interruption);
+- the piece was a "shh" (no voice, a sustained hiss: pitch.py's `hushed`): a barge-in as soon as
+  it is over, and no turn to answer (it asked for quiet).
 While the model speaks, the microphone must be louder than the model's own recent output plus
 `echo_gate_db` to count as the user, so a speaker leaking into the microphone does not hold it.
 
@@ -37,10 +39,10 @@ import numpy as np
 from audio_io.format import STEP_SECONDS, rms, steps_covering
 from audio_io.vad import Vad
 from duplex.backbones.floor import Move
-from duplex.backbones.floor.pitch import ending_falls
+from duplex.backbones.floor.pitch import ending_falls, hushed
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKS_P, STOPPED_ONLY_P, held_piece_verdict
+from duplex.cue.thresholds import ASKS_P, NOISE_VOICED_SHARE, STOPPED_ONLY_P, held_piece_verdict
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -186,6 +188,8 @@ class VadFloor:
             # With cues, a second piece is heard out and judged (the reply is silent meanwhile)
             if o.speech > self.backchannel_max or (new_piece and (self.cues is None or o.pieces > 2)):
                 return self._barge_in()
+            if o.silence == 1 and hushed(np.concatenate(o.chunks[o.piece_start:]), NOISE_VOICED_SHARE):
+                return self._barge_in(asked_quiet=True)
             if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
                 p = self.cues.piece_probs((len(o.chunks) - o.piece_start + 1) * STEP_SECONDS)
                 verdict = held_piece_verdict(p, None if o.pieces == 1 else o.first_backchannel)
@@ -215,8 +219,10 @@ class VadFloor:
         self._interrupted = False
         self.state = Floor.REPLY
 
-    def _barge_in(self) -> Move:
-        self.utterance = self._overlap  # what the user said over the model starts their turn
+    def _barge_in(self, asked_quiet: bool = False) -> Move:
+        """BREAK. What the user said over the model starts their turn, unless it was a "shh": that
+        asks for quiet, not for an answer."""
+        self.utterance = Utterance() if asked_quiet else self._overlap
         self._overlap = Utterance()
         self._wait = None
         self._interrupted = True

@@ -16,6 +16,9 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   over the held reply for longer than any backchannel (`HELD_SPEECH_STEPS`);
 - after a BREAK, the next turn waits for `AFTER_BREAK_QUIET_STEPS` of silence (0.48 s), so the
   reply to an interruption starts when it is over, not at its first comma;
+- a held piece that was a "shh" (no voice, a sustained hiss: floor/pitch.py's `hushed`) ends the
+  reply at its first silence, and no turn is taken until the user speaks again: it asked for
+  quiet (without this rule it had no voice, was taken for a cough and resumed over);
 - optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
   patient setting, for users who pause to think longer than the network expects.
 
@@ -58,9 +61,10 @@ import numpy as np
 
 from audio_io.format import STEP_SECONDS, rms
 from audio_io.vad import WebRtcVad
+from duplex.backbones.floor.pitch import hushed
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKED_P, ASKS_P, STOPPED_ONLY_P, held_piece_verdict
+from duplex.cue.thresholds import ASKED_P, ASKS_P, NOISE_VOICED_SHARE, STOPPED_ONLY_P, held_piece_verdict
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -138,13 +142,17 @@ class BargeInRules:
         self.unfinished_quiet_steps = settings.unfinished_quiet_steps
         self.cues = CueWindow(settings.cues) if settings.cues is not None else None
         self.held_speech_steps = HELD_SPEECH_STEPS if self.cues is None else HEARD_OUT_STEPS
+        # the last chunks a held piece can span: was it a "shh"?
+        self.recent: deque[np.ndarray] = deque(maxlen=HEARD_OUT_STEPS + PIECE_ONSET_STEPS + 2)
         self.reset()
 
     def reset(self) -> None:
         self.voice.reset()
         if self.cues is not None:
             self.cues.reset()
+        self.recent.clear()
         self.pushed = False  # `prepare` has put this step's chunk in the cue window already
+        self.asked_quiet = False  # the reply ended for a "shh": no turn until the user speaks again
         self.judged_pieces = 0  # held pieces the cue model has had its say on
         self.first_bc = 0.0  # its P(backchannel) for the first held piece
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
@@ -166,7 +174,7 @@ class BargeInRules:
         self.fired: dict[str, int] = dict.fromkeys(
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
              "backchannel", "stop_word", "question_answered", "unfinished_turn", "stop_word_pending",
-             "break_deferred", "break_held", "break_heard_out"), 0)
+             "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet"), 0)
 
     def prepare(self, chunk: np.ndarray, speaking: bool) -> None:
         """Before the step, on the thread that owns this conversation (a server lane's own, not the
@@ -202,6 +210,7 @@ class BargeInRules:
         if self.cues is not None and not self.pushed:
             self.cues.push(chunk)
         self.pushed = False
+        self.recent.append(np.array(chunk, dtype=np.float32))
         if decision == V.SPEAK_DECISION:
             self.after_break = None
             first = self._speaking(first, chunk, level)
@@ -232,6 +241,9 @@ class BargeInRules:
                     return self._released(V.BREAK)
                 first = self._fire("break_deferred", V.THINK)  # heard out first: it may be "mm-hmm"
                 self.break_wanted = True
+            if self._hushed():
+                self.asked_quiet = True  # ... and no turn to answer it until the user speaks again
+                return self._fire("hushed", self._released(V.BREAK))
             heard = self._heard_piece(level)
             if heard == STOP:
                 return self._fire("stop_word", self._released(V.BREAK))
@@ -293,6 +305,14 @@ class BargeInRules:
             self.first_bc = float(p[BACKCHANNEL])
         return verdict
 
+    def _hushed(self) -> bool:
+        """At the first silence after a held piece: was it a "shh" (no voice, a sustained hiss)? Taken
+        for a cough (no voice) or left to the network, it was resumed over."""
+        if self.pieces > 2 or self.quiet != 1 or self.speech >= self.held_speech_steps:
+            return False
+        piece = list(self.recent)[-(self.piece_steps + PIECE_ONSET_STEPS):]
+        return hushed(np.concatenate(piece), NOISE_VOICED_SHARE)
+
     def _unjudged_voice(self) -> bool:
         """With cues: the detector has heard user speech over the held reply that no verdict has
         covered yet (a piece still going on, or over and not yet judged)."""
@@ -334,9 +354,11 @@ class BargeInRules:
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
         if self.voice.speaking(chunk, level):
             self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
-            self.only_stopped = None
+            self.only_stopped, self.asked_quiet = None, False
         else:
             self.quiet += 1
+        if self.asked_quiet:  # a "shh" asked for quiet: the network's wish for the turn waits for the user's voice
+            return self._fire("hushed_quiet", V.THINK) if first == V.SHIFT else first
         self.wanted = self.wanted + 1 if first == V.SHIFT or self.deferred else 0
         if self.after_break is not None:
             self.after_break += 1

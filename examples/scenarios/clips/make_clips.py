@@ -56,6 +56,18 @@ JOINED = [
     ("long_pause", ["long1", "long2", "long3"], [0.9, 1.3]),
 ]
 PIECES = ("frag", "h_", "long")
+HUSH_S = 0.55  # "shh": no TTS here says one (espeak-ng and flite voice it: "shuh"), so it is made
+
+
+def hush(seconds: float = HUSH_S, seed: int = 7) -> np.ndarray:
+    """A hushing "shh": noise between 2 and 7 kHz (the fricative's band), 0.1 s in, 0.15 s out."""
+    n = round(seconds * SAMPLE_RATE)
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    spectrum[(f < 2000) | (f > 7000)] = 0
+    ramp = np.minimum(1, np.minimum(np.arange(n) / 1600, (n - np.arange(n)) / 2400))
+    noise = np.fft.irfft(spectrum, n) * ramp
+    return noise / np.abs(noise).max() * 10 ** (-8 / 20)
 
 
 def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
@@ -73,13 +85,14 @@ def main(names: list[str]) -> None:
     """Write every clip, or only the named ones (so adding a clip leaves the others untouched)."""
     if shutil.which("espeak-ng") is None:
         sys.exit("make_clips.py needs espeak-ng (apt-get install espeak-ng)")
-    known = [n for n in CLIPS if not n.startswith(PIECES)] + [j[0] for j in JOINED]
+    known = [n for n in CLIPS if not n.startswith(PIECES)] + [j[0] for j in JOINED] + ["hush"]
     unknown = [n for n in names if n not in known]
     if unknown:
         sys.exit(f"make_clips.py: unknown clip {', '.join(unknown)} (one of {', '.join(known)})")
     wanted = set(names or known)
     pad = np.zeros(round(LEAD_S * SAMPLE_RATE), dtype=np.float32)
     made = {name: speak(*spec) for name, spec in CLIPS.items()}
+    made["hush"] = hush()
     for name, audio in made.items():
         if name in wanted:
             sf.write(HERE / f"{name}.wav", np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="PCM_16")
