@@ -11,6 +11,7 @@ length are harmless, as every position is written before it is attended to.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +43,12 @@ class Accelerated:
             return
         state = self._snapshot()
         if self.mode == "compile":
-            self._run = torch.compile(self.fn, dynamic=False, fullgraph=False)
-            self._run()  # compiles now, not in the first conversation step
+            with warnings.catch_warnings():  # torch's notes to itself while it compiles, not the user's to act on
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.script_method.* is deprecated",
+                                        category=DeprecationWarning)
+                warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
+                self._run = torch.compile(self.fn, dynamic=False, fullgraph=False)
+                self._run()  # compiles now, not in the first conversation step
             self._out = torch.empty(0)
         else:
             self._capture()
