@@ -23,17 +23,24 @@ _WINDOW = np.hanning(FRAME)
 _WINDOW_AC = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, n=2 * FRAME)) ** 2)[:FRAME] / float(np.sum(_WINDOW ** 2))
 
 
+def _framed(audio: np.ndarray) -> np.ndarray:
+    """(n, FRAME) frames every HOP, each without its mean; none for audio shorter than a frame."""
+    x = np.asarray(audio, dtype=np.float64)
+    if x.size < FRAME:
+        return np.zeros((0, FRAME))
+    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][: 1 + (x.size - FRAME) // HOP]
+    return frames - frames.mean(axis=1, keepdims=True)
+
+
 def _frames(audio: np.ndarray, loud_share: float = 0.05,
             window_corrected: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per 10 ms hop: loud (energy over `loud_share` of the loudest frame's: 13 dB under it by
     default), voiced (and loud), and the pitch lag. `window_corrected` divides the autocorrelation
     by the window's own, which otherwise pulls a low voice's peak (a long lag) under the bar."""
-    x = np.asarray(audio, dtype=np.float64)
-    if x.size < FRAME:
+    frames = _framed(audio)
+    n = len(frames)
+    if n == 0:
         return np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, int)
-    n = 1 + (x.size - FRAME) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][:n]
-    frames = frames - frames.mean(axis=1, keepdims=True)
     energy = np.einsum("ij,ij->i", frames, frames)
     loud = energy > loud_share * energy.max() if energy.max() > 0 else np.zeros(n, bool)
     spec = np.fft.rfft(frames * _WINDOW, n=2 * FRAME, axis=1)
@@ -74,12 +81,10 @@ def hiss_s(audio: np.ndarray) -> float:
     HISS_HZ: a hushing "shh" holds its hiss for half a second and more, a cough's burst or a
     knock is over in a few tens of milliseconds and lower, and a voice's echo under the sound is
     not among those frames."""
-    x = np.asarray(audio, dtype=np.float64)
-    if x.size < FRAME:
+    frames = _framed(audio)
+    if len(frames) == 0:
         return 0.0
-    n = 1 + (x.size - FRAME) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][:n]
-    power = np.abs(np.fft.rfft((frames - frames.mean(axis=1, keepdims=True)) * _WINDOW, axis=1)) ** 2
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
     energy = power.sum(axis=1)
     if energy.max() <= 0:
         return 0.0

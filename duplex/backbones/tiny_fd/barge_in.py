@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio_io.format import STEP_SECONDS, rms
+from audio_io.format import STEP_SAMPLES, STEP_SECONDS, rms
 from audio_io.vad import WebRtcVad
 from duplex.backbones.floor.pitch import hushed
 from duplex.backbones.tiny_fd import vocab as V
@@ -142,8 +142,8 @@ class BargeInRules:
         self.unfinished_quiet_steps = settings.unfinished_quiet_steps
         self.cues = CueWindow(settings.cues) if settings.cues is not None else None
         self.held_speech_steps = HELD_SPEECH_STEPS if self.cues is None else HEARD_OUT_STEPS
-        # the last chunks a held piece can span: was it a "shh"?
-        self.recent: deque[np.ndarray] = deque(maxlen=HEARD_OUT_STEPS + PIECE_ONSET_STEPS + 2)
+        # without the cue model's window, the last chunks a held piece can span: was it a "shh"?
+        self.recent: deque[np.ndarray] = deque(maxlen=HELD_SPEECH_STEPS + PIECE_ONSET_STEPS + 2)
         self.reset()
 
     def reset(self) -> None:
@@ -209,8 +209,9 @@ class BargeInRules:
         level = self.voice.observe(chunk, played)
         if self.cues is not None and not self.pushed:
             self.cues.push(chunk)
+        elif self.cues is None:
+            self.recent.append(np.array(chunk, dtype=np.float32))
         self.pushed = False
-        self.recent.append(np.array(chunk, dtype=np.float32))
         if decision == V.SPEAK_DECISION:
             self.after_break = None
             first = self._speaking(first, chunk, level)
@@ -310,8 +311,10 @@ class BargeInRules:
         for a cough (no voice) or left to the network, it was resumed over."""
         if self.pieces > 2 or self.quiet != 1 or self.speech >= self.held_speech_steps:
             return False
-        piece = list(self.recent)[-(self.piece_steps + PIECE_ONSET_STEPS):]
-        return hushed(np.concatenate(piece), NOISE_VOICED_SHARE)
+        steps = self.piece_steps + PIECE_ONSET_STEPS
+        piece = (self.cues.audio[-steps * STEP_SAMPLES:] if self.cues is not None
+                 else np.concatenate(list(self.recent)[-steps:]))
+        return hushed(piece, NOISE_VOICED_SHARE)
 
     def _unjudged_voice(self) -> bool:
         """With cues: the detector has heard user speech over the held reply that no verdict has

@@ -86,7 +86,6 @@ class TinyFdBackbone(ConversationHooks):
         """One chunk in, four tokens out. `reference`: the audio played during this chunk when
         something else speaks for the model (None: its own units of the last step)."""
         conv = self.conversation
-        conv.prepare(chunk)
         user, conv.enc_states = self.net.encoder(conv.features(chunk, reference), conv.enc_states)  # (1, 1, H)
         if self.cache is None or conv.needs_refill():
             logits = self._refill(user)
