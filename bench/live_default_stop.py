@@ -18,7 +18,6 @@ runs in a `duplex-serve` per variant (its `--set` items; one model per conversat
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -30,6 +29,9 @@ from typing import NoReturn
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _report import OneLineParser  # noqa: E402
+from _report import fail as report_fail  # noqa: E402
 
 from tests.live_harness import locate, probe_spans, silent_from, start_runtime  # noqa: E402
 from tests.pulse_fixtures import missing_reason, start_pulse  # noqa: E402
@@ -84,13 +86,7 @@ def summary(runs: list[dict]) -> dict:
 
 
 def fail(message: str) -> NoReturn:
-    print(f"live_default_stop: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        fail(message)
+    report_fail("live_default_stop", message)
 
 
 def main() -> None:

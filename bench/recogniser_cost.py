@@ -15,7 +15,6 @@ same name. Template sentences (duplex/cue/text.py) in development voices only.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _report import emit  # noqa: E402
+from _report import OneLineParser, emit, fail  # noqa: E402
 
 from audio_io.format import SAMPLE_RATE  # noqa: E402
 from duplex.cue.recogniser import PIECE_GRAMMAR, PIECE_SEARCH  # noqa: E402
@@ -114,7 +113,7 @@ def summary(run: dict[str, Any], shipped: dict[str, Any], kinds: list[str]) -> d
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--voices", default=DEV_VOICES,
                    help="comma-separated development voices (never festival's held-out)")
     p.add_argument("--per-class", type=int, default=20, help="heads per kind (question, statement, fragment); pieces")
@@ -132,8 +131,7 @@ def main() -> None:
         if args.out is not None and args.out.is_dir():
             raise DuplexError(f"--out {args.out}: is a directory")
     except DuplexError as exc:
-        print(f"recogniser_cost: {exc}", file=sys.stderr)
-        sys.exit(2)
+        fail("recogniser_cost", str(exc))
     with tempfile.TemporaryDirectory() as tmp:
         heads, pieces = clips(voices, args.per_class, args.seed, Path(tmp))
     kinds = [k for k, _ in heads]

@@ -43,10 +43,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _report import emit  # noqa: E402
+from _report import OneLineParser, emit, fail  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
+from audio_io.errors import AudioFileError  # noqa: E402
 from audio_io.format import STEP_SECONDS  # noqa: E402
 from duplex.serve import protocol  # noqa: E402
 from duplex.serve.client import frames_of  # noqa: E402
@@ -182,7 +183,7 @@ def host_run(batched: bool, frames: list[bytes], args: argparse.Namespace) -> di
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=Path, default=ROOT / "examples/audio/conversation.wav",
                    help="what every client says (looped)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each level's conversations")
@@ -201,9 +202,27 @@ def main() -> None:
     p.add_argument("--only", choices=["batched", "separate"], help="one host only (no ratio)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
-    frames = frames_of(args.input)
+    for name, value, low in (("--seconds", args.seconds, 0.5), ("--warmup", args.warmup, 0),
+                             ("--start-n", args.start_n, 1), ("--resolution", args.resolution, 1),
+                             ("--batched-threads", args.batched_threads, 1),
+                             ("--separate-threads", args.separate_threads, 1)):
+        if value < low:
+            fail("serve_capacity", f"{name} {value}: must be at least {low}")
+    if args.max_n < args.start_n:
+        fail("serve_capacity", f"--max-n {args.max_n}: must be at least --start-n ({args.start_n})")
+    if args.warmup >= round(args.seconds / STEP_SECONDS):
+        fail("serve_capacity", f"--warmup {args.warmup}: leaves no step of a {args.seconds:g} s level to measure")
+    if args.out is not None and args.out.is_dir():
+        fail("serve_capacity", f"--out {args.out}: is a directory")
+    try:
+        frames = frames_of(args.input)
+    except AudioFileError as exc:
+        fail("serve_capacity", f"--input {exc}")
     hosts = [h for h in ("batched", "separate") if args.only in (None, h)]
-    results = {h: host_run(h == "batched", frames, args) for h in hosts}
+    try:
+        results = {h: host_run(h == "batched", frames, args) for h in hosts}
+    except RuntimeError as exc:  # duplex-serve refused its arguments (its own error line is above)
+        fail("serve_capacity", str(exc))
     report: dict[str, Any] = {
         "bench": "serve_capacity", "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "criterion": f"client-side step p99 <= {BUDGET_MS:g} ms (frame sent -> its speaker block received) "
