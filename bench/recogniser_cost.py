@@ -1,14 +1,16 @@
 """What the recogniser of words costs in CPU, and what cheaper decoder settings would lose, as JSON.
 
 With `tiny_fd.cue_words` every conversation's recogniser (pocketsphinx, duplex/cue/recogniser.py)
-decodes the first 1.2 s of each utterance with the full language model, and each held piece with
-the piece grammar. On a server that CPU, not the batched model, is what limits how many such
-conversations run in real time (docs/serve.md). This bench decodes the same heads and pieces as the
-runtime does (an utterance's head with its preroll; a piece on its own) in this process, with the
-shipped settings and with cheaper ones, and reports per setting: CPU per head and per piece, how
-many heads get the same words and the same verdict (`asks`, `states`) as the shipped settings, how
-many questions are heard to ask and statements or fragments to ask, and how many pieces get the
-same name. Template sentences (duplex/cue/text.py) in development voices only.
+decodes the first 1.2 s of each utterance with the language model (since round 14 over duplex's
+vocabulary of about 5 000 words, duplex/cue/vocabulary.py), and each held piece with the piece
+grammar. On a server that CPU, not the batched model, is what limits how many such conversations
+run in real time (docs/serve.md). This bench decodes the same heads and pieces as the runtime does
+(an utterance's head with its preroll; a piece on its own) in this process, with the shipped
+settings, the wheel's whole dictionary (as before round 14) and cheaper decoder settings, and
+reports per setting: CPU per head and per piece, how many heads get the same words and the same
+verdict (`asks`, `states`) as the shipped settings, how many questions are heard to ask and
+statements or fragments to ask, and how many pieces get the same name. Template sentences
+(duplex/cue/text.py) in development voices only.
 
     python bench/recogniser_cost.py [--voices espeak:en-us+m3,flite:kal,...] [--per-class 20] [--seed 5] [--out FILE]
 """
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from _report import OneLineParser, emit, fail  # noqa: E402
 
 from audio_io.format import SAMPLE_RATE  # noqa: E402
-from duplex.cue.recogniser import PIECE_GRAMMAR, PIECE_SEARCH  # noqa: E402
+from duplex.cue.recogniser import PIECE_GRAMMAR, PIECE_SEARCH, decoder_with_vocabulary  # noqa: E402
 from duplex.cue.text import BACKCHANNELS, STOPS, Sentences  # noqa: E402
 from duplex.cue.words import HEAD_S, PREROLL_S, _pcm, asks, states  # noqa: E402
 from duplex.errors import DuplexError  # noqa: E402
@@ -37,9 +39,11 @@ from duplex.tts import check_voice, speak  # noqa: E402
 
 DEV_VOICES = "espeak:en-us+m3,espeak:en+f2,espeak:en-gb+m1,flite:kal,flite:slt,flite:awb,flite:rms"
 SHIPPED = "shipped"
+FULL = "full_vocabulary"  # not a pocketsphinx setting: the wheel's whole dictionary, as before round 14
 # pocketsphinx's own knobs: the second passes (fwdflat, bestpath) and the beams / the HMMs kept per frame
 SETTINGS: dict[str, dict[str, Any]] = {
     SHIPPED: {},
+    "the wheel's whole dictionary (before round 14)": {FULL: True},
     "no fwdflat": {"fwdflat": False},
     "no fwdflat, no bestpath": {"fwdflat": False, "bestpath": False},
     "narrow beams": {"beam": 1e-30, "wbeam": 1e-20, "pbeam": 1e-30, "maxhmmpf": 5000},
@@ -68,8 +72,11 @@ def clips(voices: list[str], per_class: int, seed: int, cache: Path) -> tuple[li
 def decode(settings: dict[str, Any], heads: list[tuple[str, np.ndarray]], pieces: list[np.ndarray]) -> dict[str, Any]:
     import pocketsphinx
 
-    decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **settings)
-    decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
+    if settings.get(FULL):
+        decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+        decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
+    else:
+        decoder = decoder_with_vocabulary(**settings)
     head_cpu, words = [], []
     for _, audio in heads:
         began = time.process_time()

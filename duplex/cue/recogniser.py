@@ -20,7 +20,11 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, BinaryIO
+
+from duplex.cue.vocabulary import pronunciations, vocabulary, wheel_dictionary
 
 HEADER = struct.Struct(">cI")
 
@@ -52,11 +56,21 @@ def _read(stream: BinaryIO, n: int) -> bytes | None:
     return data
 
 
-def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
+def decoder_with_vocabulary(**settings: Any) -> Any:
+    """A pocketsphinx decoder of US English that knows only duplex's vocabulary (vocabulary.py), with
+    the held-piece grammar added."""
     import pocketsphinx
 
-    decoder: Any = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL")
+    with tempfile.TemporaryDirectory(prefix="duplex-recogniser-") as tmp:
+        dictionary = Path(tmp) / "vocabulary.dict"
+        dictionary.write_text(pronunciations(vocabulary(), wheel_dictionary()), encoding="utf-8")
+        decoder = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL", dict=str(dictionary), **settings)
     decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
+    return decoder
+
+
+def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
+    decoder = decoder_with_vocabulary()
     # Its cepstral mean adapts to what it hears; a new conversation starts from the fresh one, so no
     # conversation's voice moves the next one's words (as with the VAD's state: docs/cue.md)
     fresh_cmn = decoder.get_cmn()
