@@ -102,12 +102,19 @@ def test_a_statement_is_heard_not_to_ask_and_each_utterance_has_its_own_verdict(
     assert words.verdict() is None and not words.open
 
 
-def test_a_reset_recogniser_hears_as_a_fresh_one_whatever_it_heard_before(shared: OpeningWords) -> None:
+@pytest.mark.parametrize(("probe", "before"), [
+    ("train", ("table", "long_pause", "stop", "mono1", "hesitant")),
+    # round 14: "mono1" after these was heard "we pretty cute" after a reset and "we do to look it" by a
+    # fresh recogniser, because a reset set the cepstral mean back but not how fast it adapts
+    ("mono1", ("train", "table", "long_pause", "mono2", "mono3", "paused", "weather", "hesitant", "actually")),
+])
+def test_a_reset_recogniser_hears_as_a_fresh_one_whatever_it_heard_before(
+        shared: OpeningWords, probe: str, before: tuple[str, ...]) -> None:
     fresh = OpeningWords()
-    clip = load_mono16k(CLIPS / "train.wav").astype(np.float32)
+    clip = load_mono16k(CLIPS / f"{probe}.wav").astype(np.float32)
     listen(fresh, clip)
-    for name in ("table", "long_pause", "stop", "mono1", "hesitant"):  # another conversation, other voices
-        listen(shared, load_mono16k(CLIPS / f"{name}.wav").astype(np.float32) * 0.3)
+    for name in before:  # another conversation, other voices
+        listen(shared, load_mono16k(CLIPS / f"{name}.wav").astype(np.float32) * (0.3 if probe == "train" else 1.0))
     shared.reset()
     listen(shared, clip)
     assert shared.heard == fresh.heard and shared.verdict() == fresh.verdict()

@@ -71,9 +71,6 @@ def decoder_with_vocabulary(**settings: Any) -> Any:
 
 def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
     decoder = decoder_with_vocabulary()
-    # Its cepstral mean adapts to what it hears; a new conversation starts from the fresh one, so no
-    # conversation's voice moves the next one's words (as with the VAD's state: docs/cue.md)
-    fresh_cmn = decoder.get_cmn()
     heard: list[str] | None = None
     previous: list[str] | None = None  # the utterance before the latest
     piece, error = "", None
@@ -114,8 +111,12 @@ def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
                     decoder.set_cmn(live_cmn)
                 piece = hyp.hypstr if hyp is not None else ""
             elif kind == b"X":
+                # Its cepstral mean adapts to what it hears; a new conversation starts from the state of
+                # a fresh process, so no conversation's voice moves the next one's words (as with the
+                # VAD's state: docs/cue.md). Setting the mean back (round 7) left how fast it adapts,
+                # and some first words came out otherwise than in a fresh process.
                 heard, previous, piece = None, None, ""
-                decoder.set_cmn(fresh_cmn)
+                decoder.reinit_feat()
             elif kind == b"R":
                 replies.write(json.dumps({"heard": heard, "previous": previous, "piece": piece,
                                           "error": error}).encode() + b"\n")
