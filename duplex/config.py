@@ -120,9 +120,8 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-                sets: list[str] | None = None, defaults: Mapping[str, Any] | None = None) -> Config:
-    """Defaults (the fields', then a program's own `defaults`), then the YAML file, then a mapping of
-    overrides, then `key=value` strings."""
+                sets: list[str] | None = None) -> Config:
+    """The fields' defaults, then the YAML file, then a mapping of overrides, then `key=value` strings."""
     data: dict[str, Any] = {}
     source = "config"
     base_dir = "."
@@ -131,8 +130,6 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         source = str(p)
         base_dir = str(p.parent)
         data = read_yaml_mapping(p)
-    if defaults:
-        data = _merge(dict(defaults), data)
     if overrides:
         data = _merge(data, dict(overrides))
     for item in sets or []:

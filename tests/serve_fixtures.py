@@ -124,12 +124,11 @@ async def send_and_close_reason(url: str, token: str | None, messages: Sequence[
 
 
 async def solo_run(source: Path, wav: Path, events: Path) -> None:
-    """The local offline run of `source` on the server's default config (what `duplex-chat --input
-    --set tiny_fd.cues=false` does: duplex-serve's own default, duplex/serve/serve_cli.py)."""
+    """The local offline run of `source` on the default config (what `duplex-chat --input` does, and
+    what duplex-serve serves by default)."""
     from duplex.config import load_config
-    from duplex.serve.serve_cli import SERVE_DEFAULTS
 
-    config = load_config(defaults=SERVE_DEFAULTS)
+    config = load_config()
     await DuplexSession(config=config, input=source, output=wav, events_path=events).play()
 
 

@@ -36,10 +36,9 @@ STEP = 2560
 
 @pytest.fixture(scope="module")
 def cfg() -> Config:
-    """duplex-serve's default, which the batched host serves: tiny-fd's own timing (docs/serve.md)."""
-    from duplex.serve.serve_cli import SERVE_DEFAULTS
-
-    return load_config(overrides={"tiny_fd": CONTEXT}, defaults=SERVE_DEFAULTS)
+    """tiny-fd's own timing (`tiny_fd.cues: false`): the batched network's tokens, which the tests
+    below compare with solo runs (the cue rules' own tests build their configs below)."""
+    return load_config(overrides={"tiny_fd": {**CONTEXT, "cues": False}})
 
 
 @pytest.fixture(scope="module")

@@ -93,18 +93,20 @@ def test_an_unreachable_server_leaves_existing_outputs_untouched(tmp_path: Path,
     assert out.read_bytes() == QUESTION.read_bytes() and events.read_text() == "{}\n"
 
 
-def test_a_servers_default_is_the_networks_own_timing_unless_the_config_names_the_cues(
+def test_a_servers_default_is_duplex_chats_the_cue_model_and_the_words_unless_the_config_says_otherwise(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The cue model's rules run in the batched host's model thread (48 conversations without them,
-    2 with the words: docs/serve.md), so duplex-serve leaves them off; a file or --set decides."""
-    def cues(*args: str) -> str:
+    """Until round 13 duplex-serve left the cue rules off (their cost per conversation); since round
+    14 a served conversation is timed as duplex-chat's (docs/serve.md); a file or --set decides."""
+    def tiny_fd(key: str, *args: str) -> str:
         assert serve_main(["--print-config", *args]) == 0
         out = capsys.readouterr().out
         tiny = out[out.index("tiny_fd:"):]
-        return next(line for line in tiny.splitlines() if line.strip().startswith("cues:")).split("#")[0].strip()
+        return next(line for line in tiny.splitlines() if line.strip().startswith(f"{key}:")).split("#")[0].strip()
 
-    assert cues() == "cues: false"
-    assert cues("--set", "tiny_fd.cues=true") == "cues: true"
-    config = tmp_path / "words.yaml"
-    config.write_text("backbone: tiny-fd\ntiny_fd:\n  cues: true\n")
-    assert cues("--config", str(config)) == "cues: true"
+    assert tiny_fd("cues") == "cues: true" and tiny_fd("cue_words") == "cue_words: true"
+    assert tiny_fd("cues", "--set", "tiny_fd.cues=false") == "cues: false"
+    config = tmp_path / "network.yaml"
+    config.write_text("backbone: tiny-fd\ntiny_fd:\n  cues: false\n")
+    assert tiny_fd("cues", "--config", str(config)) == "cues: false"
+    config.write_text("backbone: tiny-fd\ntiny_fd:\n  cue_words: false\n")
+    assert tiny_fd("cue_words", "--config", str(config)) == "cue_words: false"

@@ -359,7 +359,7 @@ def hush_chunks() -> list[np.ndarray]:
 
 
 def test_without_cues_a_shh_ends_the_held_reply_once_it_is_over(speech: list[np.ndarray]) -> None:
-    """The network's own timing (the server's default): a held "shh" was resumed over after 0.8 s."""
+    """The network's own timing (`tiny_fd.cues: false`): a held "shh" was resumed over after 0.8 s."""
     rules = BargeInRules()
     chunks = hush_chunks()
     assert held(rules, chunks[0]) == V.THINK

@@ -53,14 +53,6 @@ def serve_parser() -> argparse.ArgumentParser:
     return p
 
 
-# A server's default is tiny-fd's own timing, not the cue model and the words of duplex-chat's
-# default: their rules run in the batched host's one model thread, where a lane waiting for its
-# recogniser holds every lane's step. Measured (bench/serve_capacity.py --only batched, 2 cores):
-# 48 real-time conversations with the network's timing, 6 with the cue model, 2 with the words.
-# A config file or --set that names tiny_fd.cues wins (docs/serve.md).
-SERVE_DEFAULTS = {"tiny_fd": {"cues": False}}
-
-
 def serve_main(argv: Sequence[str] | None = None) -> int:
     args = serve_parser().parse_args(argv)
     return guarded("duplex-serve", _serve, args)
@@ -73,7 +65,9 @@ def main() -> None:
 def _serve(args: argparse.Namespace) -> int:
     from duplex.config import dump_yaml, load_config
 
-    cfg = load_config(args.config, sets=args.set, defaults=SERVE_DEFAULTS)
+    # duplex-chat's default, the cue model and the words, since round 14: a recogniser of words costs
+    # half the CPU it did, and 12-16 conversations with words run in real time on 2 cores (docs/serve.md)
+    cfg = load_config(args.config, sets=args.set)
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0

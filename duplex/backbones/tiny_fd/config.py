@@ -27,7 +27,7 @@ class TinyFdConfig:
                      "go on at once, a stop word ends it, a turn not ending on a question waits unfinished_silence_s "
                      "(docs/cue.md; false: the network's own timing, which starts in most thinking pauses)")
     cue_words: bool = opt(True, "with cues: a recogniser (pocketsphinx, a process of its own per conversation, "
-                          "about 110 MB) hears the words: a question's or request's opening is answered after 0.32 s "
+                          "about 60 MB) hears the words: a question's or request's opening is answered after 0.32 s "
                           "whatever the cue network says, a statement's opening waits unfinished_silence_s unless the "
                           "network is sure of a question, a held piece heard as a backchannel lets the reply go on at "
                           "once (docs/cue.md; false: most questions wait unfinished_silence_s, "
