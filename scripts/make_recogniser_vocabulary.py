@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,8 @@ def main() -> int:
     chosen = sorted(set(ranked[: args.size]) | named)
     header = (f"# duplex/cue/vocabulary.txt: the recogniser's {len(chosen)} words, written by\n"
               f"# scripts/make_recogniser_vocabulary.py --size {args.size}: the likeliest words of pocketsphinx's\n"
-              "# US English language model and every word the rules name (docs/cue.md). Do not edit by hand.\n")
+              "# US English language model and every word the rules name (docs/cue.md). Do not edit by hand.\n"
+              f"# pocketsphinx {version('pocketsphinx')}\n")
     args.out.write_text(header + "\n".join(chosen) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({len(chosen)} words)")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,10 @@ def test_every_word_a_rule_names_is_in_the_vocabulary() -> None:
 
 
 def test_the_vocabulary_is_what_the_script_writes_from_the_installed_wheel(tmp_path: Path) -> None:
+    written_from = VOCABULARY.read_text(encoding="utf-8").splitlines()[3].removeprefix("# pocketsphinx ")
+    if written_from != version("pocketsphinx"):  # another release may rank its words otherwise
+        pytest.skip(f"vocabulary.txt was written from pocketsphinx {written_from}, {version('pocketsphinx')} is "
+                    "installed: run scripts/make_recogniser_vocabulary.py")
     out = tmp_path / "vocabulary.txt"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_recogniser_vocabulary.py"), "--out", str(out)],
                           capture_output=True, text=True, cwd=tmp_path)
