@@ -16,6 +16,10 @@ one model thread, so it gets every core (measured: 10 conversations with 1 threa
 thread per lane, so 1 each. The load average at the start
 of each host's ramp is printed beside the figures: on a shared machine it matters.
 
+The server runs duplex-serve's default config (since round 14 duplex-chat's: the cue model and the
+recogniser of words, a process per conversation); `--server-arg=--set=tiny_fd.cues=false` measures
+tiny-fd's own timing, `--server-arg=--set=tiny_fd.cue_words=false` the cue model alone.
+
 Every client streams the same input from its start by default, so with the cue rules every lane
 asks for its verdicts in the same step: the worst case. `--stagger` starts each client at its own
 point of the input, as users who do not all speak at once.
