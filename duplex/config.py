@@ -29,7 +29,7 @@ __all__ = ["Config", "EngineConfig", "LiveConfig", "MqttConfig", "PolicyConfig",
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    floor: str = opt("vad", "who times the turns of policy and covo's turn mode: vad = the VAD rules (these keys), tiny-fd = tiny-fd's decisions (its speech discarded)", choices=("vad", "tiny-fd"))
+    floor: str = opt("auto", "who times the turns of policy and covo's turn mode: vad = the VAD rules (these keys), tiny-fd = tiny-fd's decisions with its tiny_fd settings (its speech discarded), auto = tiny-fd for covo's turn mode (far fewer starts in thinking pauses, docs/policy.md) and vad for the policy backbone (no torch needed)", choices=("auto", "vad", "tiny-fd"))
     vad: str = opt("webrtc", "voice activity detector", choices=("webrtc", "silero"))
     webrtc_aggressiveness: int = opt(3, "webrtcvad mode: 0 (lenient) .. 3 (strict)", lo=0, hi=3)
     speech_threshold: float = opt(0.5, "VAD probability above which a 160 ms chunk is speech", lo=0.05, hi=0.95)

@@ -101,7 +101,7 @@ TURN = {"sampling": "greedy", "interleave": "1,3", "context_tokens": 128, "max_r
 
 
 def spoken(k: int) -> list[np.ndarray]:
-    """Two questions, each followed by enough silence for the VAD floor to take the turn."""
+    """Two questions, each followed by enough silence for the floor to take the turn."""
     from audio_io.wav import load_mono16k
 
     clips = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
@@ -115,6 +115,7 @@ def spoken(k: int) -> list[np.ndarray]:
 
 def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
     from duplex.backbones.covo.batched_turn import BatchedCovoTurn
+    from duplex.backbones.covo.factory import COVO_FLOOR
     from duplex.backbones.floor import make_floor
     from duplex.tokens import Kind
 
@@ -125,7 +126,8 @@ def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
         solo = load_model(covo_config(tiny, "turn", **TURN)).backbone
         expected.append([t for chunk in audio for t in solo.step(chunk)])
     cfg = covo_config(tiny, "turn", **TURN)
-    host = BatchedCovoTurn(load_model(cfg), capacity=n, new_floor=lambda: make_floor(cfg.policy))
+    host = BatchedCovoTurn(load_model(cfg), capacity=n, new_floor=lambda: make_floor(  # as duplex-serve makes it
+        cfg.policy, tiny_fd=cfg.tiny_fd, resolve=cfg.resolve, threads=0, auto=COVO_FLOOR))
     lanes = [host.open() for _ in range(n)]
     got: list[list[Token]] = [[] for _ in range(n)]
     try:

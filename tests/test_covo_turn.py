@@ -141,9 +141,13 @@ def test_shift_carries_three_units_and_the_text_arrives_in_a_free_slot(tiny: Pat
 
 
 def test_turn_mode_composes_a_floor_policy_and_cannot_say(tiny: Path) -> None:
+    """`policy.floor: auto` (the default) is tiny-fd's timing in turn mode (round 14); vad names the VAD rules."""
     model = load_model(covo_config(tiny, "turn"))
     assert not model.can_say
-    assert isinstance(model.backbone.floor, VadFloor)
+    assert isinstance(model.backbone.floor, TinyFdFloor)
+    cfg = covo_config(tiny, "turn")
+    vad = load_model(dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, floor="vad")))
+    assert isinstance(vad.backbone.floor, VadFloor)
 
 
 def test_tiny_fd_as_the_floor_times_covos_replies(tiny: Path, speech) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from audio_io.clip import load_clip
 from audio_io.format import SAMPLE_RATE, rms
 from duplex.backbones.base import Model
-from duplex.backbones.floor import FloorPolicy, Move, make_floor, tokens_for
+from duplex.backbones.floor import FloorPolicy, Move, floor_kind, make_floor, tokens_for
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.backbones.registry import Resolver
 from duplex.config import PolicyConfig
@@ -117,5 +117,6 @@ def load_policy(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None = None, *, resol
     floor = make_floor(cfg, tiny_fd=tiny_fd, resolve=resolve)
     bank = FrameBank()
     backbone = PolicyBackbone(floor, responder, bank)
-    name = f"policy/{cfg.responder}/{cfg.vad if cfg.floor == 'vad' else cfg.floor}"
+    kind = floor_kind(cfg)
+    name = f"policy/{cfg.responder}/{cfg.vad if kind == 'vad' else kind}"
     return Model(backbone=backbone, vocoder=FrameBankVocoder(bank), name=name, can_say=True)

@@ -118,10 +118,11 @@ def make_host(prototype: Model, config: Config, *, capacity: int, batched: bool 
         return BatchedCovo(prototype, capacity=capacity)
     if config.backbone == "covo":
         from duplex.backbones.covo.batched_turn import BatchedCovoTurn
+        from duplex.backbones.covo.factory import COVO_FLOOR
         from duplex.backbones.floor import make_floor
 
         return BatchedCovoTurn(prototype, capacity=capacity, new_floor=lambda: make_floor(
-            config.policy, tiny_fd=config.tiny_fd, resolve=config.resolve, threads=0))
+            config.policy, tiny_fd=config.tiny_fd, resolve=config.resolve, threads=0, auto=COVO_FLOOR))
     if batched:
         raise ConfigError(f"--batched: backbone {config.backbone!r} has no batched host "
                           "(tiny-fd and covo have one); use --no-batched")

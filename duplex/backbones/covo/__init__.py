@@ -9,7 +9,7 @@ Importing this package stays cheap (no torch); `load_covo` pulls in torch and tr
     decoder.py    static-KV-cache decode (CUDA graphs / torch.compile) and the transformers baseline
     vocab.py      token ids <-> runtime tokens, prompts
     native.py     native full-duplex mode: one user frame + four tokens per step
-    turn.py       turn mode: the VAD turn policy around the half-duplex chat model
+    turn.py       turn mode: a floor policy (policy.floor) around the half-duplex chat model
     vocoder.py    adapter to a local token2wav installation; silence when none is configured
     factory.py    build the Model from config
 """

@@ -32,8 +32,8 @@ _WHERE = "relative to the config file"
 class CovoConfig:
     checkpoint: str = opt("checkpoints/covo-audio-chat",
                           f"checkpoint folder: config.json, *.safetensors, tokenizer.json ({_WHERE})")
-    mode: str = opt("turn", "turn = VAD turn policy around the chat model; native = the model's own control tokens",
-                    choices=("turn", "native"))
+    mode: str = opt("turn", "turn = a floor policy (policy.floor) around the chat model; "
+                    "native = the model's own control tokens", choices=("turn", "native"))
     device: str = opt("auto", "torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
     dtype: str = opt("auto", "weights and activations: auto = bfloat16 on GPU, float32 on CPU",
                      choices=("auto", "bfloat16", "float16", "float32"))

@@ -39,6 +39,9 @@ from duplex.errors import CheckpointError, ConfigError, one_line
 log = logging.getLogger(__name__)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+# `policy.floor: auto` in turn mode: tiny-fd's timing (the cue model and the words), which on held-out
+# voices starts in 2 of 57 thinking pauses where the VAD rules start in 29 (docs/policy.md, round 14)
+COVO_FLOOR = "tiny-fd"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,7 +80,8 @@ def build_model(c: CovoConfig, policy: PolicyConfig, tiny_fd: TinyFdConfig | Non
         backbone: Any = native_backbone(c, ckpt, vocab, rt)
     else:
         chat = chat_context(c, ckpt, vocab, rt)
-        floor = make_floor(policy, tiny_fd=tiny_fd, resolve=resolve, threads=0)  # covo sets torch's threads
+        floor = make_floor(policy, tiny_fd=tiny_fd, resolve=resolve, threads=0,  # covo sets torch's threads
+                           auto=COVO_FLOOR)
         backbone = CovoTurnBackbone(floor, chat=chat, level=lambda: float(getattr(vocoder, "level", 0.0)))
         if isinstance(vocoder, StreamingToken2Wav):
             vocoder.ahead = lambda: units_ahead(chat)  # decode ahead of the speaker

@@ -84,14 +84,21 @@ def tokens_for(move: Move, next_units: Callable[[int], Sequence[int]]) -> tuple[
     return tokens, ended
 
 
+def floor_kind(cfg: PolicyConfig, auto: str = "vad") -> str:
+    """`policy.floor`, with `auto` resolved to the backbone's own choice (`auto`)."""
+    return auto if cfg.floor == "auto" else cfg.floor
+
+
 def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
-               resolve: Callable[[str], Path] | None = None, threads: int | None = None) -> FloorPolicy:
-    """The floor `policy.floor` names (tiny-fd imports torch; the VAD rules do not).
+               resolve: Callable[[str], Path] | None = None, threads: int | None = None,
+               auto: str = "vad") -> FloorPolicy:
+    """The floor `policy.floor` names (tiny-fd imports torch; the VAD rules do not); `auto` is the
+    backbone's choice: the VAD rules for the policy backbone, tiny-fd for Covo's turn mode.
 
     `threads` overrides `tiny_fd.threads` (torch's setting is process-wide: a backbone that sets its
     own, as Covo does, passes 0 so the floor leaves it alone).
     """
-    if cfg.floor == "tiny-fd":
+    if floor_kind(cfg, auto) == "tiny-fd":
         from duplex.backbones.floor.tinyfd import load_tiny_fd_floor
 
         return load_tiny_fd_floor(cfg, tiny_fd, resolve, threads)
@@ -111,4 +118,4 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
     return VadFloor(cfg, vad_from_config(cfg), cues)
 
 
-__all__ = ["FloorPolicy", "Move", "make_floor", "tokens_for"]
+__all__ = ["FloorPolicy", "Move", "floor_kind", "make_floor", "tokens_for"]
