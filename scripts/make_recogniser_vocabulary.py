@@ -9,13 +9,14 @@ the held-piece grammar of duplex/cue/recogniser.py names, whatever its rank.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from _report import OneLineParser, fail  # noqa: E402  (bad arguments: one line, exit status 2)
 
 from duplex.cue.vocabulary import VOCABULARY, headword, wheel_dictionary  # noqa: E402
 
@@ -38,13 +39,14 @@ def rule_words() -> set[str]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=5000, help="how many of the likeliest words")
     p.add_argument("--out", type=Path, default=VOCABULARY)
     args = p.parse_args()
     if args.size < 1:
-        print(f"make_recogniser_vocabulary: --size {args.size}: must be at least 1", file=sys.stderr)
-        return 2
+        fail("make_recogniser_vocabulary", f"--size {args.size}: must be at least 1")
+    if args.out.is_dir():
+        fail("make_recogniser_vocabulary", f"--out {args.out}: is a directory")
     from pocketsphinx import NGramModel, get_model_path
 
     model = NGramModel.readfile(str(Path(get_model_path()) / "en-us" / "en-us.lm.bin"))
@@ -54,9 +56,7 @@ def main() -> int:
     named = rule_words()
     missing = sorted(named - set(known))
     if missing:
-        print(f"make_recogniser_vocabulary: the rules name words the dictionary lacks: {' '.join(missing)}",
-              file=sys.stderr)
-        return 2
+        fail("make_recogniser_vocabulary", f"the rules name words the dictionary lacks: {' '.join(missing)}")
     chosen = sorted(set(ranked[: args.size]) | named)
     header = (f"# duplex/cue/vocabulary.txt: the recogniser's {len(chosen)} words, written by\n"
               f"# scripts/make_recogniser_vocabulary.py --size {args.size}: the likeliest words of pocketsphinx's\n"
