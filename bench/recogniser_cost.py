@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from _report import OneLineParser, emit, fail  # noqa: E402
 
 from audio_io.format import SAMPLE_RATE  # noqa: E402
-from duplex.cue.recogniser import PIECE_GRAMMAR, PIECE_SEARCH, decoder_with_vocabulary  # noqa: E402
+from duplex.cue.recogniser import PIECE_SEARCH, new_decoder  # noqa: E402
 from duplex.cue.text import BACKCHANNELS, STOPS, Sentences  # noqa: E402
 from duplex.cue.words import HEAD_S, PREROLL_S, _pcm, asks, states  # noqa: E402
 from duplex.errors import DuplexError  # noqa: E402
@@ -39,11 +39,10 @@ from duplex.tts import check_voice, speak  # noqa: E402
 
 DEV_VOICES = "espeak:en-us+m3,espeak:en+f2,espeak:en-gb+m1,flite:kal,flite:slt,flite:awb,flite:rms"
 SHIPPED = "shipped"
-FULL = "full_vocabulary"  # not a pocketsphinx setting: the wheel's whole dictionary, as before round 14
 # pocketsphinx's own knobs: the second passes (fwdflat, bestpath) and the beams / the HMMs kept per frame
 SETTINGS: dict[str, dict[str, Any]] = {
     SHIPPED: {},
-    "the wheel's whole dictionary (before round 14)": {FULL: True},
+    "the wheel's whole dictionary (before round 14)": {"whole_dictionary": True},
     "no fwdflat": {"fwdflat": False},
     "no fwdflat, no bestpath": {"fwdflat": False, "bestpath": False},
     "narrow beams": {"beam": 1e-30, "wbeam": 1e-20, "pbeam": 1e-30, "maxhmmpf": 5000},
@@ -70,13 +69,7 @@ def clips(voices: list[str], per_class: int, seed: int, cache: Path) -> tuple[li
 
 
 def decode(settings: dict[str, Any], heads: list[tuple[str, np.ndarray]], pieces: list[np.ndarray]) -> dict[str, Any]:
-    import pocketsphinx
-
-    if settings.get(FULL):
-        decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
-        decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
-    else:
-        decoder = decoder_with_vocabulary(**settings)
+    decoder = new_decoder(**settings)
     head_cpu, words = [], []
     for _, audio in heads:
         began = time.process_time()

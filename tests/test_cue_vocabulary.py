@@ -14,7 +14,7 @@ from duplex.cue.vocabulary import VOCABULARY, headword, pronunciations, vocabula
 
 pytest.importorskip("pocketsphinx")
 
-from duplex.cue.recogniser import decoder_with_vocabulary  # noqa: E402
+from duplex.cue.recogniser import new_decoder  # noqa: E402
 from duplex.cue.vocabulary import wheel_dictionary  # noqa: E402
 from scripts.make_recogniser_vocabulary import rule_words  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_a_vocabulary_file_skips_comments_and_blank_lines(tmp_path: Path) -> Non
 
 
 def test_the_recognisers_decoder_knows_the_vocabulary_and_nothing_else() -> None:
-    decoder = decoder_with_vocabulary()
+    decoder = new_decoder()
     assert decoder.lookup_word("weather") is not None and decoder.lookup_word("could") is not None
     assert decoder.lookup_word("hmm") is not None  # a word of the held-piece grammar, rare as it is
     rare = next(word for word in ("zucchini", "aardvark", "quixotic") if word not in vocabulary())

@@ -56,21 +56,24 @@ def _read(stream: BinaryIO, n: int) -> bytes | None:
     return data
 
 
-def decoder_with_vocabulary(**settings: Any) -> Any:
-    """A pocketsphinx decoder of US English that knows only duplex's vocabulary (vocabulary.py), with
-    the held-piece grammar added."""
+def new_decoder(*, whole_dictionary: bool = False, **settings: Any) -> Any:
+    """A pocketsphinx decoder of US English with the held-piece grammar added, that knows only duplex's
+    vocabulary (vocabulary.py) unless `whole_dictionary` (the wheel's, as before round 14: benches)."""
     import pocketsphinx
 
-    with tempfile.TemporaryDirectory(prefix="duplex-recogniser-") as tmp:
-        dictionary = Path(tmp) / "vocabulary.dict"
-        dictionary.write_text(pronunciations(vocabulary(), wheel_dictionary()), encoding="utf-8")
-        decoder = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL", dict=str(dictionary), **settings)
+    if whole_dictionary:
+        decoder = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL", **settings)
+    else:
+        with tempfile.TemporaryDirectory(prefix="duplex-recogniser-") as tmp:
+            dictionary = Path(tmp) / "vocabulary.dict"
+            dictionary.write_text(pronunciations(vocabulary(), wheel_dictionary()), encoding="utf-8")
+            decoder = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL", dict=str(dictionary), **settings)
     decoder.add_jsgf_string(PIECE_SEARCH, PIECE_GRAMMAR)
     return decoder
 
 
 def serve(jobs: BinaryIO, replies: BinaryIO) -> None:
-    decoder = decoder_with_vocabulary()
+    decoder = new_decoder()
     heard: list[str] | None = None
     previous: list[str] | None = None  # the utterance before the latest
     piece, error = "", None
