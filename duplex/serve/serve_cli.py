@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     from duplex.config import dump_yaml, load_config
 
     # duplex-chat's default, the cue model and the words, since round 14: a recogniser of words costs
-    # half the CPU it did, and 12-16 conversations with words run in real time on 2 cores (docs/serve.md)
+    # half the CPU it did, and 12-22 conversations with words run in real time on 2 cores (docs/serve.md)
     cfg = load_config(args.config, sets=args.set)
     if args.print_config:
         print(dump_yaml(cfg), end="")
