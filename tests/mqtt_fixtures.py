@@ -35,6 +35,8 @@ from tests.speech import silence, write_wav
 
 try:
     import aiomqtt
+
+    from duplex.mqtt.bridge import CLOSE_S, closing_within
 except ImportError:  # the broker fixtures skip, saying why
     aiomqtt = None  # type: ignore[assignment]
 
@@ -246,7 +248,8 @@ class Watcher:
     async def _run(self) -> None:
         while True:
             try:
-                async with self.broker.client(identifier=self.identifier, clean_session=not self.persistent) as c:
+                client = self.broker.client(identifier=self.identifier, clean_session=not self.persistent)
+                async with closing_within(client, CLOSE_S) as c:  # never a test that hangs on its exit
                     for f in self.filters:
                         await c.subscribe(f, qos=1)
                     self.connections += 1
@@ -296,7 +299,7 @@ def _decode(payload: bytes) -> Any:
 @contextlib.asynccontextmanager
 async def commander(broker: Broker, base: str) -> AsyncIterator[Callable[..., Any]]:
     """send(obj_or_bytes) -> the reply on `<base>/cmd/result` with the same id."""
-    async with broker.client() as client, Watcher(broker, f"{base}/cmd/result") as results:
+    async with closing_within(broker.client(), CLOSE_S) as client, Watcher(broker, f"{base}/cmd/result") as results:
         async def send(payload: Any, *, match_id: Any = None) -> Any:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             want = payload.get("id") if isinstance(payload, dict) else match_id

@@ -11,7 +11,7 @@ import pytest
 
 from duplex.events import EventType
 from duplex.kiosk import SessionHost
-from duplex.mqtt.bridge import MqttBridge
+from duplex.mqtt.bridge import MqttBridge, closing_within
 from duplex.session import DuplexSession
 from tests import mqtt_fixtures
 from tests.mqtt_fixtures import BASE, Broker, EndlessInput, Watcher, check_schema, commander, comparable, reference_run
@@ -232,3 +232,35 @@ def test_a_missing_ca_file_is_a_config_error(tmp_path: Path, question: Path) -> 
 
     with pytest.raises(ConfigError, match="mqtt.tls: cannot load the CA or client certificate"):
         MqttBridge(config=MqttConfig(tls=True, ca_file="nope.crt"), host=offline_host(question), base_dir=tmp_path)
+
+
+class StallingClient:
+    """A client whose exit never completes, as aiomqtt's would if its disconnect never did (it waits
+    for it without a limit)."""
+
+    async def __aenter__(self) -> StallingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_client_whose_disconnect_stalls_cannot_hold_the_bridge(caplog: pytest.LogCaptureFixture) -> None:
+    client = StallingClient()
+    async with asyncio.timeout(5):
+        async with closing_within(client, 0.1) as inside:  # type: ignore[arg-type]
+            assert inside is client
+        with pytest.raises(ValueError, match="the body's"):
+            async with closing_within(client, 0.1):  # type: ignore[arg-type]
+                raise ValueError("the body's own error")
+
+        async def serve() -> None:
+            async with closing_within(client, 0.1):  # type: ignore[arg-type]
+                await asyncio.Event().wait()
+
+        task = asyncio.create_task(serve())  # the connection loop, cancelled on the bridge's exit
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert caplog.text.count("did not complete within") == 3

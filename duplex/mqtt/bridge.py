@@ -20,6 +20,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +53,7 @@ log = logging.getLogger("duplex.mqtt")
 
 INCOMING_QUEUE = 256  # commands admitted by the rate limit and waiting to be answered
 DRAIN_S = 2.0  # on exit, how long to keep publishing events still queued
+CLOSE_S = 5.0  # how long a client's exit may wait for its disconnect to complete
 
 
 class Link(enum.Enum):
@@ -74,6 +76,28 @@ class BridgeCounters:
 class _Connection:
     client: aiomqtt.Client
     lost: asyncio.Event
+
+
+@contextlib.asynccontextmanager
+async def closing_within(client: aiomqtt.Client, seconds: float) -> AsyncIterator[aiomqtt.Client]:
+    """`async with client`, with an exit that gives up after `seconds`: aiomqtt's own exit waits for
+    its disconnect with no limit, and a kiosk whose broker stalls must still shut down (and a
+    cancelled connection loop still end)."""
+    await client.__aenter__()
+    try:
+        yield client
+    except BaseException as exc:
+        await _exit_within(client, seconds, exc)
+        raise
+    await _exit_within(client, seconds, None)
+
+
+async def _exit_within(client: aiomqtt.Client, seconds: float, exc: BaseException | None) -> None:
+    try:
+        await asyncio.wait_for(client.__aexit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None),
+                               seconds)
+    except TimeoutError:
+        log.warning("the MQTT client's disconnect did not complete within %.0f s; dropped", seconds)
 
 
 class MqttBridge:
@@ -172,7 +196,7 @@ class MqttBridge:
     async def _connection_loop(self) -> None:
         while True:
             try:
-                async with self._client() as client:
+                async with closing_within(self._client(), CLOSE_S) as client:
                     await self._serve(_Connection(client, asyncio.Event()))
             except aiomqtt.MqttError as exc:
                 if refusal_code(exc) is not None and not self._accepted:
