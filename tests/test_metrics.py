@@ -118,6 +118,25 @@ def test_continuation_over_backchannels_and_noises() -> None:
     assert quiet["backchannels_over_reply"] == quiet["noises_over_reply"] == 0  # nothing to go on with
 
 
+def test_a_backchannel_while_the_reply_is_held_for_another_is_over_the_reply() -> None:
+    first = clip(1, Role.TURN, 0.0, 0.8)
+    mmhmm, yeah = clip(2, Role.BACKCHANNEL, 2.0, 2.4), clip(3, Role.BACKCHANNEL, 2.9, 3.3)
+    held = (1.0, 2.1)  # quiet for "mm-hmm"; "yeah" comes before it is back
+    broke = timeline(track(8.0, held, (4.3, 5.0)), [first, mmhmm, yeah], breaks=(3.0,))
+    assert broke.over_reply(yeah)
+    m = strict_metrics(broke)
+    assert (m["backchannels_over_reply"], m["replies_ended_by_backchannel"], m["continued_over_backchannel"]) == (2, 1, 0)
+    assert m["unprompted_breaks"] == 0
+    went_on = strict_metrics(timeline(track(8.0, held, (3.5, 6.0)), [first, mmhmm, yeah]))
+    assert (went_on["backchannels_over_reply"], went_on["replies_ended_by_backchannel"]) == (2, 0)
+    assert went_on["continued_over_backchannel"] == 1  # the second: audible again 0.2 s after it
+    # A reply that had simply ended (its quiet began before any backchannel): nothing to end or go on with.
+    ended = timeline(track(8.0, (1.0, 1.8)), [first, mmhmm, yeah])
+    assert not ended.over_reply(mmhmm) and not ended.over_reply(yeah)
+    # A BREAK with no user sound near it (the speaker's own echo) is unprompted.
+    assert strict_metrics(timeline(track(8.0, (1.0, 5.0)), [first, mmhmm], breaks=(4.0,)))["unprompted_breaks"] == 1
+
+
 def test_took_turn_follows_the_benchmark_thresholds() -> None:
     assert not fdb.took_turn([])
     assert not fdb.took_turn([(1.0, 1.5)])  # < 1 s, 1 word

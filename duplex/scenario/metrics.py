@@ -196,18 +196,30 @@ class Timeline:
                 quiet = max(quiet, e)
         return [s for s, _ in self.segments if quiet < s < clip.end]
 
+    def over_reply(self, clip: ClipTruth) -> bool:
+        """Did the clip begin over the reply? The model was audible as it began, or had gone quiet
+        for an earlier backchannel or noise over the reply and not come back yet (a held reply: a
+        second "yeah" while the reply waits out the first is over the reply as much as the first)."""
+        if any(s <= clip.start < e + BRIDGE_S for s, e in self.segments):
+            return True
+        quiet = max((e for _, e in self.segments if e <= clip.start), default=None)
+        return quiet is not None and any(
+            other.role in GOES_ON_ROLES and other.start < clip.start
+            and other.start <= quiet <= other.end + REACTION_S and self.over_reply(other)
+            for other in self.clips)
+
     def ended_by(self, clip: ClipTruth) -> bool | None:
-        """For a backchannel/noise that begins over the reply: did a BREAK for it end the reply?
-        (None when the model was not speaking as the clip began.) Unlike `continued`, a reply that
-        goes quiet for a while and then goes on has not been ended."""
-        if not any(s <= clip.start < e + BRIDGE_S for s, e in self.segments):
+        """For a backchannel/noise that begins over the reply (`over_reply`): did a BREAK for it end
+        the reply? (None when there was no reply to end.) Unlike `continued`, a reply that goes
+        quiet for a while and then goes on has not been ended."""
+        if not self.over_reply(clip):
             return None
         return any(clip.covers(t, BARGE_IN_GRACE_S) for t in self.breaks)
 
     def continued(self, clip: ClipTruth) -> bool | None:
         """For a backchannel/noise over the reply: no BREAK for it and the reply audible right after.
 
-        None when the model was not speaking as the clip began (nothing to continue).
+        None when there was no reply to continue (`over_reply`).
         """
         ended = self.ended_by(clip)
         if ended is None:
@@ -258,6 +270,7 @@ def strict_metrics(tl: Timeline) -> dict[str, Any]:
         "noises_over_reply": len(goes_on[Role.NOISE]),
         "replies_ended_by_backchannel": sum(ended[Role.BACKCHANNEL]),
         "replies_ended_by_noise": sum(ended[Role.NOISE]),
+        "unprompted_breaks": sum(not any(c.covers(t, BARGE_IN_GRACE_S) for c in tl.clips) for t in tl.breaks),
     }
 
 
