@@ -6,6 +6,8 @@ the RMS over 20 ms windows above `AUDIBLE_RMS` (-50 dBFS).
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from audio_io.format import AUDIBLE_RMS, SAMPLE_RATE
@@ -38,3 +40,31 @@ def audible_spans(audio: np.ndarray, *, threshold_db: float | None = None, windo
         else:
             spans.append((s, e))
     return spans
+
+
+class NoiseFloor:
+    """The room's level, from the last few seconds of 160 ms chunk levels: the quietest of them.
+
+    A chunk within `margin` of it (6 dB) holds nothing but the room. One louder holds a sound,
+    whether or not a voice detector calls it speech: the soft onset of a word, a breath, a cough.
+    Turn-taking counts only the room as the user's silence, so a word whose first chunks the
+    detector misses does not end the user's turn or a held reply's wait. The floor is never taken
+    above `cap` (in long speech the quietest chunk is still speech) nor under `least`."""
+
+    def __init__(self, window: int = 32, margin: float = 2.0, cap: float = 10 ** (-40 / 20),
+                 least: float = 10 ** (-45 / 20)) -> None:
+        self.levels: deque[float] = deque(maxlen=window)
+        self.margin, self.cap, self.least = margin, cap, least
+
+    def reset(self) -> None:
+        self.levels.clear()
+
+    def observe(self, level: float) -> None:
+        self.levels.append(level)
+
+    def quiet(self) -> float:
+        """The loudest level that is still only the room."""
+        return max(self.least, self.margin * min(min(self.levels, default=0.0), self.cap))
+
+    def silent(self, level: float) -> bool:
+        return level <= self.quiet()

@@ -35,10 +35,11 @@ def glide(seconds: float, f0: float, f1: float) -> np.ndarray:
 
 
 def run(floor: VadFloor, pattern: str) -> list[Move]:
-    """One move per character: 's' a speech step, '.' a silent step; the model's output is silent."""
+    """One move per character: 's' a speech step, '.' a silent step, 'n' a sound the detector does not
+    call speech (-31 dBFS: a word's soft onset); the model's output is silent."""
     moves = []
     for c in pattern:
-        chunk = glide(0.16, 150, 150) if c == "s" else np.zeros(STEP_SAMPLES, np.float32)
+        chunk = {"s": glide(0.16, 150, 150), "n": glide(0.16, 150, 150) / 5}.get(c, np.zeros(STEP_SAMPLES, np.float32))
         moves.append(floor.decide(chunk))
         floor.played(0.0)
     return moves
@@ -62,14 +63,32 @@ def test_a_backchannel_holds_the_reply_then_it_resumes() -> None:
     assert Move.BREAK not in moves
 
 
-def test_a_second_piece_while_held_is_a_barge_in_never_a_resume() -> None:
+def test_pieces_while_held_keep_it_held_and_the_first_long_one_is_the_barge_in() -> None:
     floor = vad_floor()
     run(floor, "ssss....")
-    moves = run(floor, ".ss...ss")  # "wait, ... no": 0.48 s apart
+    moves = run(floor, ".ss...ss...ssssss")  # "wait, ... no, ... that is not what I asked": 0.48 s apart
     assert moves[:3] == [Move.SPEAK, Move.HOLD, Move.HOLD]
-    assert moves[3:6] == [Move.HOLD] * 3  # quiet, but too soon to resume
-    assert moves[6] is Move.BREAK
+    assert moves[3:16] == [Move.HOLD] * 13  # quiet between the pieces, but never long enough to resume
+    assert moves[16] is Move.BREAK  # the sixth step of one piece: longer than any backchannel
     assert not floor.speaking
+
+
+def test_a_pair_of_backchannels_while_held_lets_the_reply_go_on() -> None:
+    floor = vad_floor()
+    run(floor, "ssss....")
+    moves = run(floor, ".ss...ss" + "." * 5)  # "mm-hmm, ... yeah"
+    assert Move.BREAK not in moves and moves[-1] is Move.SPEAK and moves[-2] is Move.HOLD
+
+
+def test_a_sound_the_detector_misses_is_not_silence() -> None:
+    # Listening: 0.48 s of silence and the soft onset of the next word do not end the turn.
+    moves = run(vad_floor(), "ssss...nnss....")
+    assert moves.index(Move.TAKE) == 14  # four silent steps after the last speech, not at the onset
+    # Held: nor do they resume the reply inside a hesitation's gap.
+    floor = vad_floor()
+    run(floor, "ssss....")
+    held = run(floor, ".ss...nnss" + "." * 5)
+    assert held[1:-1] == [Move.HOLD] * (len(held) - 2) and held[-1] is Move.SPEAK
 
 
 def test_long_overlap_is_a_barge_in() -> None:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from audio_io.format import STEP_SECONDS, rms, steps_covering
+from audio_io.levels import NoiseFloor
 from audio_io.vad import Vad
 from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls, hushed
@@ -62,26 +63,33 @@ class Utterance:
 
     chunks: list[np.ndarray] = field(default_factory=list)
     speech: int = 0  # steps of speech so far
-    silence: int = 0  # steps of silence since the last speech
+    piece_speech: int = 0  # ... in the latest piece
+    silence: int = 0  # steps of silence (only the room: NoiseFloor) since the last speech
+    after: int = 0  # steps of any kind since the last speech
     pieces: int = 0  # runs of speech separated by PIECE_GAP_STEPS or more of silence
     first_backchannel: float = 0.0  # the cue model's P(backchannel) for the first piece
     piece_start: int = 0  # the chunk where the latest piece began
 
-    def add(self, chunk: np.ndarray, speech: bool) -> None:
+    def add(self, chunk: np.ndarray, speech: bool, room: bool = True) -> None:
+        """`room`: a chunk that is not speech holds only the room's noise (else a sound the voice
+        detector does not call speech, such as a word's soft onset: not counted as silence)."""
         if speech or self.chunks:
             self.chunks.append(chunk.copy())
         if speech:
             if self.speech == 0 or self.silence >= PIECE_GAP_STEPS:
                 self.pieces += 1
                 self.piece_start = len(self.chunks) - 1
+                self.piece_speech = 0
             self.speech += 1
-            self.silence = 0
+            self.piece_speech += 1
+            self.silence = self.after = 0
         elif self.chunks:
-            self.silence += 1
+            self.after += 1
+            self.silence += room
 
     def audio(self) -> np.ndarray:
-        """The utterance without its trailing silence."""
-        keep = len(self.chunks) - self.silence
+        """The utterance without what followed its last speech."""
+        keep = len(self.chunks) - self.after
         return np.concatenate(self.chunks[: max(keep, 1)]) if self.chunks else np.zeros(0, np.float32)
 
 
@@ -101,6 +109,7 @@ class VadFloor:
         self.backchannel_max = steps_covering(cfg.backchannel_max_s)
         self.resume_after = steps_covering(cfg.resume_after_s)
         self._min_level = 10 ** (cfg.min_level_db / 20)
+        self.noise = NoiseFloor(least=self._min_level)
         self._recent_output: deque[float] = deque(maxlen=6)  # model output RMS, last ~1 s (live paths delay the echo)
         self.reset()
 
@@ -116,20 +125,24 @@ class VadFloor:
         self._wait: int | None = None  # silence steps this utterance needs before the turn is taken
         self._interrupted = False  # the utterance began as a barge-in over the reply
         self.vad.reset()
+        self.noise.reset()
         self._recent_output.clear()
         if self.cues is not None:
             self.cues.reset()
 
     def decide(self, chunk: np.ndarray, *, offer: bool = False) -> Move:
-        speech = self._is_user_speech(chunk)
+        level = rms(chunk)
+        self.noise.observe(level)
+        speech = self._is_user_speech(chunk, level)
+        room = not speech and self.noise.silent(level)
         if self.cues is not None:
             self.cues.push(chunk)
         if self.state is Floor.LISTEN:
             if offer and not speech and not self.utterance.chunks:
                 self._start_reply()
                 return Move.OFFER
-            return self._listen(chunk, speech)
-        return self._overlapped(chunk, speech)
+            return self._listen(chunk, speech, room)
+        return self._overlapped(chunk, speech, room)
 
     def turn_audio(self) -> np.ndarray:
         return self._turn
@@ -147,9 +160,9 @@ class VadFloor:
 
     # ---- per state --------------------------------------------------------------------------
 
-    def _listen(self, chunk: np.ndarray, speech: bool) -> Move:
+    def _listen(self, chunk: np.ndarray, speech: bool, room: bool) -> Move:
         u = self.utterance
-        u.add(chunk, speech)
+        u.add(chunk, speech, room)
         if speech:
             self._wait = None
         if u.speech >= self.min_speech and u.silence >= self.min_silence:
@@ -177,16 +190,22 @@ class VadFloor:
             return self.min_silence if p[ASKS] >= ASKS_P else self.unfinished_silence
         return self.unfinished_silence if ending_falls(u.audio()) is False else self.min_silence
 
-    def _overlapped(self, chunk: np.ndarray, speech: bool) -> Move:
+    def _overlapped(self, chunk: np.ndarray, speech: bool, room: bool) -> Move:
         """REPLY or PAUSED: watch for the user while speaking."""
         o = self._overlap
         new_piece = speech and o.speech > 0 and o.silence >= PIECE_GAP_STEPS
-        o.add(chunk, speech)
+        o.add(chunk, speech, room)
         if not o.chunks:
             return Move.SPEAK
         if self.state is Floor.PAUSED:
-            # With cues, a second piece is heard out and judged (the reply is silent meanwhile)
-            if o.speech > self.backchannel_max or (new_piece and (self.cues is None or o.pieces > 2)):
+            # With cues, a second piece is heard out and judged (the reply is silent meanwhile).
+            # Without, every piece is (a pair of backchannels is as common as "wait, ... no"); a
+            # piece longer than any backchannel is the barge-in, and the reply stays silent until
+            # the user has been quiet for resume_after_s, longer than a hesitation's gaps.
+            if self.cues is None:
+                if o.piece_speech > self.backchannel_max:
+                    return self._barge_in()
+            elif o.speech > self.backchannel_max or (new_piece and o.pieces > 2):
                 return self._barge_in()
             if o.silence == 1 and hushed(np.concatenate(o.chunks[o.piece_start:]), NOISE_VOICED_SHARE):
                 return self._barge_in(asked_quiet=True)
@@ -229,8 +248,7 @@ class VadFloor:
         self.state = Floor.LISTEN
         return Move.BREAK
 
-    def _is_user_speech(self, chunk: np.ndarray) -> bool:
-        level = rms(chunk)
+    def _is_user_speech(self, chunk: np.ndarray, level: float) -> bool:
         speech = level > self._min_level and self.vad.speech_prob(chunk) >= self.cfg.speech_threshold
         if speech and self.state is not Floor.LISTEN:
             reference = max(self._recent_output, default=0.0)

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from audio_io.format import STEP_SAMPLES, STEP_SECONDS, rms
+from audio_io.levels import NoiseFloor
 from audio_io.vad import WebRtcVad
 from duplex.backbones.floor.pitch import hushed
 from duplex.backbones.tiny_fd import vocab as V
@@ -81,9 +82,8 @@ HEARD_OUT_STEPS = 8  # ... with cues, 1.28 s: a drawn-out "uh-huh" is heard out 
 ASKED_QUIET_STEPS = 2  # with cues: a clear question is answered after this much silence (0.32 s)
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
-NOISE_WINDOW_STEPS = 32  # the noise floor: the quietest chunk of the last 5 s
-NOISE_MARGIN = 2.0  # speech is 6 dB above the noise floor
-NOISE_CAP = 10 ** (-40 / 20)  # ... never taken above -40 dBFS (in long speech, its quietest chunk)
+# the noise floor (audio_io.levels.NoiseFloor): the quietest chunk of the last 5 s; speech is 6 dB
+# above it; never taken above -40 dBFS (in long speech, its quietest chunk) nor under REARM_LEVEL
 ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
 
 
@@ -104,31 +104,28 @@ class UserVoice:
 
     def __init__(self) -> None:
         self.vad = WebRtcVad(3)
-        self.levels: deque[float] = deque(maxlen=NOISE_WINDOW_STEPS)
+        self.noise = NoiseFloor(least=REARM_LEVEL)
         self.played: deque[float] = deque(maxlen=2)  # speaker level, this chunk and the one before
 
     def reset(self) -> None:
         self.vad.reset()
-        self.levels.clear()
+        self.noise.reset()
         self.played.clear()
 
     def observe(self, chunk: np.ndarray, played: float) -> float:
         """Every step: the chunk's level, for the noise floor; `played`: the reference's level."""
         level = rms(chunk)
-        self.levels.append(level)
+        self.noise.observe(level)
         self.played.append(played)
         return level
 
     def speaking(self, chunk: np.ndarray, level: float) -> bool:
-        floor = max(self._quiet_floor(), ECHO_MARGIN * max(self.played, default=0.0))
+        floor = max(self.noise.quiet(), ECHO_MARGIN * max(self.played, default=0.0))
         return level > floor and self.vad.speech_prob(chunk) >= 0.5
 
     def silent(self, level: float) -> bool:
         """Nothing but the room in this chunk: at or under the noise floor (no echo margin)."""
-        return level <= self._quiet_floor()
-
-    def _quiet_floor(self) -> float:
-        return max(REARM_LEVEL, NOISE_MARGIN * min(min(self.levels, default=0.0), NOISE_CAP))
+        return self.noise.silent(level)
 
 
 class BargeInRules:
