@@ -276,6 +276,53 @@ def test_with_cues_an_interruption_that_was_only_a_stop_word_waits_for_the_rest(
     assert Move.TAKE not in moves[:-1] and moves[-1] is Move.TAKE  # the unfinished silence
 
 
+class HeardWords:
+    """The recogniser's verdicts on every utterance, scripted: asks (True), states (False) or neither
+    (None); counts what it was pushed."""
+
+    def __init__(self, asks: bool | None) -> None:
+        self.asks = asks
+        self.pushed = 0
+
+    def push(self, chunk: np.ndarray) -> None:
+        self.pushed += 1
+
+    def reset(self) -> None: ...
+
+    def verdict(self) -> bool:
+        return self.asks is True
+
+    def stated(self) -> bool:
+        return self.asks is False
+
+
+def heard_floor(asks: bool | None) -> VadFloor:
+    cfg = PolicyConfig(min_silence_s=0.48, unfinished_silence_s=1.6, cue_words=True)
+    return VadFloor(cfg, ScriptedVad(), words=HeardWords(asks))  # type: ignore[arg-type]
+
+
+def test_with_words_alone_a_question_is_answered_at_once_and_a_statement_waits() -> None:
+    assert run(heard_floor(True), "ssss...")[-1] is Move.TAKE  # 0.48 s
+    moves = run(heard_floor(False), "ssss" + "." * 10)
+    assert Move.TAKE not in moves[:-1] and moves[-1] is Move.TAKE  # 1.6 s
+    # Misheard: the pitch of the last fragment decides, as without the words
+    for ending, waits in ((glide(0.96, 190, 110), 3), (glide(0.96, 140, 200), 10)):
+        floor = heard_floor(None)
+        chunks = [ending[i: i + STEP_SAMPLES] for i in range(0, ending.size, STEP_SAMPLES)]
+        moves = [floor.decide(c) for c in chunks + [np.zeros(STEP_SAMPLES, np.float32)] * 12]
+        assert moves.index(Move.TAKE) == len(chunks) + waits - 1
+    assert heard_floor(True).words is not None
+
+
+def test_with_words_alone_an_interruption_is_answered_at_once_only_when_it_asks() -> None:
+    for asks, quiet in ((True, 3), (False, 10), (None, 10)):
+        floor = heard_floor(asks)
+        run(floor, "ssss" + "." * 10)  # the model took the turn
+        assert run(floor, "s" * 6)[-1] is Move.BREAK
+        moves = run(floor, "." * 10)
+        assert moves.index(Move.TAKE) == quiet - 1, asks  # "hold on, ... no, ...": the rest may come
+
+
 def test_a_shh_over_the_reply_is_a_barge_in_once_it_is_over_and_a_cough_is_not() -> None:
     """The VAD rules without cues: a held "shh" (no voice, a sustained hiss) ends the reply at its first
     silence; it was resumed over like a backchannel. A cough's burst still is."""
@@ -295,6 +342,8 @@ def test_a_shh_over_the_reply_is_a_barge_in_once_it_is_over_and_a_cough_is_not()
             floor.played(0.0)
         assert Move.HOLD in moves
         assert (Move.BREAK in moves) is ends and (Move.SPEAK in moves[moves.index(Move.HOLD):]) is not ends
+        if not ends:  # no voice in it: the reply goes on at its first silence, not after resume_after_s
+            assert moves.index(Move.SPEAK, moves.index(Move.HOLD)) <= 4
         if ends:  # and it asked for quiet: no turn is taken to answer it
             moves = [floor.decide(np.zeros(STEP_SAMPLES, np.float32)) for _ in range(20)]
             assert set(moves) == {Move.WAIT} and not floor.speaking

@@ -125,7 +125,8 @@ def test_a_backchannel_while_the_reply_is_held_for_another_is_over_the_reply() -
     broke = timeline(track(8.0, held, (4.3, 5.0)), [first, mmhmm, yeah], breaks=(3.0,))
     assert broke.over_reply(yeah)
     m = strict_metrics(broke)
-    assert (m["backchannels_over_reply"], m["replies_ended_by_backchannel"], m["continued_over_backchannel"]) == (2, 1, 0)
+    counts = (m["backchannels_over_reply"], m["replies_ended_by_backchannel"], m["continued_over_backchannel"])
+    assert counts == (2, 1, 0)
     assert m["unprompted_breaks"] == 0
     went_on = strict_metrics(timeline(track(8.0, held, (3.5, 6.0)), [first, mmhmm, yeah]))
     assert (went_on["backchannels_over_reply"], went_on["replies_ended_by_backchannel"]) == (2, 0)

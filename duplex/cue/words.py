@@ -141,7 +141,7 @@ class _Recogniser:
 
     def __init__(self) -> None:
         if importlib.util.find_spec("pocketsphinx") is None:
-            raise DuplexError("cue_words needs pocketsphinx (pip install 'duplex[model]'); "
+            raise DuplexError("cue_words needs pocketsphinx (pip install pocketsphinx; 'duplex[model]' has it too); "
                               "or turn it off: cue_words: false")
         root = str(Path(__file__).resolve().parents[2])  # duplex itself, however this process found it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}

@@ -105,9 +105,11 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
     from duplex.audio_setup import vad_from_config
     from duplex.backbones.floor.vad import VadFloor
 
-    if cfg.cue_words and not cfg.cues:
-        raise ConfigError("policy.cue_words hears words for the cue model: it needs policy.cues: true")
-    cues = None
+    cues = words = None
+    if cfg.cue_words and not cfg.cues:  # the words alone, no torch (pocketsphinx is asked for if missing)
+        from duplex.cue.words import OpeningWords
+
+        words = OpeningWords()
     if cfg.cues:
         try:
             from duplex.cue.runtime import CueModel
@@ -115,7 +117,7 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
             raise ConfigError("policy.cues needs torch (pip install 'duplex[model]'); "
                               "or leave the cue model off: --set policy.cues=false") from exc
         cues = CueModel(words=cfg.cue_words)
-    return VadFloor(cfg, vad_from_config(cfg), cues)
+    return VadFloor(cfg, vad_from_config(cfg), cues, words)
 
 
 __all__ = ["FloorPolicy", "Move", "floor_kind", "make_floor", "tokens_for"]

@@ -1,17 +1,32 @@
 """The VAD floor: turn-taking rules over a voice activity detector, one decision per 160 ms step.
 
+Silence is the room's: a chunk the detector does not call speech but that stands above the
+room's noise floor (audio_io.levels.NoiseFloor: a word's soft onset, a breath) is counted neither as
+speech nor as silence, so it cannot end the user's turn or a held reply's wait.
+
 Listening: the user's turn is over after `min_silence_s` of silence following at least
 `min_speech_s` of speech, or after `unfinished_silence_s` when the last fragment's pitch does not
-fall (a speaker pausing mid-thought holds or raises it; see pitch.py).
+fall (a speaker pausing mid-thought holds or raises it; see pitch.py). With the words
+(`policy.cue_words`, the default; duplex/cue/words.py, pocketsphinx in a process of its own, no
+torch) an utterance whose opening asks is answered after `min_silence_s`, one that opens a
+statement or a clause waits `unfinished_silence_s`, and the pitch decides when the words were
+misheard; after a barge-in, only a question's opening is answered at `min_silence_s`.
 
-Speaking: user speech over the reply first *holds* it (the model goes quiet at once). The hold
-ends one of three ways:
-- the user goes quiet for `resume_after_s`: it was a backchannel ("mm-hmm"), the reply resumes;
-- the user's speech outlasts `backchannel_max_s`: a barge-in (BREAK);
-- the user starts a second piece while the reply is held ("wait, ... no, ... that is not it"):
-  a barge-in too, never a cue to resume (a hesitant interruption is still an interruption);
-- the piece was a "shh" (no voice, a sustained hiss: pitch.py's `hushed`): a barge-in as soon as
-  it is over, and no turn to answer (it asked for quiet).
+Speaking: user speech over the reply first *holds* it (the model goes quiet at once). Each piece
+of speech over the held reply is heard out (a pair of backchannels, "mm-hmm ... yeah", is as
+common as a hesitant "wait, ... no, ..."), and the hold ends one of these ways:
+- the user goes quiet for `resume_after_s` (longer than a hesitation's gaps): it was a
+  backchannel, the reply resumes;
+- a piece outlasts `backchannel_max_s`: a barge-in (BREAK); "wait, ... no, ... that is not it"
+  breaks on its third piece, and the reply is silent from the first;
+- a piece was a "shh" (no voice, a sustained hiss: pitch.py's `hushed`): a barge-in as soon as
+  it is over, and no turn to answer (it asked for quiet);
+- a piece had no voice at all (a cough, a knock: every word has a vowel or a hum): the reply goes
+  on at once.
+The rules do not act on words over the reply: without the cue network the recogniser heard "wait"
+and "no" as "yep" and "yeah" often enough to resume replies inside held-out barge-ins (round 15),
+so "stop." followed by silence resumes the reply like a backchannel, after `resume_after_s`; the
+cue model (`policy.cues`) hears stop words and backchannels.
 While the model speaks, the microphone must be louder than the model's own recent output plus
 `echo_gate_db` to count as the user, so a speaker leaking into the microphone does not hold it.
 
@@ -23,8 +38,8 @@ backchannel too ("[cough] ... mm-hmm"); anything else it hears there is the barg
 After a barge-in, the answer to the interruption is not held back by the unfinished silence (the
 user has just asked for the floor) unless the words so far were only a short piece, a stop word or
 what sounds like "yeah" ("hold on, ... no, ...": the rest is still to come), as tiny-fd's rules do.
-`policy.cue_words` lets recognised words raise "it asks" and "backchannel" and say "it states"
-(duplex/cue/words.py).
+With the cue model, `policy.cue_words` lets recognised words raise "it asks" and "backchannel" and
+say "it states" (duplex/cue/words.py).
 """
 
 from __future__ import annotations
@@ -40,13 +55,14 @@ from audio_io.format import STEP_SECONDS, rms, steps_covering
 from audio_io.levels import NoiseFloor
 from audio_io.vad import Vad
 from duplex.backbones.floor import Move
-from duplex.backbones.floor.pitch import ending_falls, hushed
+from duplex.backbones.floor.pitch import ending_falls, hushed, voiced_share
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
 from duplex.cue.thresholds import ASKS_P, NOISE_VOICED_SHARE, STOPPED_ONLY_P, held_piece_verdict
 
 if TYPE_CHECKING:
-    from duplex.cue.runtime import CueModel
+    from duplex.cue.runtime import CueModel, CueWindow
+    from duplex.cue.words import OpeningWords
 
 PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech; shorter gaps are inside a word
 
@@ -96,11 +112,15 @@ class Utterance:
 class VadFloor:
     """The floor decided by VAD, silence lengths, overlap length and the pitch of the last fragment."""
 
-    def __init__(self, cfg: PolicyConfig, vad: Vad, cues: CueModel | None = None) -> None:
-        from duplex.cue.runtime import CueWindow
-
+    def __init__(self, cfg: PolicyConfig, vad: Vad, cues: CueModel | None = None,
+                 words: OpeningWords | None = None) -> None:
         self.cfg = cfg
-        self.cues = CueWindow(cues) if cues is not None else None
+        self.cues: CueWindow | None = None
+        if cues is not None:
+            from duplex.cue.runtime import CueWindow  # (torch)
+
+            self.cues = CueWindow(cues)
+        self.words = words  # the recogniser without the cue network (policy.cue_words alone)
         self.vad = vad
         self.min_speech = max(1, steps_covering(cfg.min_speech_s))
         self.min_silence = steps_covering(cfg.min_silence_s)
@@ -129,6 +149,8 @@ class VadFloor:
         self._recent_output.clear()
         if self.cues is not None:
             self.cues.reset()
+        if self.words is not None:
+            self.words.reset()
 
     def decide(self, chunk: np.ndarray, *, offer: bool = False) -> Move:
         level = rms(chunk)
@@ -137,6 +159,8 @@ class VadFloor:
         room = not speech and self.noise.silent(level)
         if self.cues is not None:
             self.cues.push(chunk)
+        if self.words is not None:
+            self.words.push(chunk)
         if self.state is Floor.LISTEN:
             if offer and not speech and not self.utterance.chunks:
                 self._start_reply()
@@ -182,6 +206,14 @@ class VadFloor:
         short piece, longer after anything else."""
         if self.unfinished_silence <= self.min_silence:
             return self.min_silence
+        if self.words is not None and self._interrupted:
+            return self.min_silence if self.words.verdict() else self.unfinished_silence
+        if self.words is not None:
+            if self.words.verdict():  # a question's or a request's opening
+                return self.min_silence
+            if self.words.stated():  # a statement's or a clause's: the user may go on
+                return self.unfinished_silence
+            # misheard: the pitch cue decides, below
         if self.cues is not None:
             p = self.cues.probs()
             if self._interrupted:
@@ -207,8 +239,11 @@ class VadFloor:
                     return self._barge_in()
             elif o.speech > self.backchannel_max or (new_piece and o.pieces > 2):
                 return self._barge_in()
-            if o.silence == 1 and hushed(np.concatenate(o.chunks[o.piece_start:]), NOISE_VOICED_SHARE):
+            piece = np.concatenate(o.chunks[o.piece_start:]) if o.silence == 1 else None  # a piece is over
+            if piece is not None and hushed(piece, NOISE_VOICED_SHARE):
                 return self._barge_in(asked_quiet=True)
+            if self.cues is None and piece is not None and voiced_share(piece) < NOISE_VOICED_SHARE:
+                o.silence = self.resume_after  # no voice in it (a cough, a knock): the reply goes on at once
             if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
                 p = self.cues.piece_probs((len(o.chunks) - o.piece_start + 1) * STEP_SECONDS)
                 verdict = held_piece_verdict(p, None if o.pieces == 1 else o.first_backchannel)
