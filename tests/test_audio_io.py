@@ -11,7 +11,7 @@ import soundfile as sf
 import soxr
 
 from audio_io.format import SAMPLE_RATE, STEP_SAMPLES
-from audio_io.levels import audible_spans
+from audio_io.levels import NoiseFloor, audible_spans
 from audio_io.speaker import FADE_SAMPLES, SpeakerQueue
 from audio_io.vad import SileroVad, WebRtcVad
 from audio_io.wav import WavInput, WavOutput
@@ -123,6 +123,23 @@ def test_audible_spans_merge_short_gaps() -> None:
     x[4160:6400] = 0.1  # a 60 ms gap
     assert audible_spans(x) == [(0.1, 0.2), (0.26, 0.4)]
     assert audible_spans(x, merge_gap_s=0.1) == [(0.1, 0.4)]
+
+
+def test_the_noise_floor_is_the_quietest_recent_chunk_within_its_bounds() -> None:
+    def db(x: float) -> float:
+        return 10 ** (x / 20)
+
+    floor = NoiseFloor(window=4)
+    assert floor.silent(db(-46)) and not floor.silent(db(-44))  # nothing heard yet: never under -45 dBFS
+    for level in (db(-30), db(-20), db(-30), db(-20)):  # speech only: the floor is capped at -40 dBFS
+        floor.observe(level)
+    assert floor.quiet() == pytest.approx(2 * db(-40))
+    for level in (db(-38), db(-38), db(-38), db(-38)):  # a steady fan at -38 dBFS becomes the room
+        floor.observe(level)
+    assert floor.silent(db(-36)) and not floor.silent(db(-30))  # within 6 dB of the cap, and a word over it
+    floor.reset()
+    floor.observe(0.0)
+    assert floor.quiet() == pytest.approx(db(-45))
 
 
 def test_recorder_files_are_readable_while_recording_and_complete_after(tmp_path: Path) -> None:
