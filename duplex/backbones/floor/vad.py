@@ -6,11 +6,12 @@ speech nor as silence, so it cannot end the user's turn or a held reply's wait.
 
 Listening: the user's turn is over after `min_silence_s` of silence following at least
 `min_speech_s` of speech, or after `unfinished_silence_s` when the last fragment's pitch does not
-fall (a speaker pausing mid-thought holds or raises it; see pitch.py). With the words
-(`policy.cue_words`, the default; duplex/cue/words.py, pocketsphinx in a process of its own, no
-torch) an utterance whose opening asks is answered after `min_silence_s`, one that opens a
-statement or a clause waits `unfinished_silence_s`, and the pitch decides when the words were
-misheard; after a barge-in, only a question's opening is answered at `min_silence_s`.
+fall (a speaker pausing mid-thought holds or raises it; see pitch.py). With the words alone
+(`policy.cue_words` without the cue model, examples/policy-words-only.yaml; duplex/cue/words.py,
+pocketsphinx in a process of its own, no torch) an utterance whose opening asks is answered after
+`min_silence_s`, one that opens a statement or a clause waits `unfinished_silence_s`, and the pitch
+decides when the words were misheard; after a barge-in, only a question's opening is answered at
+`min_silence_s` (a hesitant "hold on, ... no, ..." has gaps longer than it).
 
 Speaking: user speech over the reply first *holds* it (the model goes quiet at once). Each piece
 of speech over the held reply is heard out (a pair of backchannels, "mm-hmm ... yeah", is as
