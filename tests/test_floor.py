@@ -84,6 +84,9 @@ def test_a_sound_the_detector_misses_is_not_silence() -> None:
     # Listening: 0.48 s of silence and the soft onset of the next word do not end the turn.
     moves = run(vad_floor(), "ssss...nnss....")
     assert moves.index(Move.TAKE) == 14  # four silent steps after the last speech, not at the onset
+    # ... but the chunk right after speech is the word's tail (it straddles the word's end): silence
+    assert run(vad_floor(), "ssssn...").index(Move.TAKE) == 7
+    assert run(vad_floor(), "ssss.n....").index(Move.TAKE) == 9  # a sound after the room is not
     # Held: nor do they resume the reply inside a hesitation's gap.
     floor = vad_floor()
     run(floor, "ssss....")

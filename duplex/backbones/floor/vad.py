@@ -2,7 +2,8 @@
 
 Silence is the room's: a chunk the detector does not call speech but that stands above the
 room's noise floor (audio_io.levels.NoiseFloor: a word's soft onset, a breath) is counted neither as
-speech nor as silence, so it cannot end the user's turn or a held reply's wait.
+speech nor as silence, so it cannot end the user's turn or a held reply's wait; only the chunk
+right after speech, which straddles the word's end, is silence when the detector says so.
 
 Listening: the user's turn is over after `min_silence_s` of silence following at least
 `min_speech_s` of speech, or after `unfinished_silence_s` when the last fragment's pitch does not
@@ -187,7 +188,10 @@ class VadFloor:
 
     def _listen(self, chunk: np.ndarray, speech: bool, room: bool) -> Move:
         u = self.utterance
-        u.add(chunk, speech, room)
+        # The chunk right after speech is the word's own tail when the detector calls it silence (a
+        # 160 ms chunk straddles the word's end): silence, or the answer would come a step late.
+        tail = bool(u.chunks) and u.after == 0
+        u.add(chunk, speech, room or tail)
         if speech:
             self._wait = None
         if u.speech >= self.min_speech and u.silence >= self.min_silence:
