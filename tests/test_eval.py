@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from audio_io.levels import audible_spans
+from duplex.eval.__main__ import draw_folder
 from duplex.eval.heldout import SHAPES, Builder
 from duplex.eval.published import NOT_IN_REPO, ROWS, published
 from duplex.eval.summary import summarise
@@ -49,6 +50,13 @@ def test_every_shape_is_built_as_documented(tmp_path: Path) -> None:
     assert bc.echo is not None and bc.echo.gain_db == -20.0
     again = Builder("espeak", 3, tmp_path / "work2", Tts(tmp_path / "tts")).build(1)
     assert [c.scenario.duration for c in again] == [c.scenario.duration for c in convs]  # seeded
+
+
+def test_draws_of_one_seed_with_other_shapes_or_counts_never_share_a_folder() -> None:
+    folders = {draw_folder("festival", "b", 7, n, shapes) for n in (6, 16)
+               for shapes in (SHAPES, ("backchannel",), ("backchannel", "monologue"))}
+    assert len(folders) == 6
+    assert draw_folder("flite:kal", "a", 7, 6, tuple(reversed(SHAPES))) == "flite_kal-a-seed7-6x-all"
 
 
 def test_summary_pools_conversations() -> None:

@@ -69,9 +69,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         check_voice(voice)
     label = args.label or (args.config.stem if args.config else "default (tiny-fd)")
     family = "+".join(voices) if voices else args.family
-    work = args.work / f"{family.replace(':', '_')}-{args.sentences}-seed{args.seed}"
+    shapes = tuple(args.shapes.split(","))
+    work = args.work / draw_folder(family, args.sentences, args.seed, args.per_shape, shapes)
     builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"), bank=args.sentences, voices=voices)
-    conversations = builder.build(args.per_shape, tuple(args.shapes.split(",")))
+    conversations = builder.build(args.per_shape, shapes)
     cache = ModelCache()
     commit = _commit()  # before the run: the code that makes the figures
     runs, records = [], []
@@ -92,6 +93,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "family": family, "sentences": args.sentences,
             "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
             "summary": summary, "by_shape": by_shape, "conversations": records}
+
+
+def draw_folder(family: str, sentences: str, seed: int, per_shape: int, shapes: tuple[str, ...]) -> str:
+    """The folder of one draw's conversations. The seed draws them in order, so another shape list
+    or count gives other conversations under the same names ("backchannel-1"): two runs sharing a
+    folder would overwrite each other's clips."""
+    from duplex.eval.heldout import SHAPES
+
+    which = "all" if set(shapes) == set(SHAPES) else "+".join(shapes)
+    return f"{family.replace(':', '_')}-{sentences}-seed{seed}-{per_shape}x-{which}"
 
 
 def _commit() -> str | None:
