@@ -96,8 +96,8 @@ def summarise(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "continuation_noise": _ratio(total("continued_over_noise"), total("noises_over_reply")),
         "ended_by_backchannel": _ratio(total("replies_ended_by_backchannel") + total("replies_ended_by_noise"),
                                        total("backchannels_over_reply") + total("noises_over_reply")),
-        # BREAKs answering no turn or barge-in: echo's, and those for a backchannel or cough (the
-        # row before counts the latter); until round 15 the table's "false barge-ins, -20 dB echo"
+        # BREAKs answering no turn or barge-in, a backchannel's and a cough's too: the table's row
+        # until round 15, kept for comparison with the results written before (no longer shown)
         "echo_false_barge_ins": total("false_barge_ins", ("backchannel",)),
         "echo_breaks": total("unprompted_breaks", ("backchannel",)),
     }

@@ -211,12 +211,10 @@ class VadFloor:
         short piece, longer after anything else."""
         if self.unfinished_silence <= self.min_silence:
             return self.min_silence
-        if self.words is not None and self._interrupted:
-            return self.min_silence if self.words.verdict() else self.unfinished_silence
         if self.words is not None:
             if self.words.verdict():  # a question's or a request's opening
                 return self.min_silence
-            if self.words.stated():  # a statement's or a clause's: the user may go on
+            if self._interrupted or self.words.stated():  # a statement's or a clause's: the user may go on
                 return self.unfinished_silence
             # misheard: the pitch cue decides, below
         if self.cues is not None:
