@@ -14,7 +14,7 @@ from audio_io.wav import load_mono16k
 from duplex.backbones.floor.pitch import HISS_S, hiss_s, hushed, voiced_share
 from duplex.cue.runtime import WORDS_BACKCHANNEL_NETWORK_P, CueWindow
 from duplex.cue.text import BACKCHANNEL, STOP
-from duplex.cue.thresholds import NOISE_VOICED_SHARE, held_piece_verdict
+from duplex.cue.thresholds import NOISE_VOICED_SHARE, HeldPiece, held_piece_verdict
 from duplex.eval.tts import cough
 from tests.cue_fakes import VerdictsInTurn
 
@@ -71,7 +71,7 @@ def test_coughs_have_no_voice_and_words_have_some(echo_db: float | None) -> None
 
 def test_a_cough_is_a_noise_the_reply_goes_on_over_even_when_the_words_say_otherwise() -> None:
     p = window(coughed(3, -20.0), 0.3, said="stop").piece_probs(1.0)
-    assert held_piece_verdict(p, None) == BACKCHANNEL  # (a cough's burst is often heard as "stop")
+    assert held_piece_verdict(p, None) is HeldPiece.BACKCHANNEL  # (a cough's burst is often heard as "stop")
 
 
 def test_a_word_is_not_a_noise() -> None:
@@ -81,18 +81,20 @@ def test_a_word_is_not_a_noise() -> None:
 
 
 @pytest.mark.parametrize(("said", "network", "verdict"), [
-    ("backchannel", WORDS_BACKCHANNEL_NETWORK_P + 0.05, BACKCHANNEL),  # heard as "yeah": the reply goes on
+    ("backchannel", WORDS_BACKCHANNEL_NETWORK_P + 0.05, HeldPiece.LIKELY_BACKCHANNEL),  # "yeah": goes on
+    ("backchannel", 0.95, HeldPiece.BACKCHANNEL),  # ... at once when the network was sure of it already
     ("backchannel", WORDS_BACKCHANNEL_NETWORK_P - 0.05, None),  # ... unless the network is sure it is not
     ("stop", 0.95, None),  # heard as "wait": never goes on, however sure the network is of "mm-hmm"
-    (None, 0.95, BACKCHANNEL),  # named neither: the network alone, at its own bar
-    (None, 0.8, None),
+    (None, 0.95, HeldPiece.BACKCHANNEL),  # named neither: the network alone, at its own bars
+    (None, 0.8, HeldPiece.LIKELY_BACKCHANNEL),
+    (None, 0.6, None),
 ])
 def test_what_the_recogniser_named_a_piece_overrules_the_network(
-        said: str | None, network: float, verdict: int | None) -> None:
+        said: str | None, network: float, verdict: HeldPiece | None) -> None:
     yeah = load_mono16k(CLIPS / "yeah.wav")
     w = window(yeah, network, said=said)
     p = w.piece_probs(yeah.size / SAMPLE_RATE)
-    assert held_piece_verdict(p, None) == verdict
+    assert held_piece_verdict(p, None) is verdict
     assert np.isclose(p.sum(), 1.0) and w.words.pieces == 1  # type: ignore[union-attr]
 
 

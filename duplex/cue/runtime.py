@@ -33,7 +33,11 @@ WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a quest
 # voices this took back 17 of the 29 pauses the network heard as questions, and 1 of the 87 questions
 # it heard ("although what it all" ...)
 WORDS_STATES_P = 0.3
-WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
+# P(backchannel) when a held piece was heard as one: a likely backchannel (thresholds.py), not a sure
+# one, so the reply goes on one silent step after it. At once (0.95, round 15), the first words of
+# "I already know that part, ..." heard as "all right" over a dropout of the detector resumed the
+# reply inside the interruption (development seed 39).
+WORDS_BACKCHANNEL_P = 0.8
 # ... unless the network is sure it was something else: the forced choice names anything, a whole
 # sentence too ("mhm" for a held-out interruption whose P(backchannel) was 0.02; development voices'
 # backchannels named so: 0.02 once in 18, the rest 0.17 and over)

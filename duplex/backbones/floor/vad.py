@@ -60,7 +60,14 @@ from duplex.backbones.floor import Move
 from duplex.backbones.floor.pitch import ending_falls, hushed, voiced_share
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKS_P, NOISE_VOICED_SHARE, STOPPED_ONLY_P, held_piece_verdict
+from duplex.cue.thresholds import (
+    ASKS_P,
+    LIKELY_WAIT_STEPS,
+    NOISE_VOICED_SHARE,
+    STOPPED_ONLY_P,
+    HeldPiece,
+    held_piece_verdict,
+)
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel, CueWindow
@@ -250,10 +257,12 @@ class VadFloor:
             if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
                 p = self.cues.piece_probs((len(o.chunks) - o.piece_start + 1) * STEP_SECONDS)
                 verdict = held_piece_verdict(p, None if o.pieces == 1 else o.first_backchannel)
-                if verdict == STOP or (verdict is None and o.pieces == 2):  # "wait ... no": as without cues
+                if verdict is HeldPiece.STOP or (verdict is None and o.pieces == 2):  # "wait ... no": as without cues
                     return self._barge_in()
-                if verdict == BACKCHANNEL:
+                if verdict is HeldPiece.BACKCHANNEL:
                     o.silence = self.resume_after
+                elif verdict is HeldPiece.LIKELY_BACKCHANNEL:  # after one more silent step
+                    o.silence = max(o.silence, self.resume_after - LIKELY_WAIT_STEPS)
                 o.first_backchannel = float(p[BACKCHANNEL])
             if o.silence >= self.resume_after:
                 self._overlap = Utterance()  # a backchannel: carry on

@@ -65,7 +65,15 @@ from audio_io.vad import WebRtcVad
 from duplex.backbones.floor.pitch import hushed
 from duplex.backbones.tiny_fd import vocab as V
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
-from duplex.cue.thresholds import ASKED_P, ASKS_P, NOISE_VOICED_SHARE, STOPPED_ONLY_P, held_piece_verdict
+from duplex.cue.thresholds import (
+    ASKED_P,
+    ASKS_P,
+    LIKELY_WAIT_STEPS,
+    NOISE_VOICED_SHARE,
+    STOPPED_ONLY_P,
+    HeldPiece,
+    held_piece_verdict,
+)
 
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
@@ -152,6 +160,7 @@ class BargeInRules:
         self.asked_quiet = False  # the reply ended for a "shh": no turn until the user speaks again
         self.judged_pieces = 0  # held pieces the cue model has had its say on
         self.first_bc = 0.0  # its P(backchannel) for the first held piece
+        self.likely = False  # the latest held piece was likely a backchannel: goes on if the silence lasts
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
         self.only_stopped: bool | None = None  # ... after a BREAK: were those words only a short piece?
         self.spoke = False  # the user has spoken since the model last took the turn
@@ -170,8 +179,8 @@ class BargeInRules:
         self.deferred = False  # the network wanted to resume or take the turn; a rule said "not yet"
         self.fired: dict[str, int] = dict.fromkeys(
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
-             "backchannel", "stop_word", "question_answered", "unfinished_turn", "stop_word_pending",
-             "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet"), 0)
+             "backchannel", "likely_backchannel", "stop_word", "question_answered", "unfinished_turn",
+             "stop_word_pending", "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet"), 0)
 
     def prepare(self, chunk: np.ndarray, speaking: bool) -> None:
         """Before the step, on the thread that owns this conversation (a server lane's own, not the
@@ -231,11 +240,12 @@ class BargeInRules:
                 self.speech += 1
                 self.voiced += 1
                 self.quiet = 0
+                self.likely = False  # it was not over: judged again at its next silence
             else:
                 self.quiet += 1
             self.piece_steps += 1
             if first == V.BREAK:
-                if not self._unjudged_voice():
+                if not self._unjudged_voice() and not self.likely:
                     return self._released(V.BREAK)
                 first = self._fire("break_deferred", V.THINK)  # heard out first: it may be "mm-hmm"
                 self.break_wanted = True
@@ -243,12 +253,17 @@ class BargeInRules:
                 self.asked_quiet = True  # ... and no turn to answer it until the user speaks again
                 return self._fire("hushed", self._released(V.BREAK))
             heard = self._heard_piece(level)
-            if heard == STOP:
+            if heard is HeldPiece.STOP:
                 return self._fire("stop_word", self._released(V.BREAK))
+            if heard is HeldPiece.BACKCHANNEL:
+                return self._fire("backchannel", self._released(V.CONT))
+            self.likely = self.likely or heard is HeldPiece.LIKELY_BACKCHANNEL
+            if self.likely:  # goes on once the silence has outlasted a dropout of the detector
+                if self.quiet > LIKELY_WAIT_STEPS:
+                    return self._fire("likely_backchannel", self._released(V.CONT))
+                return V.THINK
             if heard is None and self.break_wanted and self.judged:  # heard out, not a backchannel
                 return self._fire("break_heard_out", self._released(V.BREAK))
-            if heard == BACKCHANNEL:
-                return self._fire("backchannel", self._released(V.CONT))
             # With cues, a second piece is judged when it is over (the reply is silent meanwhile):
             # "[cough] ... mm-hmm" goes on; anything else, or no verdict, is the barge-in it was.
             if self.pieces >= 2 and (self.cues is None or self.pieces > 2 or self.judged):
@@ -283,7 +298,7 @@ class BargeInRules:
             self.judged_pieces, self.judged_voiced, self.first_bc = 0, 0, 0.0
         return first
 
-    def _heard_piece(self, level: float) -> int | None:
+    def _heard_piece(self, level: float) -> HeldPiece | None:
         """At the first silence after a held piece: the cue model's verdict on it
         (`held_piece_verdict`), for each of the first two pieces. A piece is judged once the
         detector has heard it (for a step or two after the hold the echo's margin can hide a voice
@@ -389,7 +404,7 @@ class BargeInRules:
         return V.SHIFT
 
     def _released(self, token: int) -> int:
-        self.holding, self.speech, self.pieces, self.deferred = False, 0, 0, False
+        self.holding, self.speech, self.pieces, self.deferred, self.likely = False, 0, 0, False, False
         return token
 
     def _fire(self, rule: str, token: int) -> int:
