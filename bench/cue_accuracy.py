@@ -30,6 +30,8 @@ from duplex.cue.thresholds import ASKS_P, BACKCHANNEL_P, STOP_P  # noqa: E402
 from duplex.errors import DuplexError  # noqa: E402
 from duplex.tts import check_voice  # noqa: E402
 
+BARS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -76,6 +78,11 @@ def main() -> int:
             "unfinished_heard_as_asking": round(float(np.mean(holding[:, ASKS] >= ASKS_P)), 3),
             "asking_heard_as_asking": round(float(np.mean(p[y == ASKS][:, ASKS] >= ASKS_P)), 3),
         },
+        # the backchannel bar's trade at other heights: what a lower one would let through
+        "backchannel_bar": {
+            str(bar): {"backchannel_goes_on": round(float(np.mean(bcs[:, BACKCHANNEL] >= bar)), 3),
+                       "stop_heard_as_backchannel": round(float(np.mean(stops[:, BACKCHANNEL] >= bar)), 3)}
+            for bar in BARS},
         "window_ms": {"median": round(float(np.median(cost)), 2), "p99": round(float(np.percentile(cost, 99)), 2)},
     })
     return 0

@@ -1,4 +1,4 @@
-"""Stand-ins for the cue model (duplex.cue.runtime.CueModel): the rules under test, not a network."""
+"""Stand-ins for the cue model (duplex.cue.runtime.CueModel) and its recogniser: the rules under test, not a network."""
 
 from __future__ import annotations
 
@@ -35,3 +35,30 @@ class VerdictsInTurn:
         p[BACKCHANNEL] = self.left.pop(0)
         p[STATEMENT] = 1.0 - p[BACKCHANNEL]
         return p
+
+
+class NamedPiece:
+    """Stands for the recogniser (duplex.cue.words.OpeningWords): names every piece the same, and
+    hears no opening."""
+
+    def __init__(self, said: str | None) -> None:
+        self.said, self.pieces = said, 0
+
+    def piece_said(self, audio: np.ndarray) -> str | None:
+        self.pieces += 1
+        return self.said
+
+    def verdict(self) -> None:
+        return None
+
+    def stated(self) -> bool:
+        return False
+
+    def catch_up(self) -> None:
+        pass
+
+    def push(self, chunk: np.ndarray) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass

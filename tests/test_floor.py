@@ -14,9 +14,9 @@ from duplex.backbones.floor.tinyfd import TinyFdFloor
 from duplex.backbones.floor.vad import VadFloor
 from duplex.config import PolicyConfig
 from duplex.cue.text import ASKS, BACKCHANNEL, STATEMENT, STOP
-from duplex.cue.thresholds import LIKELY_BACKCHANNEL_P, LIKELY_WAIT_STEPS
+from duplex.cue.thresholds import LIKELY_WAIT_STEPS
 from duplex.tokens import BREAK, EOT, SHIFT, THINK, Kind, Token, audio
-from tests.cue_fakes import ScriptedCues, VerdictsInTurn
+from tests.cue_fakes import NamedPiece, ScriptedCues, VerdictsInTurn
 
 
 class ScriptedVad:
@@ -247,7 +247,7 @@ def two_pieces_over_the_reply(*backchannel: float) -> list[Move]:
 
 
 def test_with_cues_a_cough_then_a_backchannel_resumes_the_reply() -> None:
-    moves = two_pieces_over_the_reply(0.6, 0.95)  # the cough not sure enough; "mm-hmm" is
+    moves = two_pieces_over_the_reply(0.8, 0.95)  # the cough not sure enough; "mm-hmm" is
     assert moves == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.SPEAK]
 
 
@@ -256,21 +256,28 @@ def test_with_cues_a_backchannel_after_an_unlikely_one_is_still_a_barge_in() -> 
 
 
 def test_with_cues_an_unclear_second_piece_is_a_barge_in_once_it_is_over() -> None:
-    assert two_pieces_over_the_reply(0.6, 0.6) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]
+    assert two_pieces_over_the_reply(0.8, 0.6) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]
 
 
-def test_with_cues_a_likely_backchannel_resumes_the_reply_one_silent_step_later() -> None:
+def words_named_floor(*backchannel: float) -> VadFloor:
+    """Cues and words: the network scripted piece by piece, every held piece named "yeah", and the
+    reply taken after a statement's long wait."""
     cfg = PolicyConfig(min_silence_s=0.32, unfinished_silence_s=1.6, cues=True)
-    floor = VadFloor(cfg, ScriptedVad(), VerdictsInTurn(0.0, LIKELY_BACKCHANNEL_P + 0.05))  # type: ignore[arg-type]
+    floor = VadFloor(cfg, ScriptedVad(), VerdictsInTurn(0.0, *backchannel))  # type: ignore[arg-type]
+    assert floor.cues is not None
+    floor.cues.words = NamedPiece("backchannel")  # type: ignore[assignment]
     assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
+    return floor
+
+
+def test_with_words_a_backchannel_only_they_named_resumes_the_reply_one_silent_step_later() -> None:
+    floor = words_named_floor(0.5)
     moves = run(floor, "..ss" + "." * (LIKELY_WAIT_STEPS + 1))
     assert moves == [Move.SPEAK] * 2 + [Move.HOLD] * (2 + LIKELY_WAIT_STEPS) + [Move.SPEAK]
 
 
-def test_with_cues_a_likely_backchannel_that_goes_on_is_not_resumed_over() -> None:
-    cfg = PolicyConfig(min_silence_s=0.32, unfinished_silence_s=1.6, cues=True)
-    floor = VadFloor(cfg, ScriptedVad(), VerdictsInTurn(0.0, LIKELY_BACKCHANNEL_P + 0.05))  # type: ignore[arg-type]
-    assert run(floor, "ssss" + "." * 10)[-1] is Move.TAKE
+def test_with_words_a_likely_backchannel_that_goes_on_is_not_resumed_over() -> None:
+    floor = words_named_floor(0.5)
     assert run(floor, "..ss.s") == [Move.SPEAK] * 2 + [Move.HOLD] * 4  # a dropout inside the piece
 
 

@@ -16,29 +16,9 @@ from duplex.cue.runtime import WORDS_BACKCHANNEL_NETWORK_P, CueWindow
 from duplex.cue.text import BACKCHANNEL, STOP
 from duplex.cue.thresholds import NOISE_VOICED_SHARE, HeldPiece, held_piece_verdict
 from duplex.eval.tts import cough
-from tests.cue_fakes import VerdictsInTurn
+from tests.cue_fakes import NamedPiece, VerdictsInTurn
 
 CLIPS = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "clips"
-
-
-class NamedPiece:
-    """Stands for the recogniser (duplex.cue.words.OpeningWords): names every piece the same."""
-
-    def __init__(self, said: str | None) -> None:
-        self.said, self.pieces = said, 0
-
-    def piece_said(self, audio: np.ndarray) -> str | None:
-        self.pieces += 1
-        return self.said
-
-    def verdict(self) -> None:
-        return None
-
-    def push(self, chunk: np.ndarray) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
 
 
 def window(audio: np.ndarray, p_backchannel: float, said: str | None = None, words: bool = True) -> CueWindow:
@@ -81,13 +61,11 @@ def test_a_word_is_not_a_noise() -> None:
 
 
 @pytest.mark.parametrize(("said", "network", "verdict"), [
-    ("backchannel", WORDS_BACKCHANNEL_NETWORK_P + 0.05, HeldPiece.LIKELY_BACKCHANNEL),  # "yeah": goes on
-    ("backchannel", 0.95, HeldPiece.BACKCHANNEL),  # ... at once when the network was sure of it already
+    ("backchannel", WORDS_BACKCHANNEL_NETWORK_P + 0.05, HeldPiece.BACKCHANNEL),  # heard as "yeah": goes on
     ("backchannel", WORDS_BACKCHANNEL_NETWORK_P - 0.05, None),  # ... unless the network is sure it is not
     ("stop", 0.95, None),  # heard as "wait": never goes on, however sure the network is of "mm-hmm"
     (None, 0.95, HeldPiece.BACKCHANNEL),  # named neither: the network alone, at its own bars
-    (None, 0.8, HeldPiece.LIKELY_BACKCHANNEL),
-    (None, 0.6, None),
+    (None, 0.8, None),
 ])
 def test_what_the_recogniser_named_a_piece_overrules_the_network(
         said: str | None, network: float, verdict: HeldPiece | None) -> None:
@@ -96,6 +74,21 @@ def test_what_the_recogniser_named_a_piece_overrules_the_network(
     p = w.piece_probs(yeah.size / SAMPLE_RATE)
     assert held_piece_verdict(p, None) is verdict
     assert np.isclose(p.sum(), 1.0) and w.words.pieces == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("said", "network", "verdict"), [
+    ("backchannel", 0.5, HeldPiece.LIKELY_BACKCHANNEL),  # the words alone: one silent step later
+    ("backchannel", 0.95, HeldPiece.BACKCHANNEL),  # the network was sure already: at once
+    (None, 0.95, HeldPiece.BACKCHANNEL),
+    (None, 0.85, None),  # the network alone has no lower tier (a held-out "wait" reached 0.85)
+    ("stop", 0.95, None),
+])
+def test_a_backchannel_only_the_words_named_goes_on_a_step_later(
+        said: str | None, network: float, verdict: HeldPiece | None) -> None:
+    yeah = load_mono16k(CLIPS / "yeah.wav")
+    got, backchannel = window(yeah, network, said=said).piece_verdict(yeah.size / SAMPLE_RATE, None)
+    assert got is verdict
+    assert backchannel >= (0.9 if said == "backchannel" else 0.0)  # what a second piece's verdict reads
 
 
 def test_a_stop_word_named_by_the_recogniser_does_not_end_the_reply_by_itself() -> None:

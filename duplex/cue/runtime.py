@@ -20,7 +20,7 @@ from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STOP
-from duplex.cue.thresholds import ASKED_P, NOISE_VOICED_SHARE
+from duplex.cue.thresholds import ASKED_P, BACKCHANNEL_P, NOISE_VOICED_SHARE, HeldPiece, held_piece_verdict
 from duplex.cue.words import OpeningWords
 from duplex.errors import DuplexError
 
@@ -33,11 +33,7 @@ WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a quest
 # voices this took back 17 of the 29 pauses the network heard as questions, and 1 of the 87 questions
 # it heard ("although what it all" ...)
 WORDS_STATES_P = 0.3
-# P(backchannel) when a held piece was heard as one: a likely backchannel (thresholds.py), not a sure
-# one, so the reply goes on one silent step after it. At once (0.95, round 15), the first words of
-# "I already know that part, ..." heard as "all right" over a dropout of the detector resumed the
-# reply inside the interruption (development seed 39).
-WORDS_BACKCHANNEL_P = 0.8
+WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
 # ... unless the network is sure it was something else: the forced choice names anything, a whole
 # sentence too ("mhm" for a held-out interruption whose P(backchannel) was 0.02; development voices'
 # backchannels named so: 0.02 once in 18, the rest 0.17 and over)
@@ -91,6 +87,7 @@ class CueWindow:
         self.head = 0  # where the next chunk goes: the oldest sample
         self.cached: np.ndarray | None = None
         self.words = OpeningWords() if model.words else None
+        self.named_only = False  # the last piece went past the backchannel bar on its words alone
 
     @property
     def audio(self) -> np.ndarray:
@@ -146,16 +143,35 @@ class CueWindow:
         not go on; nothing ends it either, the words being less sure of that)."""
         p = self._network()  # (not the opening words' "it asks": a piece is judged by its own words)
         piece = self.audio[-round(seconds * SAMPLE_RATE):]
+        self.named_only = False
         if p[STOP] < NOISE_MAX_STOP_P and voiced_share(piece) < NOISE_VOICED_SHARE:
             return _raised(p, BACKCHANNEL, NOISE_P)
         if self.words is None:
             return p
         said = self.words.piece_said(piece)
         if said == "backchannel" and p[BACKCHANNEL] >= WORDS_BACKCHANNEL_NETWORK_P:
+            self.named_only = p[BACKCHANNEL] < BACKCHANNEL_P
             return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P)
         if said == "stop":
             return _lowered(p, BACKCHANNEL, 0.0)
         return p
+
+
+    def piece_verdict(self, seconds: float, first_backchannel: float | None) -> tuple[HeldPiece | None, float]:
+        """The rules' verdict on a held piece (`held_piece_verdict` on `piece_probs`) and the
+        P(backchannel) a second piece's verdict reads. A backchannel that only the recogniser named
+        (the network under its own bar) is a likely one: the reply goes on one silent step later,
+        for its first silence can be the detector losing a step inside a longer interruption. At
+        once, "I already | know that part, ..." named "all right" resumed a reply inside the
+        interruption (development seed 39, round 15's code).
+
+        The network alone gets no such lower tier: held-out voices put a hesitation's "wait" at
+        0.85 (round 16, `policy-words`, seed 163), as round 12 found for the loopback's "Stop,"."""
+        p = self.piece_probs(seconds)
+        verdict = held_piece_verdict(p, first_backchannel)
+        if verdict is HeldPiece.BACKCHANNEL and self.named_only:
+            verdict = HeldPiece.LIKELY_BACKCHANNEL
+        return verdict, float(p[BACKCHANNEL])
 
 
 def _raised(p: np.ndarray, k: int, value: float) -> np.ndarray:

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from duplex.cue.text import BACKCHANNEL, STOP
 
 BACKCHANNEL_P = 0.9  # "it was a backchannel (or a cough)": the held reply goes on at once
-# "it was likely one": the reply goes on after one more silent step. Development voices (seeds 38-39,
-# 96 held pieces of hesitant and plain barge-ins): none of their first pieces over 0.55; a third of
-# the backchannels the surer bar missed lie between the two bars, and waited out 0.8 s of silence.
-LIKELY_BACKCHANNEL_P = 0.7
-LIKELY_WAIT_STEPS = 1  # ... the extra silent step: the detector losing a step inside a longer utterance
+# A backchannel only the recogniser named goes on after this many more silent steps: its first
+# silence may be the detector losing a step inside a longer interruption (runtime.py, piece_verdict).
+LIKELY_WAIT_STEPS = 1
 SECOND_PIECE_BC_P = 0.5  # ... a second held piece too, when the first was at least this likely one
 STOP_P = 0.9  # "it was a stop word": the reply ends
 STOPPED_ONLY_P = 0.5  # after a BREAK, P(stop) + P(backchannel): "only a short piece", the rest is to come
@@ -37,19 +35,16 @@ class HeldPiece(enum.Enum):
 
     STOP = "stop"  # the reply ends
     BACKCHANNEL = "backchannel"  # the reply goes on at once
-    LIKELY_BACKCHANNEL = "likely backchannel"  # ... after LIKELY_WAIT_STEPS more of silence
+    LIKELY_BACKCHANNEL = "likely backchannel"  # named so by the words alone: after LIKELY_WAIT_STEPS
 
 
 def held_piece_verdict(p: Sequence[float], first_backchannel: float | None) -> HeldPiece | None:
-    """The verdict on a piece of user speech over the held reply, when the cue model is sure enough
+    """STOP or BACKCHANNEL for a piece of user speech over the held reply, when the cue model is sure
     of it (`p`: its probabilities at the piece's first silence), else None. A second piece
     (`first_backchannel`: the first one's P(backchannel)) is a backchannel only when the first
     sounded like one too: two chances at a wrong "go on" where a hesitant barge-in ("wait ... no
     ...") gave one would resume more replies over the user."""
     if p[STOP] >= STOP_P:
         return HeldPiece.STOP
-    if first_backchannel is not None and first_backchannel < SECOND_PIECE_BC_P:
-        return None
-    if p[BACKCHANNEL] >= BACKCHANNEL_P:
-        return HeldPiece.BACKCHANNEL
-    return HeldPiece.LIKELY_BACKCHANNEL if p[BACKCHANNEL] >= LIKELY_BACKCHANNEL_P else None
+    second_ok = first_backchannel is None or first_backchannel >= SECOND_PIECE_BC_P
+    return HeldPiece.BACKCHANNEL if p[BACKCHANNEL] >= BACKCHANNEL_P and second_ok else None

@@ -66,7 +66,6 @@ from duplex.cue.thresholds import (
     NOISE_VOICED_SHARE,
     STOPPED_ONLY_P,
     HeldPiece,
-    held_piece_verdict,
 )
 
 if TYPE_CHECKING:
@@ -255,15 +254,15 @@ class VadFloor:
             if self.cues is None and piece is not None and voiced_share(piece) < NOISE_VOICED_SHARE:
                 o.silence = self.resume_after  # no voice in it (a cough, a knock): the reply goes on at once
             if self.cues is not None and o.pieces <= 2 and o.silence == 1:  # a piece is over: what was it?
-                p = self.cues.piece_probs((len(o.chunks) - o.piece_start + 1) * STEP_SECONDS)
-                verdict = held_piece_verdict(p, None if o.pieces == 1 else o.first_backchannel)
+                verdict, backchannel = self.cues.piece_verdict((len(o.chunks) - o.piece_start + 1) * STEP_SECONDS,
+                                                               None if o.pieces == 1 else o.first_backchannel)
                 if verdict is HeldPiece.STOP or (verdict is None and o.pieces == 2):  # "wait ... no": as without cues
                     return self._barge_in()
                 if verdict is HeldPiece.BACKCHANNEL:
                     o.silence = self.resume_after
                 elif verdict is HeldPiece.LIKELY_BACKCHANNEL:  # after one more silent step
                     o.silence = max(o.silence, self.resume_after - LIKELY_WAIT_STEPS)
-                o.first_backchannel = float(p[BACKCHANNEL])
+                o.first_backchannel = backchannel
             if o.silence >= self.resume_after:
                 self._overlap = Utterance()  # a backchannel: carry on
                 self.state = Floor.REPLY

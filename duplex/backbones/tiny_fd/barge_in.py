@@ -49,6 +49,9 @@ sentences:
 
 With `tiny_fd.cue_words` a recogniser (duplex/cue/words.py) can raise two of those verdicts past
 their bars: "it asks" (a question's opening words) and "backchannel" (a held piece heard as one).
+A backchannel the words alone named (round 16) goes on one silent step later, not at the first: that
+silence can be the detector losing a step inside a longer interruption, and the user going on
+sends the piece back to be judged when it is over.
 """
 
 from __future__ import annotations
@@ -72,7 +75,6 @@ from duplex.cue.thresholds import (
     NOISE_VOICED_SHARE,
     STOPPED_ONLY_P,
     HeldPiece,
-    held_piece_verdict,
 )
 
 if TYPE_CHECKING:
@@ -312,10 +314,10 @@ class BargeInRules:
         elif self.voiced > 0 or self.judged_pieces >= self.pieces or self.quiet < 1 or not self.voice.silent(level):
             return None  # never heard (a cough, a "yeah" under the echo margin): judged once the microphone is quiet
         self.judged_pieces, self.judged_voiced = self.pieces, self.voiced
-        p = self.cues.piece_probs((self.piece_steps + PIECE_ONSET_STEPS) * STEP_SECONDS)
-        verdict = held_piece_verdict(p, None if self.pieces == 1 else self.first_bc)
+        verdict, backchannel = self.cues.piece_verdict((self.piece_steps + PIECE_ONSET_STEPS) * STEP_SECONDS,
+                                                       None if self.pieces == 1 else self.first_bc)
         if self.pieces == 1:
-            self.first_bc = float(p[BACKCHANNEL])
+            self.first_bc = backchannel
         return verdict
 
     def _hushed(self) -> bool:
