@@ -137,6 +137,9 @@ def test_the_noise_floor_is_the_quietest_recent_chunk_within_its_bounds() -> Non
     for level in (db(-38), db(-38), db(-38), db(-38)):  # a steady fan at -38 dBFS becomes the room
         floor.observe(level)
     assert floor.silent(db(-36)) and not floor.silent(db(-30))  # within 6 dB of the cap, and a word over it
+    for level in (db(-30), db(-31), db(-30), db(-30)):  # a room louder than any floor (-34 dBFS) can be:
+        floor.observe(level)
+    assert floor.silent(db(-30)) and floor.silent(db(-25))  # ... no sound can be told from it, all is the room
     floor.reset()
     floor.observe(0.0)
     assert floor.quiet() == pytest.approx(db(-45))

@@ -165,3 +165,17 @@ def test_the_example_scenarios_of_backchannels_and_hesitant_barge_ins_pass_with_
     root = Path(__file__).resolve().parents[1] / "examples"
     result = run_scenario(load_scenario(root / "scenarios" / f"{name}.yaml"), config=root / "policy.yaml")
     assert result.passed, result.failures
+
+
+def test_the_turn_is_taken_in_a_room_louder_than_any_noise_floor(tmp_path: Path) -> None:
+    """White noise at -30 dBFS: no chunk is within 6 dB of the floor's cap, so none was the room's
+    silence and the reply never came (round 15's rule; round 14 answered). Now the room is all."""
+    from duplex.scenario.runner import run_scenario
+    from duplex.scenario.spec import load_scenario
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    text = (root / "scenarios" / "white_noise_turn.yaml").read_text().replace("level_db: -40", "level_db: -30")
+    (tmp_path / "clips").symlink_to(root / "scenarios" / "clips")
+    (tmp_path / "loud.yaml").write_text(text)
+    result = run_scenario(load_scenario(tmp_path / "loud.yaml"), config=root / "policy.yaml")
+    assert result.passed, result.failures
