@@ -59,6 +59,32 @@ def test_a_held_reply_waits_out_the_users_inner_pause(speech: list[np.ndarray]) 
     assert rules.fired["resume_held"] == RESUME_QUIET_STEPS - 1
 
 
+class LoudOnly:
+    """A voice detector that calls speech only what is louder than -30 dBFS: it misses soft onsets."""
+
+    def speech_prob(self, chunk: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(chunk ** 2)) > 10 ** (-30 / 20))
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_sound_the_detector_misses_does_not_count_as_the_users_silence(speech: list[np.ndarray]) -> None:
+    """The soft onset of the next piece ("wait, ... [n]o"), over the room's floor but not speech to
+    the detector, ended a held-out hesitation's wait a step early: the reply resumed as the user
+    went on (round 16). The chunk right after speech still counts: it straddles the word's end."""
+    soft = (np.random.default_rng(0).standard_normal(STEP_SAMPLES) * 10 ** (-35 / 20)).astype(np.float32)
+    rules = BargeInRules()
+    rules.voice.vad = LoudOnly()  # type: ignore[assignment]  (WebRTC's hears some soft sounds, misses others)
+    assert held(rules, speech[0]) == V.THINK
+    assert rules.filter(V.CONT, SPEAK, soft, 0.0) == V.THINK  # the word's tail: silence 1
+    out = [rules.filter(V.CONT, SPEAK, SILENT, 0.0) for _ in range(RESUME_QUIET_STEPS - 2)]  # ... 4
+    out.append(rules.filter(V.CONT, SPEAK, soft, 0.0))  # a soft onset: still 4
+    assert out == [V.THINK] * (RESUME_QUIET_STEPS - 1)
+    assert rules.filter(V.CONT, SPEAK, SILENT, 0.0) == V.CONT  # 0.8 s of the room's silence
+    assert rules.fired["missed_sound"] == 1
+
+
 def test_a_second_piece_while_held_is_a_barge_in(speech: list[np.ndarray]) -> None:
     rules = BargeInRules()
     held(rules, speech[0])

@@ -11,7 +11,10 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   speaker plays, or louder), for `OVER_REPLY_STEPS` (0.64 s) holds the reply if the network has not
   already: a network can take a voice it has never met for its own echo and talk on;
 - a held reply resumes only after `RESUME_QUIET_STEPS` of user silence (0.8 s), longer than the
-  gaps of a hesitant barge-in (0.2-0.6 s) and the pauses inside a sentence;
+  gaps of a hesitant barge-in (0.2-0.6 s) and the pauses inside a sentence; silence is the room's
+  (round 16, as the VAD floor's since round 15): a chunk over the noise floor that the detector does
+  not call speech (the soft onset of the next piece) is not counted, unless it follows speech
+  directly (a word's tail);
 - a second piece of user speech while the reply is held is a barge-in (BREAK), as is user speech
   over the held reply for longer than any backchannel (`HELD_SPEECH_STEPS`);
 - after a BREAK, the next turn waits for `AFTER_BREAK_QUIET_STEPS` of silence (0.48 s), so the
@@ -182,7 +185,8 @@ class BargeInRules:
         self.fired: dict[str, int] = dict.fromkeys(
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
              "backchannel", "likely_backchannel", "stop_word", "question_answered", "unfinished_turn",
-             "stop_word_pending", "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet"), 0)
+             "stop_word_pending", "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet",
+             "missed_sound"), 0)
 
     def prepare(self, chunk: np.ndarray, speaking: bool) -> None:
         """Before the step, on the thread that owns this conversation (a server lane's own, not the
@@ -243,8 +247,10 @@ class BargeInRules:
                 self.voiced += 1
                 self.quiet = 0
                 self.likely = False  # it was not over: judged again at its next silence
+            elif self.quiet == 0 or self.voice.silent(level):
+                self.quiet += 1  # the room's silence, or the chunk right after speech (a word's tail)
             else:
-                self.quiet += 1
+                self.fired["missed_sound"] += 1  # a sound the detector missed (a soft onset): not silence
             self.piece_steps += 1
             if first == V.BREAK:
                 if not self._unjudged_voice() and not self.likely:
