@@ -65,11 +65,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio_io.format import STEP_SAMPLES, STEP_SECONDS, rms
-from audio_io.levels import NoiseFloor
-from audio_io.vad import WebRtcVad
+from audio_io.format import STEP_SAMPLES, STEP_SECONDS
 from duplex.backbones.floor.pitch import hushed
 from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.user_voice import UserVoice
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
 from duplex.cue.thresholds import (
     ASKED_P,
@@ -83,7 +82,6 @@ from duplex.cue.thresholds import (
 if TYPE_CHECKING:
     from duplex.cue.runtime import CueModel
 
-REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 RESUME_QUIET_STEPS = 5  # a held reply resumes after this much user silence (0.8 s)
 PIECE_GAP_STEPS = 2  # silence (0.32 s) that separates two pieces of speech
 PIECE_ONSET_STEPS = 2  # a held piece began up to this much before the hold (the network holds late)
@@ -95,9 +93,6 @@ HEARD_OUT_STEPS = 8  # ... with cues, 1.28 s: a drawn-out "uh-huh" is heard out 
 ASKED_QUIET_STEPS = 2  # with cues: a clear question is answered after this much silence (0.32 s)
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
-# the noise floor (audio_io.levels.NoiseFloor): the quietest chunk of the last 5 s; speech is 6 dB
-# above it; never taken above -40 dBFS (in long speech, its quietest chunk) nor under REARM_LEVEL
-ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,35 +105,6 @@ class RuleSettings:
 
 
 NO_CUES = RuleSettings()  # the rules without the cue model: tests and benchmarks of the network alone
-
-
-class UserVoice:
-    """Whether a chunk holds the user's speech: WebRTC's VAD, above the noise floor and the echo."""
-
-    def __init__(self) -> None:
-        self.vad = WebRtcVad(3)
-        self.noise = NoiseFloor(least=REARM_LEVEL)
-        self.played: deque[float] = deque(maxlen=2)  # speaker level, this chunk and the one before
-
-    def reset(self) -> None:
-        self.vad.reset()
-        self.noise.reset()
-        self.played.clear()
-
-    def observe(self, chunk: np.ndarray, played: float) -> float:
-        """Every step: the chunk's level, for the noise floor; `played`: the reference's level."""
-        level = rms(chunk)
-        self.noise.observe(level)
-        self.played.append(played)
-        return level
-
-    def speaking(self, chunk: np.ndarray, level: float) -> bool:
-        floor = max(self.noise.quiet(), ECHO_MARGIN * max(self.played, default=0.0))
-        return level > floor and self.vad.speech_prob(chunk) >= 0.5
-
-    def silent(self, level: float) -> bool:
-        """Nothing but the room in this chunk: at or under the noise floor (no echo margin)."""
-        return self.noise.silent(level)
 
 
 class BargeInRules:

@@ -22,9 +22,10 @@ import torch
 from audio_io.format import STEP_SAMPLES, rms
 from duplex.backbones.framebank import FrameBank, FrameBankVocoder
 from duplex.backbones.tiny_fd import vocab as V
-from duplex.backbones.tiny_fd.barge_in import NO_CUES, REARM_LEVEL, BargeInRules, RuleSettings
+from duplex.backbones.tiny_fd.barge_in import NO_CUES, BargeInRules, RuleSettings
 from duplex.backbones.tiny_fd.features import LogMel, MelStream
 from duplex.backbones.tiny_fd.model import TinyFd
+from duplex.backbones.tiny_fd.user_voice import REARM_LEVEL
 
 __all__ = ["REARM_LEVEL", "Conversation", "ConversationHooks"]
 

@@ -1,0 +1,50 @@
+"""Whether a microphone chunk holds the user's voice, for tiny-fd's barge-in rules.
+
+Kept apart from the rules because it is the one place that reads levels: WebRTC's detector, the
+room's noise floor and the echo of what the speaker played, which the network cannot be trusted to
+tell from a voice it never met.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from audio_io.format import rms
+from audio_io.levels import NoiseFloor
+from audio_io.vad import WebRtcVad
+
+REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
+# the noise floor (audio_io.levels.NoiseFloor): the quietest chunk of the last 5 s; speech is 6 dB
+# above it; never taken above -40 dBFS (in long speech, its quietest chunk) nor under REARM_LEVEL
+ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
+
+
+class UserVoice:
+    """Whether a chunk holds the user's speech: WebRTC's VAD, above the noise floor and the echo."""
+
+    def __init__(self) -> None:
+        self.vad = WebRtcVad(3)
+        self.noise = NoiseFloor(least=REARM_LEVEL)
+        self.played: deque[float] = deque(maxlen=2)  # speaker level, this chunk and the one before
+
+    def reset(self) -> None:
+        self.vad.reset()
+        self.noise.reset()
+        self.played.clear()
+
+    def observe(self, chunk: np.ndarray, played: float) -> float:
+        """Every step: the chunk's level, for the noise floor; `played`: the reference's level."""
+        level = rms(chunk)
+        self.noise.observe(level)
+        self.played.append(played)
+        return level
+
+    def speaking(self, chunk: np.ndarray, level: float) -> bool:
+        floor = max(self.noise.quiet(), ECHO_MARGIN * max(self.played, default=0.0))
+        return level > floor and self.vad.speech_prob(chunk) >= 0.5
+
+    def silent(self, level: float) -> bool:
+        """Nothing but the room in this chunk: at or under the noise floor (no echo margin)."""
+        return self.noise.silent(level)
