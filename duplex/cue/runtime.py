@@ -156,7 +156,6 @@ class CueWindow:
             return _lowered(p, BACKCHANNEL, 0.0)
         return p
 
-
     def piece_verdict(self, seconds: float, first_backchannel: float | None) -> tuple[HeldPiece | None, float]:
         """The rules' verdict on a held piece (`held_piece_verdict` on `piece_probs`) and the
         P(backchannel) a second piece's verdict reads. A backchannel that only the recogniser named
