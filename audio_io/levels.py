@@ -71,6 +71,6 @@ class NoiseFloor:
         quietest recent chunk over `quiet()` at the cap: -34 dBFS) no chunk could be the room, so
         every chunk is taken for it instead: without that the user's silence would never come
         (white noise at -30 dBFS: the policy never took its turn, round 15)."""
-        if self.levels and min(self.levels) > self.margin * self.cap:
+        if min(self.levels, default=0.0) > self.margin * self.cap:
             return True
         return level <= self.quiet()

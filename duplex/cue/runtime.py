@@ -87,7 +87,6 @@ class CueWindow:
         self.head = 0  # where the next chunk goes: the oldest sample
         self.cached: np.ndarray | None = None
         self.words = OpeningWords() if model.words else None
-        self.named_only = False  # the last piece went past the backchannel bar on its words alone
 
     @property
     def audio(self) -> np.ndarray:
@@ -141,20 +140,22 @@ class CueWindow:
         recogniser heard overrules the network: a backchannel raises P(backchannel) past its bar
         (unless the network is sure of something else), a stop word takes it away (the reply does
         not go on; nothing ends it either, the words being less sure of that)."""
+        return self._judge_piece(seconds)[0]
+
+    def _judge_piece(self, seconds: float) -> tuple[np.ndarray, bool]:
+        """`piece_probs`, and whether the piece passed the backchannel bar on its words alone."""
         p = self._network()  # (not the opening words' "it asks": a piece is judged by its own words)
         piece = self.audio[-round(seconds * SAMPLE_RATE):]
-        self.named_only = False
         if p[STOP] < NOISE_MAX_STOP_P and voiced_share(piece) < NOISE_VOICED_SHARE:
-            return _raised(p, BACKCHANNEL, NOISE_P)
+            return _raised(p, BACKCHANNEL, NOISE_P), False
         if self.words is None:
-            return p
+            return p, False
         said = self.words.piece_said(piece)
         if said == "backchannel" and p[BACKCHANNEL] >= WORDS_BACKCHANNEL_NETWORK_P:
-            self.named_only = p[BACKCHANNEL] < BACKCHANNEL_P
-            return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P)
+            return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P), p[BACKCHANNEL] < BACKCHANNEL_P
         if said == "stop":
-            return _lowered(p, BACKCHANNEL, 0.0)
-        return p
+            return _lowered(p, BACKCHANNEL, 0.0), False
+        return p, False
 
     def piece_verdict(self, seconds: float, first_backchannel: float | None) -> tuple[HeldPiece | None, float]:
         """The rules' verdict on a held piece (`held_piece_verdict` on `piece_probs`) and the
@@ -166,9 +167,9 @@ class CueWindow:
 
         The network alone gets no such lower tier: held-out voices put a hesitation's "wait" at
         0.85 (round 16, `policy-words`, seed 163), as round 12 found for the loopback's "Stop,"."""
-        p = self.piece_probs(seconds)
+        p, named_only = self._judge_piece(seconds)
         verdict = held_piece_verdict(p, first_backchannel)
-        if verdict is HeldPiece.BACKCHANNEL and self.named_only:
+        if verdict is HeldPiece.BACKCHANNEL and named_only:
             verdict = HeldPiece.LIKELY_BACKCHANNEL
         return verdict, float(p[BACKCHANNEL])
 
