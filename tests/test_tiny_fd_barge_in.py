@@ -22,6 +22,8 @@ from duplex.backbones.tiny_fd.barge_in import (
     HELD_SPEECH_STEPS,
     OVER_REPLY_STEPS,
     RESUME_QUIET_STEPS,
+    UNCLAIMED_EXTRA_STEPS,
+    UNCLAIMED_SPEECH_STEPS,
     BargeInRules,
     RuleSettings,
 )
@@ -142,6 +144,35 @@ def test_the_models_own_echo_and_a_steady_noise_are_not_the_user(speech: list[np
         assert rules.filter(V.CONT, SPEAK, noise, 0.0) == V.THINK
     assert rules.filter(V.CONT, SPEAK, noise, 0.0) == V.CONT  # neither the echo nor the fan was a second piece
     assert rules.fired["second_piece"] == 0
+
+
+def loud_room(rng: np.random.Generator) -> np.ndarray:
+    """One chunk of white noise at -30 dBFS: louder than any noise floor the rules read (-40 dBFS)."""
+    return (rng.standard_normal(STEP_SAMPLES) * 10 ** (-30 / 20)).astype(np.float32)
+
+
+def test_a_turn_the_network_never_claims_is_taken_after_the_longest_wait(speech: list[np.ndarray]) -> None:
+    """Under white noise at -30 dBFS the network never asked for the turn (round 16's limitation):
+    the user finished a question and waited for ever. The rules take it once the room has been
+    silent longer than any of their own waits, and only once."""
+    rng = np.random.default_rng(1)
+    rules = BargeInRules()
+    for _ in range(8):
+        assert rules.filter(V.THINK, LISTEN, loud_room(rng), 0.0) == V.THINK
+    for chunk in speech[:UNCLAIMED_SPEECH_STEPS + 1]:
+        assert rules.filter(V.THINK, LISTEN, chunk + loud_room(rng), 0.0) == V.THINK
+    wait = RuleSettings().unfinished_quiet_steps + UNCLAIMED_EXTRA_STEPS
+    out = [rules.filter(V.THINK, LISTEN, loud_room(rng), 0.0) for _ in range(wait + 6)]
+    assert out.index(V.SHIFT) in (wait - 2, wait - 1)  # the word's tail may be heard as speech a step longer
+    assert out.count(V.SHIFT) == 1 and rules.fired["turn_unclaimed"] == 1
+
+
+def test_a_cough_is_not_a_turn_the_network_failed_to_claim() -> None:
+    rules = BargeInRules()
+    for chunk in cough_chunks():
+        rules.filter(V.THINK, LISTEN, chunk, 0.0)
+    out = [rules.filter(V.THINK, LISTEN, SILENT, 0.0) for _ in range(40)]
+    assert V.SHIFT not in out and rules.fired["turn_unclaimed"] == 0
 
 
 def test_a_user_the_network_takes_for_its_own_echo_still_holds_the_reply(speech: list[np.ndarray]) -> None:

@@ -23,7 +23,10 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   reply at its first silence, and no turn is taken until the user speaks again: it asked for
   quiet (without this rule it had no voice, was taken for a cough and resumed over);
 - optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
-  patient setting, for users who pause to think longer than the network expects.
+  patient setting, for users who pause to think longer than the network expects;
+- (round 17) a turn the network never claims is taken `UNCLAIMED_EXTRA_STEPS` after the longest wait
+  above, if the user spoke for longer than a cough: under white noise at -30 dBFS the network never
+  asked for the turn, and the user waited for ever.
 
 With the cue model (`tiny_fd.cues`; duplex/cue: it hears the words and the melody of the user's
 last utterance), six more, which the network's sense of timing cannot give because a silence
@@ -93,6 +96,8 @@ HEARD_OUT_STEPS = 8  # ... with cues, 1.28 s: a drawn-out "uh-huh" is heard out 
 ASKED_QUIET_STEPS = 2  # with cues: a clear question is answered after this much silence (0.32 s)
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
+UNCLAIMED_EXTRA_STEPS = 2  # a turn the network never claims: taken this long (0.32 s) after the rules' longest wait
+UNCLAIMED_SPEECH_STEPS = 3  # ... once the user has spoken this long (0.48 s: more than a cough or a click)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ class BargeInRules:
         self.voice = UserVoice()
         self.turn_quiet_steps = settings.turn_quiet_steps
         self.unfinished_quiet_steps = settings.unfinished_quiet_steps
+        self.unclaimed_quiet_steps = max(self.unfinished_quiet_steps, self.turn_quiet_steps) + UNCLAIMED_EXTRA_STEPS
         self.cues = CueWindow(settings.cues) if settings.cues is not None else None
         self.held_speech_steps = HELD_SPEECH_STEPS if self.cues is None else HEARD_OUT_STEPS
         # without the cue model's window, the last chunks a held piece can span: was it a "shh"?
@@ -135,6 +141,7 @@ class BargeInRules:
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
         self.only_stopped: bool | None = None  # ... after a BREAK: were those words only a short piece?
         self.spoke = False  # the user has spoken since the model last took the turn
+        self.spoken = 0  # ... steps of it
         self.since_break = False  # the model's last BREAK has not been answered yet
         self.holding = False  # the reply is held (a silent beat) for user speech
         self.quiet = 0  # steps of user silence, counted while the speaker is quiet
@@ -152,7 +159,7 @@ class BargeInRules:
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
              "backchannel", "likely_backchannel", "stop_word", "question_answered", "unfinished_turn",
              "stop_word_pending", "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet",
-             "missed_sound"), 0)
+             "missed_sound", "turn_unclaimed"), 0)
 
     def prepare(self, chunk: np.ndarray, speaking: bool) -> None:
         """Before the step, on the thread that owns this conversation (a server lane's own, not the
@@ -343,7 +350,7 @@ class BargeInRules:
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
         if self.voice.speaking(chunk, level):
             self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
-            self.only_stopped, self.asked_quiet = None, False
+            self.only_stopped, self.asked_quiet, self.spoken = None, False, self.spoken + 1
         else:
             self.quiet += 1
         if self.asked_quiet:  # a "shh" asked for quiet: the network's wish for the turn waits for the user's voice
@@ -356,6 +363,9 @@ class BargeInRules:
         if (first == V.THINK and not self.deferred and self.spoke and self.cues is not None
                 and self.after_break is None and self.quiet == ASKED_QUIET_STEPS and self._asks() >= ASKED_P):
             first = self._fire("question_answered", V.SHIFT)  # a clear question: answer it now
+        if (first == V.THINK and not self.deferred and self.after_break is None
+                and self.quiet == self.unclaimed_quiet_steps and self.spoken >= UNCLAIMED_SPEECH_STEPS):
+            first = self._fire("turn_unclaimed", V.SHIFT)  # the network never asked for it (a loud room)
         if first != V.SHIFT and not self.deferred:
             return first
         # A rule that says "not yet" defers the network's wish (it may not repeat it: its context now
@@ -374,7 +384,7 @@ class BargeInRules:
                 and self.wanted <= self.unfinished_quiet_steps and self._asks() < ASKS_P):
             self.deferred = True
             return self._fire("unfinished_turn", V.THINK)
-        self.deferred, self.spoke, self.since_break = False, False, False
+        self.deferred, self.spoke, self.since_break, self.spoken = False, False, False, 0
         return V.SHIFT
 
     def _released(self, token: int) -> int:
