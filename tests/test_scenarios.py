@@ -152,6 +152,32 @@ expect:
     assert result.failures == ["clip 1 never played: event barge_in #2 did not happen"]
 
 
+def test_every_check_that_names_a_clip_that_never_played_is_left_out(tmp_path: Path) -> None:
+    """The model never spoke (silence: no turn), so the barge-in clip timed from its speech never
+    played: the checks that name it (any of their clip keys) are reported once, as that clip, and
+    none of them is evaluated on a clip that has no time (`silent` and `speaking_started` crashed
+    duplex-test with an OverflowError before round 17)."""
+    path = scenario(
+        tmp_path,
+        "unplayed",
+        """duration: 3.0
+user:
+  - audio: clips/mmhmm.wav
+    role: barge_in
+    after: {event: speaking_started, nth: 1, delay: 1.0}
+expect:
+  - silent: {after_user_start: 1, within: 0.3}
+  - speaking_started: {after_user_end: 1, within: 1.0}
+  - barge_in: {after_user_start: 1, within: 1.0}
+  - no_speaking: {during_user: 1}
+  - false_barge_ins: {max: 0}
+""",
+    )
+    result = run_scenario_file(path, config=ROOT / "examples" / "policy.yaml")
+    assert result.failures == ["clip 1 never played: event speaking_started #1 did not happen"]
+    assert [o.expectation.check.value for o in result.outcomes] == ["false_barge_ins"]
+
+
 def known_failures(backbone: str = "tiny-fd") -> set[str]:
     """Scenario stems listed as known failures of `backbone` in examples/scenarios/conftest.py."""
     import importlib.util

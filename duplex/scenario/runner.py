@@ -27,7 +27,7 @@ from duplex.errors import USER_ERRORS, DuplexError
 from duplex.events import Control, Event, Speaker
 from duplex.scenario.expect import Outcome, evaluate
 from duplex.scenario.metrics import INNER_PAUSE_S, ClipTruth, Timeline, compute_metrics
-from duplex.scenario.spec import MAX_DURATION_S, Scenario, Trigger, load_scenario
+from duplex.scenario.spec import CLIP_PARAMS, MAX_DURATION_S, Scenario, Trigger, load_scenario
 from duplex.session import DuplexSession, summary_of
 from duplex.tokens import Kind
 from duplex.worker import ModelWorker
@@ -160,7 +160,7 @@ def judge(scenario: Scenario, clips: list[ScheduledClip], mic: ScriptedMicrophon
     timeline = Timeline.build(truths, model_audio, events, summary, user_audio=user)
     outcomes = []
     for exp in scenario.expect:
-        names_clip = [int(v) for k, v in exp.params.items() if k.endswith("_user")]
+        names_clip = [int(v) for k, v in exp.params.items() if k in CLIP_PARAMS]
         if any(truths[i - 1].start == float("inf") for i in names_clip):
             continue  # already reported: the clip it names never played
         outcome = evaluate(exp, timeline)
