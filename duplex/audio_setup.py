@@ -21,17 +21,23 @@ if TYPE_CHECKING:
 
 def vad_from_config(policy: PolicyConfig) -> Vad:
     """`policy.vad` and `policy.webrtc_aggressiveness` as a detector."""
+    return detector(policy.vad, policy.webrtc_aggressiveness, "policy")
+
+
+def detector(kind: str, aggressiveness: int, section: str) -> Vad:
+    """The voice detector `kind` that the config section `section` names (its `vad` key and, for
+    WebRTC's, its `webrtc_aggressiveness`), with a config error naming the key when it cannot be had."""
     from audio_io.vad import VadKind, make_vad
 
     try:
-        return make_vad(policy.vad, policy.webrtc_aggressiveness)
+        return make_vad(kind, aggressiveness)
     except NotInstalledError as exc:
-        raise ConfigError(f"policy.vad = {policy.vad} needs the 'silero' extra: pip install 'duplex[silero]'") from exc
+        raise ConfigError(f"{section}.vad = {kind} needs the 'silero' extra: pip install 'duplex[silero]'") from exc
     except AudioValueError as exc:
-        if policy.vad in {k.value for k in VadKind}:
-            key, value = "policy.webrtc_aggressiveness", policy.webrtc_aggressiveness
+        if kind in {k.value for k in VadKind}:
+            key, value = f"{section}.webrtc_aggressiveness", aggressiveness
         else:
-            key, value = "policy.vad", policy.vad
+            key, value = f"{section}.vad", kind
         raise ConfigError(f"{key} = {value!r}: {exc}") from exc
 
 

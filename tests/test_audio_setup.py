@@ -71,6 +71,18 @@ def test_duplex_names_the_config_key_and_chains_the_audio_error(monkeypatch: pyt
         vad_from_config(PolicyConfig(webrtc_aggressiveness=9))
 
 
+def test_tiny_fds_detector_that_cannot_be_had_is_an_error_naming_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tiny_fd.vad: silero` without the extra fails when the model loads, naming tiny_fd's key, not
+    at the first conversation's first step."""
+    from duplex.backbones.tiny_fd.config import TinyFdConfig
+    from duplex.backbones.tiny_fd.loader import rule_settings
+
+    monkeypatch.setattr(vad, "SileroVad", missing)
+    with pytest.raises(ConfigError, match=r"^tiny_fd\.vad = silero needs the 'silero' extra: .*'duplex\[silero\]'"):
+        rule_settings(TinyFdConfig(vad="silero", cues=False))
+    assert rule_settings(TinyFdConfig(cues=False)).vad == "webrtc"
+
+
 def test_device_lookup_errors_name_the_key_and_the_flag(fake_sd: None) -> None:
     with pytest.raises(DeviceNotFoundError) as info:
         devices.find_device("usb", "input")

@@ -167,6 +167,25 @@ def test_a_turn_the_network_never_claims_is_taken_after_the_longest_wait(speech:
     assert out.count(V.SHIFT) == 1 and rules.fired["turn_unclaimed"] == 1
 
 
+def test_in_a_room_too_loud_for_webrtc_silero_still_tells_the_user_from_the_noise(speech: list[np.ndarray]) -> None:
+    """White noise at -25 dBFS is speech to WebRTC's detector (every chunk: the rules never hear a
+    silence, and no turn is ever taken); `tiny_fd.vad: silero` hears it as the room."""
+    pytest.importorskip("silero_vad")
+    from duplex.backbones.tiny_fd.user_voice import UserVoice
+
+    rng = np.random.default_rng(2)
+    noise = [(rng.standard_normal(STEP_SAMPLES) * 10 ** (-25 / 20)).astype(np.float32) for _ in range(12)]
+    for kind, room_is_speech in (("webrtc", True), ("silero", False)):
+        voice = UserVoice(kind)
+        heard = []
+        for chunk in noise[:8]:
+            heard.append(voice.speaking(chunk, voice.observe(chunk, 0.0)))
+        assert heard[4:] == [room_is_speech] * 4, kind  # (the first steps: the noise floor settling)
+        if kind == "silero":
+            loud = [speech[k] * np.float32(2.0) + noise[8 + k] for k in range(4)]  # the user, 6 dB up, in the room
+            assert sum(voice.speaking(c, voice.observe(c, 0.0)) for c in loud) >= 3
+
+
 def test_a_cough_is_not_a_turn_the_network_failed_to_claim() -> None:
     rules = BargeInRules()
     for chunk in cough_chunks():

@@ -107,6 +107,7 @@ class RuleSettings:
     turn_quiet_steps: int = 0  # tiny_fd.turn_silence_s
     cues: CueModel | None = None  # tiny_fd.cues: the loaded cue model, or None for the rules without it
     unfinished_quiet_steps: int = 10  # tiny_fd.unfinished_silence_s
+    vad: str = "webrtc"  # tiny_fd.vad: the user voice's detector
 
 
 NO_CUES = RuleSettings()  # the rules without the cue model: tests and benchmarks of the network alone
@@ -118,7 +119,7 @@ class BargeInRules:
     def __init__(self, settings: RuleSettings = NO_CUES) -> None:
         from duplex.cue.runtime import CueWindow
 
-        self.voice = UserVoice()
+        self.voice = UserVoice(settings.vad)
         self.turn_quiet_steps = settings.turn_quiet_steps
         self.unfinished_quiet_steps = settings.unfinished_quiet_steps
         self.unclaimed_quiet_steps = max(self.unfinished_quiet_steps, self.turn_quiet_steps) + UNCLAIMED_EXTRA_STEPS

@@ -35,13 +35,16 @@ def load_tiny_fd(t: TinyFdConfig, *, resolve: Resolver) -> Model:
 
 def rule_settings(t: TinyFdConfig) -> RuleSettings:
     """The barge-in rules' settings from the `tiny_fd:` section (the cue model loaded when it is on)."""
+    from duplex.audio_setup import detector
     from duplex.backbones.tiny_fd.barge_in import RuleSettings
+    from duplex.backbones.tiny_fd.user_voice import USER_VOICE_AGGRESSIVENESS
     from duplex.cue.runtime import CueModel
 
+    detector(t.vad, USER_VOICE_AGGRESSIVENESS, "tiny_fd")  # a detector that cannot be had is a config error now
     # the words feed the cue model: both are on by default, and `cues: false` alone turns both off
     cues = CueModel(words=t.cue_words) if t.cues else None
     return RuleSettings(turn_quiet_steps=steps_covering(t.turn_silence_s), cues=cues,
-                        unfinished_quiet_steps=steps_covering(t.unfinished_silence_s))
+                        unfinished_quiet_steps=steps_covering(t.unfinished_silence_s), vad=t.vad)
 
 
 def load_folder(folder: Path, *, context_steps: int = 48, window_steps: int = 16, threads: int = 1,

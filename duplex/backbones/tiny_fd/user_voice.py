@@ -13,19 +13,21 @@ import numpy as np
 
 from audio_io.format import rms
 from audio_io.levels import NoiseFloor
-from audio_io.vad import WebRtcVad
+from audio_io.vad import Vad, make_vad
 
 REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making a sound (as the policy's floor)
 # the noise floor (audio_io.levels.NoiseFloor): the quietest chunk of the last 5 s; speech is 6 dB
 # above it; never taken above -40 dBFS (in long speech, its quietest chunk) nor under REARM_LEVEL
 ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
+USER_VOICE_AGGRESSIVENESS = 3  # WebRTC's strictest mode (`tiny_fd.vad: webrtc`)
 
 
 class UserVoice:
-    """Whether a chunk holds the user's speech: WebRTC's VAD, above the noise floor and the echo."""
+    """Whether a chunk holds the user's speech: a voice detector (`tiny_fd.vad`: WebRTC's by default,
+    Silero's for loud rooms), above the noise floor and the echo."""
 
-    def __init__(self) -> None:
-        self.vad = WebRtcVad(3)
+    def __init__(self, vad: str = "webrtc") -> None:
+        self.vad: Vad = make_vad(vad, USER_VOICE_AGGRESSIVENESS)
         self.noise = NoiseFloor(least=REARM_LEVEL)
         self.played: deque[float] = deque(maxlen=2)  # speaker level, this chunk and the one before
 
