@@ -101,6 +101,14 @@ def test_a_5000_deep_yaml_list_is_one_line_not_a_recursion_error(tmp_path: Path)
     assert code == 2 and "Traceback" not in err and "nested deeper" in err and rss < 500
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_config_loads(path: Path) -> None:
+    """The README points at each of them: a key renamed or a value out of bounds must fail here."""
+    cfg = load_config(path)
+    if path.stem == "tiny-fd-loud-room":
+        assert cfg.backbone == "tiny-fd" and cfg.tiny_fd.vad == "silero"
+
+
 def test_set_values_are_bounded_too() -> None:
     with pytest.raises(ConfigError, match="--set 'policy.vad=.*': the value is nested deeper than 64 levels"):
         load_config(sets=["policy.vad=" + "[" * 200 + "]" * 200])
