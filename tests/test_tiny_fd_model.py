@@ -108,6 +108,7 @@ def test_backbone_memory_stays_flat_for_a_long_session() -> None:
 def test_a_cut_from_outside_ends_the_reply_at_once() -> None:
     """An operator's stop (engine: truncate_context -> heard) must not leave the model mid-reply."""
     from duplex.backbones import load_model
+    from duplex.backbones.tiny_fd import vocab as V
     from duplex.tokens import Kind
 
     backbone = load_model(load_config(ROOT / "examples" / "tiny-fd.yaml")).backbone
@@ -122,6 +123,11 @@ def test_a_cut_from_outside_ends_the_reply_at_once() -> None:
     backbone.heard(3)
     after = [t.kind for _ in range(12) for t in backbone.step(np.zeros(2560, np.float32))]
     assert set(after) == {Kind.THINK}  # no more of the reply, and no new one into the silence
+    rules = backbone.conversation.rules
+    original = rules.filter
+    rules.filter = lambda *_: V.SHIFT  # type: ignore[method-assign]  (a rule that takes the turn for the network)
+    assert [t.kind for t in backbone.step(np.zeros(2560, np.float32))] == [Kind.THINK] * 4  # not into the silence
+    rules.filter = original  # type: ignore[method-assign]
     again = [t.kind for i in range(0, audio.size, 2560) for t in backbone.step(audio[i : i + 2560])]
     assert Kind.SHIFT in again  # the user asks again: the model answers
 

@@ -140,8 +140,12 @@ class Conversation:
         self.rules.prepare(chunk, self.floor.decision() == V.SPEAK_DECISION)
 
     def decide(self, logits: torch.Tensor, chunk: np.ndarray) -> int:
-        """The step's first token from the logits at the user embedding, under the barge-in rules."""
-        return self.rules.filter(self.choose(logits, self.allowed(chunk)), self.floor.decision(), chunk, self.played)
+        """The step's first token from the logits at the user embedding, under the barge-in rules. A
+        rule that takes the turn for the network (a clear question, a turn it never claims) does not
+        take it where the grammar forbids one: after a cut from outside, until the user speaks."""
+        allowed = self.allowed(chunk)
+        token = self.rules.filter(self.choose(logits, allowed), self.floor.decision(), chunk, self.played)
+        return V.THINK if token == V.SHIFT and V.SHIFT not in allowed else token
 
     def reply_start(self, logits: torch.Tensor) -> int:
         """After SHIFT: the first unit of the reply to start, from the logits at the SHIFT."""
