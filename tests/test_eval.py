@@ -15,7 +15,7 @@ from duplex.eval.heldout import SHAPES, Builder
 from duplex.eval.published import NOT_IN_REPO, ROWS, published
 from duplex.eval.summary import summarise
 from duplex.eval.tts import Tts
-from duplex.scenario.spec import Role, Trigger
+from duplex.scenario.spec import NoiseSpec, Role, Trigger
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +50,9 @@ def test_every_shape_is_built_as_documented(tmp_path: Path) -> None:
     assert bc.echo is not None and bc.echo.gain_db == -20.0
     again = Builder("espeak", 3, tmp_path / "work2", Tts(tmp_path / "tts")).build(1)
     assert [c.scenario.duration for c in again] == [c.scenario.duration for c in convs]  # seeded
+    assert all(c.scenario.noise is None for c in convs)
+    noisy = Builder("espeak", 3, tmp_path / "work3", Tts(tmp_path / "tts"), noise=NoiseSpec("pink", -35.0)).build(1)
+    assert all(c.scenario.noise == NoiseSpec("pink", -35.0) for c in noisy)  # under every one, backchannels too
 
 
 def test_draws_of_one_seed_with_other_shapes_or_counts_never_share_a_folder() -> None:
@@ -99,6 +102,9 @@ def test_published_rows_are_the_readme_numbers_and_missing_cells_say_so() -> Non
     (["--config", "nowhere.yaml"], "--config: no such file: nowhere.yaml"),
     (["--shapes", "pause_handling,chatter"], "--shapes: unknown chatter"),
     (["--per-shape", "0"], "--per-shape must be >= 1"),
+    (["--noise", "loud"], "--noise 'loud': expected white:DBFS or pink:DBFS"),
+    (["--noise", "pink:nan"], "--noise 'pink:nan': expected white:DBFS or pink:DBFS"),
+    (["--noise", "white:6"], "--noise 'white:6': 6 dBFS is not in -120..0"),
 ])
 def test_bad_arguments_are_one_line_errors_with_status_2(args: list[str], needle: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "duplex.eval", *args], capture_output=True, text=True, cwd=ROOT)

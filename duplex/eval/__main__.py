@@ -45,7 +45,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path(".cache/duplex-eval"), help="clip cache and conversations")
     p.add_argument("--json", type=Path, default=None, help="write the summary and every conversation here")
     p.add_argument("--label", default=None, help="column title (default: the config's name)")
+    p.add_argument("--noise", default=None, metavar="KIND:DBFS",
+                   help="a steady room noise under every conversation, white or pink, e.g. pink:-35 (default: none)")
     args = p.parse_args(argv)
+    if args.noise is not None:
+        args.noise = _noise(p, args.noise)
     unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
     if unknown:
         p.error(f"--shapes: unknown {', '.join(unknown)} (one of {', '.join(SHAPES)})")
@@ -54,6 +58,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.config is not None and not args.config.is_file():
         p.error(f"--config: no such file: {args.config}")
     return args
+
+
+def _noise(p: _Parser, text: str) -> Any:
+    """`--noise KIND:DBFS` as the scenarios' NoiseSpec, or one line naming what is wrong with it."""
+    import math
+
+    from duplex.scenario.spec import NoiseSpec
+
+    kind, _, level = text.partition(":")
+    try:
+        db = float(level)
+    except ValueError:
+        db = math.nan
+    if kind not in ("white", "pink") or not math.isfinite(db):
+        p.error(f"--noise {text!r}: expected white:DBFS or pink:DBFS (e.g. pink:-35)")
+    if not -120.0 <= db <= 0.0:
+        p.error(f"--noise {text!r}: {db:g} dBFS is not in -120..0")
+    return NoiseSpec(kind, db)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,7 +93,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     family = "+".join(voices) if voices else args.family
     shapes = tuple(args.shapes.split(","))
     work = args.work / draw_folder(family, args.sentences, args.seed, args.per_shape, shapes)
-    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"), bank=args.sentences, voices=voices)
+    builder = Builder(args.family, args.seed, work, Tts(args.work / "tts"), bank=args.sentences, voices=voices,
+                      noise=args.noise)
     conversations = builder.build(args.per_shape, shapes)
     cache = ModelCache()
     commit = _commit()  # before the run: the code that makes the figures
@@ -91,6 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print_table(label, summary)
     return {"label": label, "commit": commit, "config": str(args.config) if args.config else None,
             "family": family, "sentences": args.sentences,
+            "noise": f"{args.noise.kind}:{args.noise.level_db:g}" if args.noise else None,
             "seed": args.seed, "per_shape": args.per_shape, "wall_s": round(time.perf_counter() - started, 1),
             "summary": summary, "by_shape": by_shape, "conversations": records}
 

@@ -22,7 +22,7 @@ import soundfile as sf
 from audio_io.format import SAMPLE_RATE
 from duplex.eval.tts import Speaker, Tts, cough, silence
 from duplex.paths import written_whole
-from duplex.scenario.spec import After, Check, ClipSpec, EchoSpec, Expectation, Role, Scenario, Trigger
+from duplex.scenario.spec import After, Check, ClipSpec, EchoSpec, Expectation, NoiseSpec, Role, Scenario, Trigger
 
 SHAPES = ("pause_handling", "smooth_turn_taking", "user_interruption", "backchannel",
           "hesitant_barge_in", "long_pause", "monologue")
@@ -138,8 +138,9 @@ class Builder:
     """Conversations for one TTS family and seed, with their clips written under `work`."""
 
     def __init__(self, family: str, seed: int, work: Path, tts: Tts, bank: str = "b",
-                 voices: tuple[str, ...] | None = None) -> None:
+                 voices: tuple[str, ...] | None = None, noise: NoiseSpec | None = None) -> None:
         self.family, self.seed, self.work, self.tts = family, seed, work, tts
+        self.noise = noise  # a steady room noise under every conversation (the runner adds it, seeded)
         self.voices = voices  # None: the family's held-out voices
         self.text = BANKS[bank]
         self.rng = np.random.default_rng(seed)
@@ -185,7 +186,7 @@ class Builder:
                 end = max(end, when + length)
         exps = tuple(Expectation(c, {"max": 0}, 0) for c in expect)
         return Scenario(name=name, file=self.work / name / "conversation", duration=round(end + tail, 2),
-                        user=tuple(specs), expect=exps, echo=echo, seed=self.seed)
+                        user=tuple(specs), expect=exps, echo=echo, seed=self.seed, noise=self.noise)
 
     def question(self, k: int, speaker: Speaker, offset: int = 0) -> np.ndarray:
         return self.say(self.text.questions[(self.seed + k + offset) % len(self.text.questions)], speaker)
