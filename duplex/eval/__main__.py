@@ -14,9 +14,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from duplex.errors import DuplexError
+
+if TYPE_CHECKING:
+    from duplex.scenario.spec import NoiseSpec
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +63,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _noise(p: _Parser, text: str) -> Any:
+def _noise(p: _Parser, text: str) -> NoiseSpec:
     """`--noise KIND:DBFS` as the scenarios' NoiseSpec, or one line naming what is wrong with it."""
     import math
 
