@@ -35,7 +35,7 @@ class TinyFdConfig:
     unfinished_silence_s: float = opt(1.6, "with cues: silence needed before a turn that ended on a statement or a "
                                       "comma (longer than a thinking pause)", lo=0.16, hi=10.0)
     vad: str = opt("webrtc", "the barge-in rules' voice detector: webrtc (tiny, no extra) or silero (loud rooms: "
-                   "WebRTC's hears white noise over -30 dBFS as speech; needs the 'silero' extra)",
+                   "WebRTC's hears white noise at -25 dBFS as speech; needs the 'silero' extra)",
                    choices=("webrtc", "silero"))
     threads: int = opt(1, "torch CPU threads for inference (0 = leave torch's default)", lo=0, hi=256)
 
