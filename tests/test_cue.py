@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio_io.format import SAMPLE_RATE
+from audio_io.format import SAMPLE_RATE, rms
 from audio_io.wav import load_mono16k
 from duplex.cue.data import WINDOW_S, window
 from duplex.cue.runtime import CueModel, CueWindow
@@ -91,6 +91,22 @@ def test_training_runs_end_to_end_and_writes_a_loadable_model(tmp_path: Path) ->
     p = model.probs(np.zeros(round(WINDOW_S * SAMPLE_RATE), np.float32))
     assert p.shape == (len(CLASSES),)
     assert (tmp_path / "log.jsonl").read_text().count('"epoch"') == 2
+
+
+def test_the_room_noise_experiment_puts_a_share_of_windows_in_a_loud_room(tmp_path: Path) -> None:
+    """`--room-noise`: that share of the windows under -45 to -28 dBFS of steady noise, the rest as
+    they were; without it a seed's draws are untouched (the shipped model's examples stay its own)."""
+    from duplex.cue.data import Examples
+    from duplex.cue.train import main
+
+    quiet = np.zeros(round(WINDOW_S * SAMPLE_RATE), np.float32)
+    plain = Examples(tmp_path, 3)
+    assert plain.in_room(quiet) is quiet and plain.rng.random() == Examples(tmp_path, 3).rng.random()
+    loud = Examples(tmp_path, 3, room_noise=0.5)
+    levels = [rms(loud.in_room(quiet)) for _ in range(200)]
+    noisy = [20 * np.log10(x) for x in levels if x > 0]
+    assert 70 <= len(noisy) <= 130 and all(-45.5 <= db <= -27.5 for db in noisy)
+    assert main(["--smoke", "--room-noise", "1.5", "--out", str(tmp_path / "cue.pt")]) == 2
 
 
 def test_a_checkpoint_of_another_shape_is_one_clear_error(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from audio_io.format import SAMPLE_RATE
+from audio_io.scripted import noise_signal
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.backbones.tiny_fd.speech import cough, repertoire
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STOP, Sentences
@@ -51,8 +52,9 @@ def draw_speaker(rng: np.random.Generator, name: str) -> Speaker:
 class Examples:
     """Seeded examples; `voices` fixes the voice list (evaluation), else training voices are drawn."""
 
-    def __init__(self, cache: Path, seed: int, voices: list[str] | None = None) -> None:
+    def __init__(self, cache: Path, seed: int, voices: list[str] | None = None, room_noise: float = 0.0) -> None:
         self.cache, self.voices = cache, voices
+        self.room_noise = room_noise  # the share of examples heard in a loud room (train.py --room-noise)
         self.tts = Tts(cache)
         self.rng = np.random.default_rng(seed)
         self.text = Sentences(self.rng)
@@ -98,6 +100,18 @@ class Examples:
         return audio + noise, text
 
 
+    def in_room(self, heard: np.ndarray) -> np.ndarray:
+        """A window as a loud room hears it, for a `room_noise` share of them: a steady white or pink
+        noise at -45 to -28 dBFS under all of it (the runtime's rules meet such rooms: -30 dBFS white
+        noise made the cue network hear backchannels as statements). The rest are left as they are,
+        and with no share at all no draw is made: the examples of a seed stay what they were."""
+        if self.room_noise <= 0 or self.rng.random() >= self.room_noise:
+            return heard
+        kind = "pink" if self.rng.random() < 0.5 else "white"
+        level = float(self.rng.uniform(-45, -28))
+        return heard + noise_signal(kind, level, heard.size, int(self.rng.integers(2**31)))
+
+
 def noise_burst(rng: np.random.Generator) -> np.ndarray:
     """A cough (tiny-fd's), or a band of noise with a fast attack and a decay: a click, a throat."""
     if rng.random() < 0.5:
@@ -125,15 +139,15 @@ def features(mel: LogMel, windows: np.ndarray) -> torch.Tensor:
 
 
 def build(cache: Path, seed: int, n: int, voices: list[str] | None = None,
-          labels: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+          labels: list[int] | None = None, room_noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """`n` examples as (features float16, labels, texts)."""
-    examples = Examples(cache, seed, voices)
+    examples = Examples(cache, seed, voices, room_noise)
     mel = LogMel()
     feats, ys, texts = [], [], []
     for i in range(n):
         label = labels[i % len(labels)] if labels else examples.draw_label()
         audio, text = examples.one(label)
-        feats.append(features(mel, window(audio)[None])[0].half())
+        feats.append(features(mel, examples.in_room(window(audio))[None])[0].half())
         ys.append(label)
         texts.append(text)
     return torch.stack(feats), torch.tensor(ys), texts
