@@ -115,6 +115,7 @@ def main() -> None:
           "words_taken_for_noises": f"{sum(v < NOISE_VOICED_SHARE for v in voiced)}/{len(voiced)}",
           "lowest_voiced_share_of_a_word": round(min(voiced), 3)}, args.out)
 
+
 def _rules_verdict(window: CueWindow, piece: np.ndarray) -> str:
     """What the rules make of a held piece heard after a second of the held reply's silence."""
     window.reset()

@@ -99,7 +99,6 @@ class Examples:
         noise = rng.standard_normal(audio.size).astype(np.float32) * np.float32(10 ** (rng.uniform(-75, -50) / 20))
         return audio + noise, text
 
-
     def in_room(self, heard: np.ndarray) -> np.ndarray:
         """A window as a loud room hears it, for a `room_noise` share of them: a steady white or pink
         noise at -45 to -28 dBFS under all of it (the runtime's rules meet such rooms: -30 dBFS white

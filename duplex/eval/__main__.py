@@ -67,17 +67,17 @@ def _noise(p: _Parser, text: str) -> NoiseSpec:
     """`--noise KIND:DBFS` as the scenarios' NoiseSpec, or one line naming what is wrong with it."""
     import math
 
-    from duplex.scenario.spec import NoiseSpec
+    from duplex.scenario.spec import GENERATED_NOISES, QUIETEST_NOISE_DB, NoiseSpec
 
     kind, _, level = text.partition(":")
     try:
         db = float(level)
     except ValueError:
         db = math.nan
-    if kind not in ("white", "pink") or not math.isfinite(db):
+    if kind not in GENERATED_NOISES or not math.isfinite(db):
         p.error(f"--noise {text!r}: expected white:DBFS or pink:DBFS (e.g. pink:-35)")
-    if not -120.0 <= db <= 0.0:
-        p.error(f"--noise {text!r}: {db:g} dBFS is not in -120..0")
+    if not QUIETEST_NOISE_DB <= db <= 0.0:
+        p.error(f"--noise {text!r}: {db:g} dBFS is not in {QUIETEST_NOISE_DB:g}..0")
     return NoiseSpec(kind, db)
 
 

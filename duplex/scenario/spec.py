@@ -65,6 +65,10 @@ class ClipSpec:
     role: Role = Role.TURN
 
 
+GENERATED_NOISES = ("white", "pink")  # the noises a scenario (or `duplex.eval --noise`) makes itself
+QUIETEST_NOISE_DB = -120.0  # a noise level's lower bound; the upper is full scale, 0 dBFS
+
+
 @dataclass(frozen=True, slots=True)
 class NoiseSpec:
     kind: str  # white | pink | file
@@ -297,9 +301,9 @@ class _Parser:
     def noise(self, raw: Any) -> NoiseSpec:
         n = self.mapping(raw, ("noise",), {"kind", "level_db", "file"})
         kind = n.get("kind")
-        if kind not in ("white", "pink", "file"):
+        if kind not in (*GENERATED_NOISES, "file"):
             raise self.fail(("noise", "kind"), f"{kind!r} is not white, pink or file")
-        level = float(self.number(n.get("level_db", -40.0), ("noise", "level_db"), lo=-120.0))
+        level = float(self.number(n.get("level_db", -40.0), ("noise", "level_db"), lo=QUIETEST_NOISE_DB))
         if level > 0:
             raise self.fail(("noise", "level_db"), f"{level:g} dBFS is above full scale")
         file = None
