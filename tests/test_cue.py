@@ -181,3 +181,41 @@ def test_the_accuracy_bench_gives_one_line_and_exit_2_for_bad_input(args: list[s
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and not done.stdout
     assert done.stderr.count("\n") == 1 and culprit in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_config_names_its_own_cue_network_relative_to_the_config_file(tmp_path: Path) -> None:
+    """`tiny_fd.cue_checkpoint` / `policy.cue_checkpoint`: a network trained for a deployment's own
+    voices (`python -m duplex.cue.train --out ...`) without writing over the shipped one."""
+    import torch
+
+    from duplex.backbones.tiny_fd.loader import rule_settings
+    from duplex.config import load_config
+    from duplex.cue.runtime import SHIPPED
+
+    saved = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    saved["state"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["state"].items()}
+    (tmp_path / "nets").mkdir()
+    torch.save(saved, tmp_path / "nets" / "ours.pt")
+    (tmp_path / "ours.yaml").write_text("tiny_fd:\n  cue_checkpoint: nets/ours.pt\n  cue_words: false\n")
+    cfg = load_config(tmp_path / "ours.yaml")
+    ours = rule_settings(cfg.tiny_fd, cfg.resolve).cues
+    audio = window(load_mono16k(CLIPS / "weather.wav"))
+    assert ours is not None and not np.allclose(ours.probs(audio), CueModel().probs(audio))
+    halved = CueModel(tmp_path / "nets" / "ours.pt")
+    np.testing.assert_allclose(ours.probs(audio), halved.probs(audio), atol=1e-6)
+
+
+@pytest.mark.parametrize("section", ["tiny_fd", "policy"])
+def test_a_cue_network_that_cannot_be_read_is_one_error_naming_the_key_and_the_file(tmp_path: Path,
+                                                                                  section: str) -> None:
+    from duplex.backbones.floor import make_floor
+    from duplex.backbones.tiny_fd.loader import rule_settings
+    from duplex.config import load_config
+
+    key = f"{section}.cue_checkpoint"
+    cfg = load_config(None, sets=[f"{key}=missing.pt", "policy.cues=true", "tiny_fd.cue_words=false"])
+    with pytest.raises(DuplexError, match=rf"^{key}: cue model missing.pt: cannot be read"):
+        if section == "tiny_fd":
+            rule_settings(cfg.tiny_fd)
+        else:
+            make_floor(cfg.policy, auto="vad")

@@ -9,6 +9,7 @@ nothing and at most one window's classification (a few milliseconds).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from duplex.cue.model import CueNet
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STOP
 from duplex.cue.thresholds import ASKED_P, BACKCHANNEL_P, NOISE_VOICED_SHARE, HeldPiece, held_piece_verdict
 from duplex.cue.words import OpeningWords
-from duplex.errors import DuplexError
+from duplex.errors import ConfigError, DuplexError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "cue" / "cue.pt"
 
@@ -73,6 +74,16 @@ class CueModel:
         with torch.inference_mode():
             mel = self.mel.full(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None])
             return torch.softmax(self.net(mel), dim=-1)[0].numpy()
+
+
+def load_cue_model(checkpoint: str, words: bool, resolve: Callable[[str], Path], key: str) -> CueModel:
+    """The cue model a config names (`key`, e.g. tiny_fd.cue_checkpoint: '' is the shipped one, else a
+    path resolved against the config file); a checkpoint that cannot be used is a config error that
+    names the key as well as the file."""
+    try:
+        return CueModel(resolve(checkpoint) if checkpoint else SHIPPED, words=words)
+    except DuplexError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
 
 
 class CueWindow:

@@ -112,11 +112,11 @@ def make_floor(cfg: PolicyConfig, *, tiny_fd: TinyFdConfig | None = None,
         words = OpeningWords()
     if cfg.cues:
         try:
-            from duplex.cue.runtime import CueModel
+            from duplex.cue.runtime import load_cue_model
         except ModuleNotFoundError as exc:
             raise ConfigError("policy.cues needs torch (pip install 'duplex[model]'); "
                               "or leave the cue model off: --set policy.cues=false") from exc
-        cues = CueModel(words=cfg.cue_words)
+        cues = load_cue_model(cfg.cue_checkpoint, cfg.cue_words, resolve or Path, "policy.cue_checkpoint")
     return VadFloor(cfg, vad_from_config(cfg), cues, words)
 
 

@@ -157,5 +157,5 @@ def load_tiny_fd_floor(cfg: PolicyConfig, tiny_fd: TinyFdConfig | None, resolve:
     threads = t.threads if threads is None else threads
     model = load_folder(folder, context_steps=t.context_steps, window_steps=t.window_steps, threads=threads,
                         shift_threshold=t.shift_threshold, break_threshold=t.break_threshold,
-                        rules=rule_settings(t))
+                        rules=rule_settings(t, resolve or Path))
     return TinyFdFloor(model.backbone, min_level_db=cfg.min_level_db)

@@ -30,19 +30,19 @@ def load_tiny_fd(t: TinyFdConfig, *, resolve: Resolver) -> Model:
     """The tiny-fd model from the `tiny_fd:` section (paths resolved against the config file)."""
     return load_folder(checkpoint_dir(t, resolve), context_steps=t.context_steps, window_steps=t.window_steps,
                        threads=t.threads, shift_threshold=t.shift_threshold, break_threshold=t.break_threshold,
-                       rules=rule_settings(t))
+                       rules=rule_settings(t, resolve))
 
 
-def rule_settings(t: TinyFdConfig) -> RuleSettings:
+def rule_settings(t: TinyFdConfig, resolve: Resolver = Path) -> RuleSettings:
     """The barge-in rules' settings from the `tiny_fd:` section (the cue model loaded when it is on)."""
     from duplex.audio_setup import detector
     from duplex.backbones.tiny_fd.barge_in import RuleSettings
     from duplex.backbones.tiny_fd.user_voice import USER_VOICE_AGGRESSIVENESS
-    from duplex.cue.runtime import CueModel
+    from duplex.cue.runtime import load_cue_model
 
     detector(t.vad, USER_VOICE_AGGRESSIVENESS, "tiny_fd")  # a detector that cannot be had is a config error now
     # the words feed the cue model: both are on by default, and `cues: false` alone turns both off
-    cues = CueModel(words=t.cue_words) if t.cues else None
+    cues = load_cue_model(t.cue_checkpoint, t.cue_words, resolve, "tiny_fd.cue_checkpoint") if t.cues else None
     return RuleSettings(turn_quiet_steps=steps_covering(t.turn_silence_s), cues=cues,
                         unfinished_quiet_steps=steps_covering(t.unfinished_silence_s), vad=t.vad)
 
