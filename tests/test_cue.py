@@ -206,8 +206,7 @@ def test_a_config_names_its_own_cue_network_relative_to_the_config_file(tmp_path
 
 
 @pytest.mark.parametrize("section", ["tiny_fd", "policy"])
-def test_a_cue_network_that_cannot_be_read_is_one_error_naming_the_key_and_the_file(tmp_path: Path,
-                                                                                  section: str) -> None:
+def test_a_cue_network_that_cannot_be_read_is_one_error_naming_the_key_and_the_file(section: str) -> None:
     from duplex.backbones.floor import make_floor
     from duplex.backbones.tiny_fd.loader import rule_settings
     from duplex.config import load_config
