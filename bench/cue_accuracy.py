@@ -1,6 +1,6 @@
 """The cue model on voices it never trained on: per-class accuracy, confusions, and its cost.
 
-    python bench/cue_accuracy.py --voices festival:ked_diphone,festival:cmu_us_slt_arctic_hts --seed 7
+    python bench/cue_accuracy.py --voices festival:ked_diphone,festival:cmu_us_slt_arctic_hts --seed 7 [--out F]
 
 Builds a balanced draw of examples (duplex/cue/data.py, template sentences) in the given voices and
 prints JSON: accuracy per class, the confusion matrix (rows: truth, columns: verdict, in
@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--per-class", type=int, default=80)
     ap.add_argument("--checkpoint", type=Path, default=SHIPPED)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "duplex-cue-cache" / "tts")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
     try:
         if args.per_class < 1:
@@ -84,7 +85,7 @@ def main() -> int:
                        "stop_heard_as_backchannel": round(float(np.mean(stops[:, BACKCHANNEL] >= bar)), 3)}
             for bar in BARS},
         "window_ms": {"median": round(float(np.median(cost)), 2), "p99": round(float(np.percentile(cost, 99)), 2)},
-    })
+    }, args.out)
     return 0
 
 
