@@ -130,6 +130,55 @@ def test_compare_puts_results_side_by_side_and_rejects_other_files(tmp_path: Pat
     assert proc.stderr.strip() == f"duplex.eval.compare: {tmp_path / 'b.json'}: not a duplex.eval JSON (no 'summary')"
 
 
+def _draw(seed: int, paused: int, false_starts: int, **setup: object) -> dict[str, object]:
+    """A duplex.eval --json file's content: `paused` long-pause conversations, `false_starts` of them with one."""
+    conversations = [{"shape": "long_pause", "metrics": {"floors": 1, "floors_with_pauses": 1,
+                                                         "paused_floors_with_false_start": int(i < false_starts)}}
+                     for i in range(paused)]
+    return {"label": "tiny-fd", "config": "examples/tiny-fd-words.yaml", "family": "festival", "sentences": "b",
+            "noise": None, "per_shape": 6, **setup, "seed": seed, "conversations": conversations,
+            "summary": summarise([(c["shape"], c["metrics"]) for c in conversations])}
+
+
+def test_compare_pools_draws_of_one_setup_into_a_column_with_its_seeds(tmp_path: Path) -> None:
+    import json
+
+    for seed, false_starts in ((171, 1), (172, 0), (173, 2), (177, 1)):
+        (tmp_path / f"s{seed}.json").write_text(json.dumps(_draw(seed, 10, false_starts)))
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", "--interval",
+                           f"pooled={tmp_path}/s17[1-3].json,{tmp_path}/s177.json", str(tmp_path / "s172.json")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.splitlines()
+    assert table[0] == "| metric | pooled (seeds 171-173, 177) | tiny-fd |"
+    # 4 of 40 pooled, and the Wilson interval of each count
+    assert "| false starts: turns with pauses/gaps | 4/40 (10%; 4%-23%) | 0/10 (0%; 0%-28%) |" in table
+
+
+@pytest.mark.parametrize(("second", "needle"), [
+    (_draw(171, 10, 0), "s2.json: seed 171 is already in the column"),
+    (_draw(172, 10, 0, config="examples/policy.yaml"), "s2.json: config 'examples/policy.yaml' differs from"),
+    (_draw(172, 10, 0, sentences="a"), "s2.json: sentences 'a' differs from"),
+])
+def test_compare_refuses_to_pool_a_draw_twice_or_another_setup(tmp_path: Path, second: dict[str, object],
+                                                               needle: str) -> None:
+    import json
+
+    (tmp_path / "s1.json").write_text(json.dumps(_draw(171, 10, 1)))
+    (tmp_path / "s2.json").write_text(json.dumps(second))
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", f"x={tmp_path}/s1.json,{tmp_path}/s2.json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
+
+
+def test_compare_names_a_pattern_that_matches_nothing(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", f"x={tmp_path}/none-*.json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"duplex.eval.compare: {tmp_path}/none-*.json: no file matches"
+
+
 def test_sentence_banks_share_no_sentence_and_the_default_is_the_fresh_one(tmp_path: Path) -> None:
     from duplex.eval.heldout import BANKS
 
