@@ -172,11 +172,13 @@ def test_compare_refuses_to_pool_a_draw_twice_or_another_setup(tmp_path: Path, s
     assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
 
 
-def test_compare_names_a_pattern_that_matches_nothing(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", f"x={tmp_path}/none-*.json"],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == f"duplex.eval.compare: {tmp_path}/none-*.json: no file matches"
+def test_compare_names_a_pattern_that_matches_nothing_and_an_empty_name(tmp_path: Path) -> None:
+    for spec, message in ((f"x={tmp_path}/none-*.json", f"{tmp_path}/none-*.json: no file matches"),
+                          ("x=", "x=: an empty file name in the list")):
+        proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", spec], capture_output=True, text=True,
+                              cwd=ROOT)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == f"duplex.eval.compare: {message}"
 
 
 def test_sentence_banks_share_no_sentence_and_the_default_is_the_fresh_one(tmp_path: Path) -> None:

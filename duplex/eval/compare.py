@@ -52,9 +52,12 @@ def load(path: Path) -> dict[str, Any]:
     return report
 
 
-def _paths(spec: str) -> list[Path]:
+def _paths(files: str, arg: str) -> list[Path]:
+    """The files of one column (`arg`: the whole argument, for the error)."""
     paths: list[Path] = []
-    for part in spec.split(","):
+    for part in files.split(","):
+        if not part:
+            _fail(f"{arg}: an empty file name in the list")
         found = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
         if not found:
             _fail(f"{part}: no file matches")
@@ -104,7 +107,7 @@ def column(spec: str) -> dict[str, Any]:
     label, sep, files = spec.partition("=")
     if not sep or Path(spec).exists():
         label, files = "", spec
-    paths = _paths(files)
+    paths = _paths(files, spec)
     if len(paths) == 1 and not label:
         return load(paths[0])
     return pooled(label or None, paths)
