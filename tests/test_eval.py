@@ -159,6 +159,7 @@ def test_compare_pools_draws_of_one_setup_into_a_column_with_its_seeds(tmp_path:
     (_draw(171, 10, 0), "s2.json: seed 171 is already in the column"),
     (_draw(172, 10, 0, config="examples/policy.yaml"), "s2.json: config 'examples/policy.yaml' differs from"),
     (_draw(172, 10, 0, sentences="a"), "s2.json: sentences 'a' differs from"),
+    (_draw(172, 10, 0, label="tiny-fd-variant"), "s2.json: label 'tiny-fd-variant' differs from"),
 ])
 def test_compare_refuses_to_pool_a_draw_twice_or_another_setup(tmp_path: Path, second: dict[str, object],
                                                                needle: str) -> None:

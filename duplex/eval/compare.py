@@ -24,8 +24,9 @@ from typing import Any, NoReturn
 
 from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell, summarise
 
-# what makes two result files draws of one setup (the seed is what differs)
-SETUP_KEYS = ("config", "family", "sentences", "noise", "per_shape")
+# what makes two result files draws of one setup (the seed is what differs); the label too, since a
+# variant run from a harness keeps the config's name but not its label
+SETUP_KEYS = ("label", "config", "family", "sentences", "noise", "per_shape")
 Z95 = 1.959964
 
 
