@@ -19,7 +19,7 @@ from duplex import yamlsafe
 from duplex.backbones import registry
 from duplex.backbones.covo.config import CovoConfig
 from duplex.backbones.registry import BackboneEntry, register
-from duplex.backbones.tiny_fd.config import TinyFdConfig
+from duplex.backbones.tiny_fd.config import CUE_CHECKPOINT_HELP, TinyFdConfig
 from duplex.errors import ConfigError
 from duplex.fields import build, opt, section, show, to_dict
 
@@ -43,7 +43,7 @@ class PolicyConfig:
     echo_gate_db: float = opt(-12.0, "while the model speaks, mic level must exceed its own output level plus this to count as the user", lo=-60.0, hi=20.0)
     cues: bool = opt(False, "the cue model (duplex/cue, needs torch) hears the user's last words: after anything but a question or request the turn waits unfinished_silence_s (instead of the pitch cue); a backchannel resumes a held reply at once, a stop word ends it")
     cue_words: bool = opt(False, "a recogniser (pocketsphinx, a process of its own, no torch) hears the words: a question's or request's opening ends the turn after min_silence_s, a statement's opening waits unfinished_silence_s (with cues: unless the network is sure of a question; a held piece heard as a backchannel lets the reply go on at once). Without cues: examples/policy-words-only.yaml, docs/policy.md; with: examples/policy-words.yaml, docs/cue.md")
-    cue_checkpoint: str = opt("", "with cues: the cue network, a `python -m duplex.cue.train --out` file (relative to the config file); '' = the shipped checkpoints/cue/cue.pt")
+    cue_checkpoint: str = opt("", CUE_CHECKPOINT_HELP)
     responder: str = opt("echo", "what the model says: echo = the user's last utterance, wav = reply_wav", choices=("echo", "wav"))
     reply_wav: str = opt("", "WAV file the wav responder plays (relative to the config file)")
     max_reply_s: float = opt(12.0, "longest reply, in seconds", lo=0.5, hi=120.0)

@@ -125,7 +125,7 @@ def wilson(n: int, of: int) -> tuple[float, float]:
 def _cell_with_interval(value: Any) -> str:
     if isinstance(value, dict) and "rate" in value and value["rate"] is not None:
         lo, hi = wilson(value["n"], value["of"])
-        return f"{_cell(value)[:-1]}; {lo:.0%}-{hi:.0%})"
+        return f"{value['n']}/{value['of']} ({value['rate']:.0%}; {lo:.0%}-{hi:.0%})"
     return _cell(value)
 
 

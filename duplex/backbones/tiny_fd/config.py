@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from duplex.backbones.registry import BackboneEntry, register
 from duplex.fields import opt
 
+# tiny_fd.cue_checkpoint and policy.cue_checkpoint: one key, two sections
+CUE_CHECKPOINT_HELP = ("with cues: the cue network, a `python -m duplex.cue.train --out` file (relative to the "
+                       "config file); '' = the shipped checkpoints/cue/cue.pt")
+
 
 @dataclass(frozen=True)
 class TinyFdConfig:
@@ -32,8 +36,7 @@ class TinyFdConfig:
                           "network is sure of a question, a held piece heard as a backchannel lets the reply go on at "
                           "once (docs/cue.md; false: most questions wait unfinished_silence_s, "
                           "examples/tiny-fd-cues.yaml)")
-    cue_checkpoint: str = opt("", "with cues: the cue network, a `python -m duplex.cue.train --out` file (relative to "
-                              "the config file); '' = the shipped checkpoints/cue/cue.pt")
+    cue_checkpoint: str = opt("", CUE_CHECKPOINT_HELP)
     unfinished_silence_s: float = opt(1.6, "with cues: silence needed before a turn that ended on a statement or a "
                                       "comma (longer than a thinking pause)", lo=0.16, hi=10.0)
     vad: str = opt("webrtc", "the barge-in rules' voice detector: webrtc (tiny, no extra) or silero (loud rooms: "
