@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -92,10 +93,16 @@ class CueWindow:
     A ring: a step writes its chunk in place; the window is put in order only when it is asked for,
     so the steps in which no rule asks cost one small copy."""
 
+    # Told the microphone time (s since the window's reset) of every window the network reads, in
+    # any conversation of the process: duplex/cue/harvest.py cuts its training windows where the
+    # rules ask. None in a deployment.
+    listener: ClassVar[Callable[[float], None] | None] = None
+
     def __init__(self, model: CueModel) -> None:
         self.model = model
         self.ring = np.zeros(round(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
         self.head = 0  # where the next chunk goes: the oldest sample
+        self.heard = 0  # samples pushed since the reset: the window's end on the microphone's clock
         self.cached: np.ndarray | None = None
         self.words = OpeningWords() if model.words else None
 
@@ -106,7 +113,7 @@ class CueWindow:
 
     def reset(self) -> None:
         self.ring[:] = 0.0
-        self.head = 0
+        self.head = self.heard = 0
         self.cached = None
         if self.words is not None:
             self.words.reset()
@@ -117,6 +124,7 @@ class CueWindow:
         self.ring[self.head: self.head + first] = chunk[:first]
         self.ring[: n - first] = chunk[first:]
         self.head = (self.head + n) % size
+        self.heard += n
         self.cached = None
         if self.words is not None:
             self.words.push(chunk)
@@ -142,6 +150,8 @@ class CueWindow:
     def _network(self) -> np.ndarray:
         if self.cached is None:
             self.cached = self.model.probs(self.audio)
+            if CueWindow.listener is not None:
+                CueWindow.listener(self.heard / SAMPLE_RATE)
         return self.cached
 
     def piece_probs(self, seconds: float) -> np.ndarray:

@@ -50,6 +50,54 @@ def load(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([p["x"] for p in parts]), torch.cat([p["y"] for p in parts])
 
 
+def harvested_files(patterns: str, option: str) -> list[Path]:
+    """The files a comma-separated list of files or globs names; one matching nothing is an error."""
+    import glob
+
+    files: list[Path] = []
+    for pattern in filter(None, patterns.split(",")):
+        found = sorted(glob.glob(pattern))
+        if not found:
+            raise DuplexError(f"{option}: {pattern}: no file matches")
+        files += [Path(f) for f in found]
+    return files
+
+
+def load_windows(paths: list[Path], option: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Harvested windows (duplex/cue/harvest.py files), or one line naming the file that is not one."""
+    if not paths:
+        return None
+    xs, ys = [], []
+    for path in paths:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            x, y = saved["x"], saved["y"]
+        except Exception as exc:  # noqa: BLE001 - torch's unpickling errors are many, and a page long
+            raise DuplexError(f"{option}: {path}: not a python -m duplex.cue.harvest file "
+                              f"({type(exc).__name__})") from exc
+        if x.ndim != 3 or len(x) != len(y):
+            raise DuplexError(f"{option}: {path}: not a python -m duplex.cue.harvest file (shapes {tuple(x.shape)})")
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def harvested_classes(text: str) -> list[int]:
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in CLASSES]
+    if unknown or not names:
+        raise DuplexError(f"--harvested-classes {text!r}: expected some of {', '.join(CLASSES)}")
+    return [CLASSES.index(n) for n in names]
+
+
+def load_start(path: Path) -> dict[str, object]:
+    """The network `--init` names, as CueModel would load it (the same one-line errors)."""
+    from duplex.cue.runtime import CueModel
+
+    CueModel(path)  # refuses what it could not run
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _lerp(x: torch.Tensor, pos: torch.Tensor, dim: int, fill: float) -> torch.Tensor:
     """`x` read at fractional positions `pos` (B, n) along `dim` (1: mel bins, 2: frames); `fill` outside."""
     size = x.shape[dim]
@@ -135,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--room-noise", type=float, default=0.0,
                     help="share of the training examples heard under a steady white or pink noise at -45 to -28 dBFS "
                          "(an experiment: docs/cue.md; the shipped model has none)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this network (e.g. checkpoints/cue/cue.pt) and keep the last epoch, not the best "
+                         "development one: a short run whose length was chosen on development conversations")
+    ap.add_argument("--harvested", default="",
+                    help="comma-separated files or globs of conversation windows (python -m duplex.cue.harvest), "
+                         "added to the template examples in every epoch")
+    ap.add_argument("--harvested-classes", default=",".join(CLASSES),
+                    help=f"the labels of the harvested windows to train on (of {', '.join(CLASSES)})")
+    ap.add_argument("--harvested-val", default="", help="harvested windows of other seeds, reported each epoch")
+    ap.add_argument("--max-lr", type=float, default=3e-3, help="the one-cycle schedule's peak learning rate")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -153,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             raise DuplexError(f"--room-noise {args.room_noise}: must be a share, 0 to 1")
         for voice in dev_voices + (PICO_VOICES if args.pico_examples else []):
             check_voice(voice)
+        if not args.max_lr > 0:
+            raise DuplexError(f"--max-lr {args.max_lr}: must be above 0")
+        keep = harvested_classes(args.harvested_classes)
+        harvested = load_windows(harvested_files(args.harvested, "--harvested"), "--harvested")
+        conversations = load_windows(harvested_files(args.harvested_val, "--harvested-val"), "--harvested-val")
+        start = load_start(args.init) if args.init else None
     except DuplexError as exc:
         print(f"duplex.cue.train: {exc}", file=sys.stderr)
         return 2
@@ -182,12 +246,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     x, y = load(train_paths)
+    if harvested is not None:
+        hx, hy = harvested
+        chosen = torch.isin(hy, torch.tensor(keep))
+        x, y = torch.cat([x, hx[chosen]]), torch.cat([y, hy[chosen]])
+        say({"harvested": int(chosen.sum()), "of": len(hy), "classes": [CLASSES[k] for k in keep]})
     vx, vy = load([val_path])
     dev_set = load(dev_paths) if dev_paths else None
-    net = CueNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
+    net = CueNet(**start["net"]) if start else CueNet()
+    if start:
+        net.load_state_dict(start["state"])
+    opt = torch.optim.AdamW(net.parameters(), lr=args.max_lr, weight_decay=1e-2)
     steps = args.epochs * -(-len(x) // 64)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.max_lr, total_steps=steps, pct_start=0.1)
     best = -1.0
     for epoch in range(1, args.epochs + 1):
         order = torch.randperm(len(x), generator=gen)
@@ -207,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         if dev_set is not None:
             record["dev"] = evaluate(net, *dev_set)
             score = float(record["dev"]["accuracy"])  # type: ignore[index]
+        if conversations is not None:
+            record["conversations"] = evaluate(net, *conversations)
         record["s"] = round(time.monotonic() - t0, 1)
         say(record)
-        if score > best:
+        if start is not None or score > best:
             best = score
             args.out.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"state": net.state_dict(), "net": net.shape, "classes": list(CLASSES), "epoch": epoch},

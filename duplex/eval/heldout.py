@@ -38,8 +38,8 @@ class Sentences:
     monologues: tuple[tuple[str, str, str], ...]  # three statements, each sounding final
 
 
-HESITATIONS = ["wait", "no", "stop", "hold on"]
-BACKCHANNELS = ["mm-hmm", "yeah", "right", "okay", "uh-huh", "I see"]
+HESITATIONS = ("wait", "no", "stop", "hold on")
+BACKCHANNELS = ("mm-hmm", "yeah", "right", "okay", "uh-huh", "I see")
 
 # Bank "a" was looked at while tiny-fd v2 was tuned (its failures chose a training stage), so its
 # figures are not held-out ones any more; bank "b" was written after, and nobody has tuned on it.
@@ -137,12 +137,15 @@ class Conversation:
 class Builder:
     """Conversations for one TTS family and seed, with their clips written under `work`."""
 
-    def __init__(self, family: str, seed: int, work: Path, tts: Tts, bank: str = "b",
-                 voices: tuple[str, ...] | None = None, noise: NoiseSpec | None = None) -> None:
+    def __init__(self, family: str, seed: int, work: Path, tts: Tts, bank: str | Sentences = "b",
+                 voices: tuple[str, ...] | None = None, noise: NoiseSpec | None = None,
+                 hesitations: tuple[str, ...] = HESITATIONS, backchannels: tuple[str, ...] = BACKCHANNELS) -> None:
         self.family, self.seed, self.work, self.tts = family, seed, work, tts
         self.noise = noise  # a steady room noise under every conversation (the runner adds it, seeded)
         self.voices = voices  # None: the family's held-out voices
-        self.text = BANKS[bank]
+        # a bank's name, or sentences of one's own (duplex/cue/harvest.py: the cue model's training text)
+        self.text = BANKS[bank] if isinstance(bank, str) else bank
+        self.hesitations, self.backchannels = list(hesitations), list(backchannels)
         self.rng = np.random.default_rng(seed)
 
     def build(self, per_shape: int, shapes: tuple[str, ...] = SHAPES) -> list[Conversation]:
@@ -210,7 +213,7 @@ class Builder:
         return Conversation("user_interruption", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
 
     def hesitant_barge_in(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        pieces = list(self.rng.choice(HESITATIONS, size=int(self.rng.integers(1, 3)), replace=False))
+        pieces = list(self.rng.choice(self.hesitations, size=int(self.rng.integers(1, 3)), replace=False))
         main = self.text.barge_ins[(self.seed + k + 1) % len(self.text.barge_ins)]
         gaps = [float(self.rng.uniform(0.2, 0.6)) for _ in pieces]
         audio = self.joined([*map(str, pieces), main], gaps, speaker)
@@ -219,7 +222,7 @@ class Builder:
         return Conversation("hesitant_barge_in", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
 
     def backchannel(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        picks = self.rng.choice(BACKCHANNELS, size=2, replace=False)
+        picks = self.rng.choice(self.backchannels, size=2, replace=False)
         clips: list[tuple[np.ndarray, float | After, Role]] = [(self.question(k, speaker, 1), 0.5, Role.TURN)]
         pieces = [(self.say(str(picks[0]), speaker), Role.BACKCHANNEL), (self.say(str(picks[1]), speaker),
                   Role.BACKCHANNEL), (cough(self.rng), Role.NOISE)]
