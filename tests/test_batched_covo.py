@@ -100,7 +100,7 @@ def test_reset_and_an_unannounced_cut_act_on_their_lane_only(tiny: Path) -> None
 TURN = {"sampling": "greedy", "interleave": "1,3", "context_tokens": 128, "max_reply_tokens": 24}
 
 
-def spoken(k: int) -> list[np.ndarray]:
+def _spoken_parts(k: int) -> list[np.ndarray]:
     """Two questions, each followed by enough silence for the floor to take the turn."""
     from audio_io.wav import load_mono16k
 
@@ -109,7 +109,12 @@ def spoken(k: int) -> list[np.ndarray]:
     parts = []
     for j in range(2):
         parts += [load_mono16k(clips / f"{names[(k + j) % 4]}.wav"), np.zeros(int((1.6 + 0.3 * k) * 16000), np.float32)]
-    audio = np.concatenate(parts)
+    return parts
+
+
+def spoken(k: int) -> list[np.ndarray]:
+    """`_spoken_parts` in steps."""
+    audio = np.concatenate(_spoken_parts(k))
     return [audio[i: i + STEP_SAMPLES] for i in range(0, audio.size - STEP_SAMPLES + 1, STEP_SAMPLES)]
 
 
@@ -121,10 +126,13 @@ def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
 
     n = 3
     inputs = [spoken(k) for k in range(n)]
-    expected = []
+    expected, shifted = [], []
     for audio in inputs:
         solo = load_model(covo_config(tiny, "turn", **TURN)).backbone
-        expected.append([t for chunk in audio for t in solo.step(chunk)])
+        steps = [solo.step(chunk) for chunk in audio]
+        expected.append([t for step in steps for t in step])
+        shifted.append([i * STEP_SAMPLES / 16000 for i, step in enumerate(steps) if any(t.kind is Kind.SHIFT
+                                                                                         for t in step)])
     cfg = covo_config(tiny, "turn", **TURN)
     host = BatchedCovoTurn(load_model(cfg), capacity=n, new_floor=lambda: make_floor(  # as duplex-serve makes it
         cfg.policy, tiny_fd=cfg.tiny_fd, resolve=cfg.resolve, threads=0, auto=COVO_FLOOR))
@@ -145,7 +153,13 @@ def test_turn_mode_lanes_each_equal_a_solo_run(tiny: Path) -> None:
         assert got[k] == expected[k], f"lane {k}"
     kinds = {t.kind for lane in expected for t in lane}
     assert {Kind.SHIFT, Kind.AUDIO, Kind.TEXT} <= kinds
-    assert sum(t.kind is Kind.SHIFT for t in expected[0]) == 2 and max(refills) >= 1
+    # both of the first lane's questions are answered in the silence after them (a SHIFT between a
+    # question's end and the next one's start; the tiny model's replies end early, and the floor may
+    # take the turn once more in that silence)
+    ends = np.cumsum([c.size for c in _spoken_parts(0)]) / 16000
+    for question_end, next_start in ((ends[0], ends[1]), (ends[2], ends[3])):
+        assert any(question_end < t < next_start for t in shifted[0]), (question_end, shifted[0])
+    assert max(refills) >= 1
     # Every decoder call went through the host's one service; whether two conversations' calls meet in
     # one forward is thread timing here (a turn-mode lane calls its decoder only when it prefills or
     # speaks; CI saw mean batch 1.0), so it is not asserted: the native test above holds sharing.
