@@ -63,7 +63,8 @@ def test_a_word_is_not_a_noise() -> None:
 @pytest.mark.parametrize(("said", "network", "verdict"), [
     ("backchannel", WORDS_BACKCHANNEL_NETWORK_P + 0.05, HeldPiece.BACKCHANNEL),  # heard as "yeah": goes on
     ("backchannel", WORDS_BACKCHANNEL_NETWORK_P - 0.05, None),  # ... unless the network is sure it is not
-    ("stop", 0.95, None),  # heard as "wait": never goes on, however sure the network is of "mm-hmm"
+    ("stop", 0.85, None),  # heard as "wait" by a network unsure of "mm-hmm": never goes on
+    ("stop", 0.95, HeldPiece.BACKCHANNEL),  # ... by one sure of it: the network's (a step later: below)
     (None, 0.95, HeldPiece.BACKCHANNEL),  # named neither: the network alone, at its own bars
     (None, 0.8, None),
 ])
@@ -81,9 +82,10 @@ def test_what_the_recogniser_named_a_piece_overrules_the_network(
     ("backchannel", 0.95, HeldPiece.BACKCHANNEL),  # the network was sure already: at once
     (None, 0.95, HeldPiece.BACKCHANNEL),
     (None, 0.85, None),  # the network alone has no lower tier (a held-out "wait" reached 0.85)
-    ("stop", 0.95, None),
+    ("stop", 0.85, None),
+    ("stop", 0.95, HeldPiece.LIKELY_BACKCHANNEL),  # the network sure, the words not: one silent step later
 ])
-def test_a_backchannel_only_the_words_named_goes_on_a_step_later(
+def test_a_backchannel_only_the_words_or_only_the_network_named_goes_on_a_step_later(
         said: str | None, network: float, verdict: HeldPiece | None) -> None:
     yeah = load_mono16k(CLIPS / "yeah.wav")
     got, backchannel = window(yeah, network, said=said).piece_verdict(yeah.size / SAMPLE_RATE, None)

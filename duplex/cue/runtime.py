@@ -158,13 +158,15 @@ class CueWindow:
         """`probs()` at the end of a held piece of user speech, the window's last `seconds`. A piece
         with no voice in it is a noise (a cough: the reply goes on; a "shh", which has none either,
         the rules hear before they ask: pitch.py's `hushed`). With words, what the
-        recogniser heard overrules the network: a backchannel raises P(backchannel) past its bar
-        (unless the network is sure of something else), a stop word takes it away (the reply does
-        not go on; nothing ends it either, the words being less sure of that)."""
+        recogniser heard overrules a network unsure of it: a backchannel raises P(backchannel) past
+        its bar (unless the network is sure of something else), a stop word takes it away (the reply
+        does not go on; nothing ends it either, the words being less sure of that) unless the
+        network is sure of a backchannel (`piece_verdict`: then it goes on a step later)."""
         return self._judge_piece(seconds)[0]
 
     def _judge_piece(self, seconds: float) -> tuple[np.ndarray, bool]:
-        """`piece_probs`, and whether the piece passed the backchannel bar on its words alone."""
+        """`piece_probs`, and whether the piece passed the backchannel bar with a doubt: on its
+        words alone, or on a network sure of a backchannel the words named a stop word."""
         p = self._network()  # (not the opening words' "it asks": a piece is judged by its own words)
         piece = self.audio[-round(seconds * SAMPLE_RATE):]
         if p[STOP] < NOISE_MAX_STOP_P and voiced_share(piece) < NOISE_VOICED_SHARE:
@@ -175,6 +177,8 @@ class CueWindow:
         if said == "backchannel" and p[BACKCHANNEL] >= WORDS_BACKCHANNEL_NETWORK_P:
             return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P), p[BACKCHANNEL] < BACKCHANNEL_P
         if said == "stop":
+            if p[BACKCHANNEL] >= BACKCHANNEL_P:  # round 20: the words named most such pieces wrong
+                return p, True
             return _lowered(p, BACKCHANNEL, 0.0), False
         return p, False
 
@@ -187,10 +191,16 @@ class CueWindow:
         interruption (development seed 39, round 15's code).
 
         The network alone gets no such lower tier: held-out voices put a hesitation's "wait" at
-        0.85 (round 16, `policy-words`, seed 163), as round 12 found for the loopback's "Stop,"."""
-        p, named_only = self._judge_piece(seconds)
+        0.85 (round 16, `policy-words`, seed 163), as round 12 found for the loopback's "Stop,".
+
+        A piece the network is sure of (round 20's network, taught on conversation windows) but
+        the words named a stop word is a likely one too: on development conversations the words
+        had named "listen" or "just a moment" backchannels the network put at 0.95-0.99, and kept
+        the reply from going on over them; on windows cut from conversations the network took
+        none of 396 stop words for a backchannel (bench/results/cue-windows-*.json)."""
+        p, doubted = self._judge_piece(seconds)
         verdict = held_piece_verdict(p, first_backchannel)
-        if verdict is HeldPiece.BACKCHANNEL and named_only:
+        if verdict is HeldPiece.BACKCHANNEL and doubted:
             verdict = HeldPiece.LIKELY_BACKCHANNEL
         return verdict, float(p[BACKCHANNEL])
 
