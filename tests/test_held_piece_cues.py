@@ -93,6 +93,27 @@ def test_a_backchannel_only_the_words_or_only_the_network_named_goes_on_a_step_l
     assert backchannel >= (0.9 if said == "backchannel" else 0.0)  # what a second piece's verdict reads
 
 
+class LeansToStop:
+    """The network's verdict on held-out seed 201's "wait" (round 20): nearer a stop word than a backchannel."""
+
+    words = False
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        return np.array([0.055, 0.033, 0.069, 0.299, 0.544])
+
+
+def test_the_words_backchannel_does_not_resume_over_a_piece_the_network_leans_to_a_stop_word_on() -> None:
+    """That "wait" was named "yep": raised past the bar, it resumed the reply over a hesitant barge-in."""
+    wait = load_mono16k(CLIPS / "stop.wav")
+    w = CueWindow(LeansToStop())  # type: ignore[arg-type]
+    w.words = NamedPiece("backchannel")  # type: ignore[assignment]
+    w.push(wait.astype(np.float32))
+    verdict, backchannel = w.piece_verdict(1.0, None)
+    assert verdict is None and backchannel < 0.5
+    leaning_back = window(wait, 0.3, said="backchannel")  # the same P(backchannel), the rest a statement
+    assert leaning_back.piece_verdict(1.0, None)[0] is HeldPiece.LIKELY_BACKCHANNEL
+
+
 def test_a_stop_word_named_by_the_recogniser_does_not_end_the_reply_by_itself() -> None:
     """Less sure of "stop" than of "yeah" (backchannels were heard as stop phrases too), the words
     only keep the reply from going on; ending it is left to the network and the other rules."""

@@ -38,7 +38,8 @@ WORDS_STATES_P = 0.3
 WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
 # ... unless the network is sure it was something else: the forced choice names anything, a whole
 # sentence too ("mhm" for a held-out interruption whose P(backchannel) was 0.02; development voices'
-# backchannels named so: 0.02 once in 18, the rest 0.17 and over)
+# backchannels named so: 0.02 once in 18, the rest 0.17 and over), or (round 20) it leans to a stop
+# word: a held-out "wait" named "yep", at P(stop) 0.54 against P(backchannel) 0.30, resumed a reply
 WORDS_BACKCHANNEL_NETWORK_P = 0.1
 NOISE_MAX_STOP_P = 0.5  # a piece with no voice (NOISE_VOICED_SHARE) is a noise if the network hears no stop word in it
 NOISE_P = 0.95  # P(backchannel), the class of coughs too, for such a piece
@@ -159,9 +160,9 @@ class CueWindow:
         with no voice in it is a noise (a cough: the reply goes on; a "shh", which has none either,
         the rules hear before they ask: pitch.py's `hushed`). With words, what the
         recogniser heard overrules a network unsure of it: a backchannel raises P(backchannel) past
-        its bar (unless the network is sure of something else), a stop word takes it away (the reply
-        does not go on; nothing ends it either, the words being less sure of that) unless the
-        network is sure of a backchannel (`piece_verdict`: then it goes on a step later)."""
+        its bar (unless the network is sure of something else or leans to a stop word), a stop word
+        takes it away (the reply does not go on; nothing ends it either, the words being less sure
+        of that) unless the network is sure of a backchannel (`piece_verdict`: a step later)."""
         return self._judge_piece(seconds)[0]
 
     def _judge_piece(self, seconds: float) -> tuple[np.ndarray, bool]:
@@ -174,7 +175,7 @@ class CueWindow:
         if self.words is None:
             return p, False
         said = self.words.piece_said(piece)
-        if said == "backchannel" and p[BACKCHANNEL] >= WORDS_BACKCHANNEL_NETWORK_P:
+        if said == "backchannel" and p[BACKCHANNEL] >= max(WORDS_BACKCHANNEL_NETWORK_P, p[STOP]):
             return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P), p[BACKCHANNEL] < BACKCHANNEL_P
         if said == "stop":
             if p[BACKCHANNEL] >= BACKCHANNEL_P:  # round 20: the words named most such pieces wrong
