@@ -151,3 +151,24 @@ def test_bad_training_arguments_are_one_line_and_exit_2(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and culprit.replace("{tmp}", str(tmp_path)) in err
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_windows_bench_counts_what_the_rules_act_on_and_refuses_bad_input(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    _windows(tmp_path / "harvest-1.pt", [BACKCHANNEL, STOP, ASKS, STATEMENT, FRAGMENT])
+    bench = [sys.executable, str(root / "bench" / "cue_windows.py")]
+    done = subprocess.run([*bench, "--windows", str(tmp_path / "harvest-*.pt"), "--out", str(tmp_path / "r.json")],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    shipped = next(v for k, v in report.items() if k.endswith("cue.pt"))
+    assert report["per_class"] == dict.fromkeys(CLASSES, 1)
+    assert shipped["backchannel_goes_on"].endswith("/1") and shipped["unfinished_heard_as_asking"].endswith("/2")
+    for args, culprit in ((["--windows", str(tmp_path / "none*.pt")], "no file matches"),
+                          (["--windows", str(tmp_path / "r.json")], "not a python -m duplex.cue.harvest file")):
+        bad = subprocess.run([*bench, *args], cwd=root, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and not bad.stdout and bad.stderr.count("\n") == 1 and culprit in bad.stderr
