@@ -178,7 +178,7 @@ class CueWindow:
         if said == "backchannel" and p[BACKCHANNEL] >= max(WORDS_BACKCHANNEL_NETWORK_P, p[STOP]):
             return _raised(p, BACKCHANNEL, WORDS_BACKCHANNEL_P), p[BACKCHANNEL] < BACKCHANNEL_P
         if said == "stop":
-            if p[BACKCHANNEL] >= BACKCHANNEL_P:  # round 20: the words named most such pieces wrong
+            if p[BACKCHANNEL] >= BACKCHANNEL_P:  # round 20: the network, not the words, was right on these
                 return p, True
             return _lowered(p, BACKCHANNEL, 0.0), False
         return p, False

@@ -6,6 +6,10 @@ processes, each seeded, cached under `--cache`), then trains with seeded shuffli
 SpecAugment masks, and reports each epoch on a held-out draw of the same voices and, when
 `--dev-voices` names some, on a family it never trains on. The checkpoint keeps the epoch with the
 best development accuracy. `--smoke` runs the whole pipeline on a few dozen examples in seconds.
+
+`--init` starts from a trained network and `--harvested` adds windows cut from conversations
+(duplex/cue/harvest.py) to every epoch: round 20's network is round 5's taught, so, the windows of
+backchannels and stop words the templates do not make (docs/cue.md, "Training").
 """
 
 from __future__ import annotations
