@@ -88,7 +88,8 @@ def test_one_seed_is_cut_into_labelled_windows_where_the_rules_asked(tmp_path: P
 @pytest.mark.parametrize("args, culprit", [
     (["--seeds", "x-y", "--out", "{tmp}/h"], "--seeds 'x-y': expected FIRST-LAST"),
     (["--seeds", "9-3", "--out", "{tmp}/h"], "--seeds '9-3': expected FIRST-LAST"),
-    (["--seeds", "1", "--per-shape", "0", "--out", "{tmp}/h"], "--per-shape 0"),
+    (["--seeds", "1", "--per-shape", "0", "--out", "{tmp}/h"], "--per-shape 0: must be at least 1"),
+    (["--seeds", "1", "--workers", "0", "--out", "{tmp}/h"], "--workers 0: must be at least 1"),
     (["--seeds", "1", "--config", "{tmp}/nope.yaml", "--out", "{tmp}/h"], "--config: no such file"),
     (["--seeds", "1", "--voices", "nope:x", "--out", "{tmp}/h"], "unknown TTS family in voice 'nope:x'"),
     (["--seeds", "1", "--out", "{tmp}/file"], "not a folder"),
@@ -137,7 +138,7 @@ def test_training_from_a_network_on_harvested_windows_keeps_the_last_epoch(tmp_p
     (["--harvested", "{tmp}/none-*.pt"], "--harvested: {tmp}/none-*.pt: no file matches"),
     (["--harvested", "{tmp}/junk.pt"], "--harvested: {tmp}/junk.pt: not a python -m duplex.cue.harvest file"),
     (["--harvested-classes", "asks,maybe"], "--harvested-classes 'asks,maybe': expected some of"),
-    (["--init", "{tmp}/junk.pt"], "junk.pt: cannot be read (not a torch checkpoint)"),
+    (["--init", "{tmp}/junk.pt"], "--init: cue model {tmp}/junk.pt: cannot be read (not a torch checkpoint)"),
     (["--max-lr", "0"], "--max-lr 0.0: must be above 0"),
 ])
 def test_bad_training_arguments_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],

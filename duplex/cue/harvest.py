@@ -279,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         seeds = seed_range(args.seeds)
-        if args.per_shape < 1 or args.workers < 1:
-            raise DuplexError(f"--per-shape {args.per_shape} / --workers {args.workers}: must be at least 1")
+        for name, value in (("--per-shape", args.per_shape), ("--workers", args.workers)):
+            if value < 1:
+                raise DuplexError(f"{name} {value}: must be at least 1")
         if args.config is not None and not args.config.is_file():
             raise DuplexError(f"--config: no such file: {args.config}")
         if args.out.exists() and not args.out.is_dir():

@@ -98,7 +98,10 @@ def load_start(path: Path) -> dict[str, object]:
     """The network `--init` names, as CueModel would load it (the same one-line errors)."""
     from duplex.cue.runtime import CueModel
 
-    CueModel(path)  # refuses what it could not run
+    try:
+        CueModel(path)  # refuses what it could not run
+    except DuplexError as exc:
+        raise DuplexError(f"--init: {exc}") from exc
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
