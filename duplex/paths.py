@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import glob
 import math
 import os
 import stat
@@ -170,3 +171,18 @@ def written_whole(path: Path) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def listed_files(listing: str, named: str) -> list[Path]:
+    """The files a comma-separated list of names or globs gives, in order (a glob's matches sorted).
+    A glob that matches nothing, or an empty name in the list (`named`: what the error calls the
+    list), is one error; a plain name is passed on as it is, for its reader to say whether it is there."""
+    paths: list[Path] = []
+    for part in listing.split(","):
+        if not part:
+            raise PathError(f"{named}: an empty file name in the list")
+        found = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
+        if not found:
+            raise PathError(f"{part}: no file matches")
+        paths += [Path(f) for f in found]
+    return paths

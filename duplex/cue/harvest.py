@@ -36,7 +36,7 @@ from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STATEMENT, STO
 from duplex.cue.text import Sentences as Templates
 from duplex.errors import DuplexError
 from duplex.eval.heldout import SHAPES, Builder, Sentences
-from duplex.eval.tts import Speaker, silence
+from duplex.eval.tts import Speaker
 from duplex.scenario.spec import Role
 
 STEP_S = 0.08  # the backbone's step: a window's neighbours are a step apart
@@ -122,22 +122,15 @@ class PartsBuilder(Builder):
         return audio
 
     def joined(self, parts: list[str], pauses: list[float], speaker: Speaker) -> np.ndarray:
-        first = self.say(parts[0], speaker)
-        audio, bounds, at = [first], [(0.0, _loud_end(first), parts[0])], first.size / SAMPLE_RATE
-        for text, pause in zip(parts[1:], pauses, strict=True):
-            said = self.say(text, speaker)
-            at += round(pause * SAMPLE_RATE) / SAMPLE_RATE
-            bounds.append((at, at + _loud_end(said), text))
-            at += said.size / SAMPLE_RATE
-            audio += [silence(pause), said]
-        whole = np.concatenate(audio)
-        self.spoken[id(whole)] = (whole, bounds)
+        pieces = [self.say(text, speaker) for text in parts]
+        whole, starts = self.spaced(pieces, pauses)
+        self.spoken[id(whole)] = (whole, [(start / SAMPLE_RATE, start / SAMPLE_RATE + _loud_end(piece), text)
+                                          for start, piece, text in zip(starts, pieces, parts, strict=True)])
         return whole
 
     def write(self, name: str, i: int, audio: np.ndarray) -> Path:
         _, parts = self.spoken.get(id(audio), (audio, [(0.0, _loud_end(audio), "")]))  # "": a cough
-        pad = 0.05  # Builder.write's lead-in
-        self.clip_parts[(name, i)] = [(s + pad, e + pad, text) for s, e, text in parts]
+        self.clip_parts[(name, i)] = [(s + self.LEAD_S, e + self.LEAD_S, text) for s, e, text in parts]
         return super().write(name, i, audio)
 
 

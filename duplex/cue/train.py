@@ -55,15 +55,17 @@ def load(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def harvested_files(patterns: str, option: str) -> list[Path]:
-    """The files a comma-separated list of files or globs names; one matching nothing is an error."""
-    import glob
+    """The files a comma-separated list of files or globs names (none for ''); a name or glob that
+    matches no file is an error naming the option."""
+    from duplex.paths import listed_files
 
-    files: list[Path] = []
-    for pattern in filter(None, patterns.split(",")):
-        found = sorted(glob.glob(pattern))
-        if not found:
-            raise DuplexError(f"{option}: {pattern}: no file matches")
-        files += [Path(f) for f in found]
+    try:
+        files = listed_files(patterns, patterns) if patterns else []
+        missing = next((f for f in files if not f.exists()), None)
+        if missing is not None:
+            raise DuplexError(f"{missing}: no file matches")
+    except DuplexError as exc:
+        raise DuplexError(f"{option}: {exc}") from exc
     return files
 
 
@@ -94,15 +96,14 @@ def harvested_classes(text: str) -> list[int]:
     return [CLASSES.index(n) for n in names]
 
 
-def load_start(path: Path) -> dict[str, object]:
-    """The network `--init` names, as CueModel would load it (the same one-line errors)."""
+def load_start(path: Path) -> CueNet:
+    """The network `--init` names, loaded as the runtime loads one (the same one-line errors)."""
     from duplex.cue.runtime import CueModel
 
     try:
-        CueModel(path)  # refuses what it could not run
+        return CueModel(path).net
     except DuplexError as exc:
         raise DuplexError(f"--init: {exc}") from exc
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _lerp(x: torch.Tensor, pos: torch.Tensor, dim: int, fill: float) -> torch.Tensor:
@@ -260,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         say({"harvested": int(chosen.sum()), "of": len(hy), "classes": [CLASSES[k] for k in keep]})
     vx, vy = load([val_path])
     dev_set = load(dev_paths) if dev_paths else None
-    net = CueNet(**start["net"]) if start else CueNet()
-    if start:
-        net.load_state_dict(start["state"])
+    net = start.train() if start is not None else CueNet()
     opt = torch.optim.AdamW(net.parameters(), lr=args.max_lr, weight_decay=1e-2)
     steps = args.epochs * -(-len(x) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.max_lr, total_steps=steps, pct_start=0.1)

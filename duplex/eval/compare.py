@@ -15,14 +15,15 @@ can be trusted.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from duplex.errors import DuplexError
 from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell, summarise
+from duplex.paths import listed_files
 
 # what makes two result files draws of one setup (the seed is what differs); the label too, since a
 # variant run from a harness keeps the config's name but not its label
@@ -55,15 +56,10 @@ def load(path: Path) -> dict[str, Any]:
 
 def _paths(files: str, arg: str) -> list[Path]:
     """The files of one column (`arg`: the whole argument, for the error)."""
-    paths: list[Path] = []
-    for part in files.split(","):
-        if not part:
-            _fail(f"{arg}: an empty file name in the list")
-        found = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
-        if not found:
-            _fail(f"{part}: no file matches")
-        paths += [Path(p) for p in found]
-    return paths
+    try:
+        return listed_files(files, arg)
+    except DuplexError as exc:
+        _fail(str(exc))
 
 
 def _seeds(seeds: list[int]) -> str:

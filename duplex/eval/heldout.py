@@ -162,15 +162,25 @@ class Builder:
         return self.tts.say(text, speaker)
 
     def joined(self, parts: list[str], pauses: list[float], speaker: Speaker) -> np.ndarray:
-        audio = [self.say(parts[0], speaker)]
-        for text, pause in zip(parts[1:], pauses, strict=True):
-            audio += [silence(pause), self.say(text, speaker)]
-        return np.concatenate(audio)
+        return self.spaced([self.say(text, speaker) for text in parts], pauses)[0]
+
+    @staticmethod
+    def spaced(pieces: list[np.ndarray], pauses: list[float]) -> tuple[np.ndarray, list[int]]:
+        """The pieces one after another with the pauses between them, and the sample each starts at."""
+        audio, starts, at = [pieces[0]], [0], pieces[0].size
+        for piece, pause in zip(pieces[1:], pauses, strict=True):
+            gap = silence(pause)
+            audio += [gap, piece]
+            starts.append(at + gap.size)
+            at += gap.size + piece.size
+        return np.concatenate(audio), starts
+
+    LEAD_S = 0.05  # the silence `write` puts before (and after) a clip's audio
 
     def write(self, name: str, i: int, audio: np.ndarray) -> Path:
         path = self.work / name / f"{i}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pad = silence(0.05)
+        pad = silence(self.LEAD_S)
         with written_whole(path) as partial:
             sf.write(partial, np.concatenate([pad, audio, pad]), SAMPLE_RATE, subtype="FLOAT")
         return path
