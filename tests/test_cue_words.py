@@ -279,6 +279,46 @@ def test_an_opening_raises_or_lowers_the_networks_asks_and_an_unread_one_leaves_
         np.testing.assert_allclose(p, net)
 
 
+class HearsAClause:
+    """Stands for the network: P(fragment) `fragment`, P(asks) 0.1, the rest a statement."""
+
+    words = False
+
+    def __init__(self, fragment: float) -> None:
+        self.fragment = fragment
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        from duplex.cue.text import CLASSES, FRAGMENT, STATEMENT
+
+        p = np.zeros(len(CLASSES))
+        p[ASKS], p[FRAGMENT] = 0.1, self.fragment
+        p[STATEMENT] = 1.0 - p.sum()
+        return p
+
+
+@pytest.mark.parametrize("fragment", [0.45, 0.8])
+def test_an_opening_that_asks_is_not_taken_over_a_network_that_hears_a_clause(fragment: float) -> None:
+    # held-out "Once the painters have finished the hallway," heard as "what is that because of the",
+    # the network at P(fragment) 0.5-0.8: the turn waits the unfinished silence
+    from duplex.cue.runtime import WORDS_ASK_FRAGMENT_P, CueWindow
+
+    window = CueWindow(HearsAClause(fragment))  # type: ignore[arg-type]
+    window.words = OpeningHeard(True, False)  # type: ignore[assignment]
+    window.push(np.zeros(STEP, np.float32))
+    assert fragment >= WORDS_ASK_FRAGMENT_P
+    np.testing.assert_allclose(window.probs(), window._network())
+    assert window.probs()[ASKS] < ASKS_P
+
+
+def test_an_opening_that_asks_is_taken_over_a_network_only_unsure_of_a_clause() -> None:
+    from duplex.cue.runtime import WORDS_ASK_FRAGMENT_P, WORDS_ASK_P, CueWindow
+
+    window = CueWindow(HearsAClause(WORDS_ASK_FRAGMENT_P - 0.05))  # type: ignore[arg-type]
+    window.words = OpeningHeard(True, False)  # type: ignore[assignment]
+    window.push(np.zeros(STEP, np.float32))
+    assert window.probs()[ASKS] >= WORDS_ASK_P
+
+
 def test_an_opening_that_states_does_not_overrule_a_network_sure_of_a_question() -> None:
     # pause_handling.yaml's "... to the seaside this weekend." is heard as "the the wii", the network at 0.88
     from duplex.cue.runtime import CueWindow

@@ -21,7 +21,7 @@ from duplex.backbones.floor.pitch import voiced_share
 from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
-from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, STOP
+from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STOP
 from duplex.cue.thresholds import ASKED_P, BACKCHANNEL_P, NOISE_VOICED_SHARE, HeldPiece, held_piece_verdict
 from duplex.cue.words import OpeningWords
 from duplex.errors import ConfigError, DuplexError
@@ -35,6 +35,11 @@ WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a quest
 # voices this took back 17 of the 29 pauses the network heard as questions, and 1 of the 87 questions
 # it heard ("although what it all" ...)
 WORDS_STATES_P = 0.3
+# ... and the opening words' "it asks" is not taken when the network hears a clause ended on a comma
+# (P(fragment) at least this, and above its P(asks)): the recogniser's language model puts "what"
+# where a clause opens with "once" or "now that" ("what is that because of the" for "Once the
+# painters have finished the hallway,"), and only the network hears the held pitch of its end
+WORDS_ASK_FRAGMENT_P = 0.4
 WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
 # ... unless the network is sure it was something else: the forced choice names anything, a whole
 # sentence too ("mhm" for a held-out interruption whose P(backchannel) was 0.02; development voices'
@@ -135,8 +140,9 @@ class CueWindow:
         that asks, and lowered by one that states (unless the network is sure it asked)."""
         if self.words is None:
             return self._network()
-        if self.words.verdict():
-            return _raised(self._network(), ASKS, WORDS_ASK_P)
+        p = self._network()
+        if self.words.verdict() and not (p[FRAGMENT] >= WORDS_ASK_FRAGMENT_P and p[FRAGMENT] > p[ASKS]):
+            return _raised(p, ASKS, WORDS_ASK_P)
         if self.words.stated() and self._network()[ASKS] < ASKED_P:
             return _lowered(self._network(), ASKS, WORDS_STATES_P)
         return self._network()
