@@ -443,6 +443,24 @@ def test_with_cues_the_networks_break_over_a_piece_waits_for_its_verdict(
     assert rules.fired["break_held"] == 1 and rules.fired["break_deferred"] == 2  # (the piece, its end)
 
 
+@pytest.mark.parametrize(("label", "then"), [(BACKCHANNEL, V.CONT), (STOP, V.BREAK), (STATEMENT, V.BREAK)])
+def test_with_cues_the_networks_break_over_a_hold_for_a_sound_never_heard_waits_for_its_verdict(
+        speech: list[np.ndarray], label: int, then: int) -> None:
+    """The network holds the reply for a sound the detector never heard (the tail of an "uh-huh" the
+    reply just went on over), then asks to BREAK: the piece is judged first, as one it held over a
+    heard voice would be (held-out seeds 193 and 209, round 21: the reply ended over the backchannel)."""
+    rules, cues = with_cues(label)
+    assert rules.filter(V.CONT, SPEAK, SILENT, 1.0) == V.CONT
+    assert rules.filter(V.THINK, SPEAK, speech[1], 1.0) == V.THINK  # the network's own hold: under the echo margin
+    assert rules.voiced == 0
+    assert rules.filter(V.BREAK, SPEAK, SILENT, 0.0) == then
+    assert cues.asked == 1 and rules.fired["break_deferred"] == 1
+    without = BargeInRules()
+    assert without.filter(V.CONT, SPEAK, SILENT, 1.0) == V.CONT
+    assert without.filter(V.THINK, SPEAK, speech[1], 1.0) == V.THINK
+    assert without.filter(V.BREAK, SPEAK, SILENT, 0.0) == V.BREAK  # without cues: obeyed at once
+
+
 def test_with_cues_a_long_piece_is_heard_out_longer_then_ends_the_reply(speech: list[np.ndarray]) -> None:
     rules, _ = with_cues(BACKCHANNEL)
     held(rules, speech[0])
