@@ -247,7 +247,7 @@ def two_pieces_over_the_reply(*backchannel: float) -> list[Move]:
 
 
 def test_with_cues_a_cough_then_a_backchannel_resumes_the_reply() -> None:
-    moves = two_pieces_over_the_reply(0.8, 0.95)  # the cough not sure enough; "mm-hmm" is
+    moves = two_pieces_over_the_reply(0.7, 0.95)  # the cough not sure enough; "mm-hmm" is
     assert moves == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.SPEAK]
 
 
@@ -256,7 +256,7 @@ def test_with_cues_a_backchannel_after_an_unlikely_one_is_still_a_barge_in() -> 
 
 
 def test_with_cues_an_unclear_second_piece_is_a_barge_in_once_it_is_over() -> None:
-    assert two_pieces_over_the_reply(0.8, 0.6) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]
+    assert two_pieces_over_the_reply(0.7, 0.6) == [Move.SPEAK] * 2 + [Move.HOLD] * 6 + [Move.BREAK]
 
 
 def words_named_floor(*backchannel: float) -> VadFloor:

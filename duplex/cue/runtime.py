@@ -22,7 +22,14 @@ from duplex.backbones.tiny_fd.features import LogMel
 from duplex.cue.data import WINDOW_S
 from duplex.cue.model import CueNet
 from duplex.cue.text import ASKS, BACKCHANNEL, CLASSES, FRAGMENT, STOP
-from duplex.cue.thresholds import ASKED_P, BACKCHANNEL_P, NOISE_VOICED_SHARE, HeldPiece, held_piece_verdict
+from duplex.cue.thresholds import (
+    ASKED_P,
+    BACKCHANNEL_P,
+    LIKELY_BACKCHANNEL_P,
+    NOISE_VOICED_SHARE,
+    HeldPiece,
+    held_piece_verdict,
+)
 from duplex.cue.words import OpeningWords
 from duplex.errors import ConfigError, DuplexError
 
@@ -207,6 +214,8 @@ class CueWindow:
         none of 396 stop words for a backchannel (bench/results/cue-windows-*.json)."""
         p, doubted = self._judge_piece(seconds)
         verdict = held_piece_verdict(p, first_backchannel)
+        if verdict is None and p[BACKCHANNEL] >= LIKELY_BACKCHANNEL_P:  # the network alone, nearly sure
+            verdict, doubted = held_piece_verdict(_raised(p, BACKCHANNEL, BACKCHANNEL_P), first_backchannel), True
         if verdict is HeldPiece.BACKCHANNEL and doubted:
             verdict = HeldPiece.LIKELY_BACKCHANNEL
         return verdict, float(p[BACKCHANNEL])
