@@ -54,6 +54,9 @@ class NamedPiece:
     def stated(self) -> bool:
         return False
 
+    def asked_wh(self) -> bool:
+        return False
+
     def catch_up(self) -> None:
         pass
 

@@ -230,16 +230,20 @@ def test_the_cue_window_takes_the_words_ask_and_state_over_the_networks_verdict(
 
 
 class OpeningHeard:
-    """Stands for the recogniser: every utterance opened as asking, stating, or neither."""
+    """Stands for the recogniser: every utterance opened as asking (`wh`: with a wh-word first),
+    stating, or neither."""
 
-    def __init__(self, asked: bool, stated: bool) -> None:
-        self.asked, self._stated = asked, stated
+    def __init__(self, asked: bool, stated: bool, wh: bool = True) -> None:
+        self.asked, self._stated, self.wh = asked, stated, wh
 
     def verdict(self) -> bool:
         return self.asked
 
     def stated(self) -> bool:
         return self._stated
+
+    def asked_wh(self) -> bool:
+        return self.asked and self.wh
 
     def push(self, chunk: np.ndarray) -> None:
         pass
@@ -308,6 +312,25 @@ def test_an_opening_that_asks_is_not_taken_over_a_network_that_hears_a_clause(fr
     assert fragment >= WORDS_ASK_FRAGMENT_P
     np.testing.assert_allclose(window.probs(), window._network())
     assert window.probs()[ASKS] < ASKS_P
+
+
+def test_an_opening_that_asks_with_an_auxiliary_is_taken_over_a_network_that_hears_a_clause() -> None:
+    # "could you read me the opening hours ...": a yes/no question rises at its end like a clause
+    from duplex.cue.runtime import WORDS_ASK_P, CueWindow
+
+    window = CueWindow(HearsAClause(0.8))  # type: ignore[arg-type]
+    window.words = OpeningHeard(True, False, wh=False)  # type: ignore[assignment]
+    window.push(np.zeros(STEP, np.float32))
+    assert window.probs()[ASKS] >= WORDS_ASK_P
+
+
+@pytest.mark.parametrize(("words", "wh"), [("what is that because of the", True), ("but why are so", True),
+                                           ("what's the time", True), ("could you read me", False),
+                                           ("is there a bus", False), ("the law before we", False), ("", False)])
+def test_an_opening_with_a_wh_word(words: str, wh: bool) -> None:
+    from duplex.cue.words import opens_with_wh
+
+    assert opens_with_wh(words.split()) is wh
 
 
 def test_an_opening_that_asks_is_taken_over_a_network_only_unsure_of_a_clause() -> None:

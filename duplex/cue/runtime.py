@@ -42,10 +42,13 @@ WORDS_ASK_P = 0.95  # P(asks) when the opening words ask: above ASKED_P, a quest
 # voices this took back 17 of the 29 pauses the network heard as questions, and 1 of the 87 questions
 # it heard ("although what it all" ...)
 WORDS_STATES_P = 0.3
-# ... and the opening words' "it asks" is not taken when the network hears a clause ended on a comma
-# (P(fragment) at least this, and above its P(asks)): the recogniser's language model puts "what"
-# where a clause opens with "once" or "now that" ("what is that because of the" for "Once the
-# painters have finished the hallway,"), and only the network hears the held pitch of its end
+# ... and the opening words' "it asks", with a wh-word first, is not taken when the network hears a
+# clause ended on a comma (P(fragment) at least this, and above its P(asks)): the recogniser's
+# language model puts "what" where a clause opens with "once" or "now that" ("what is that because
+# of the" for "Once the painters have finished the hallway,"), and only the network hears the held
+# pitch of its end. A question opening with an auxiliary keeps its "it asks": "could you ...",
+# "can I ..." rise at their end, and 7 of the 9 questions development and held-out traces had the
+# network hear as clauses opened so
 WORDS_ASK_FRAGMENT_P = 0.4
 WORDS_BACKCHANNEL_P = 0.95  # P(backchannel) when a held piece was heard as one: above BACKCHANNEL_P
 # ... unless the network is sure it was something else: the forced choice names anything, a whole
@@ -148,7 +151,8 @@ class CueWindow:
         if self.words is None:
             return self._network()
         p = self._network()
-        if self.words.verdict() and not (p[FRAGMENT] >= WORDS_ASK_FRAGMENT_P and p[FRAGMENT] > p[ASKS]):
+        if self.words.verdict() and not (self.words.asked_wh() and p[FRAGMENT] >= WORDS_ASK_FRAGMENT_P
+                                         and p[FRAGMENT] > p[ASKS]):
             return _raised(p, ASKS, WORDS_ASK_P)
         if self.words.stated() and self._network()[ASKS] < ASKED_P:
             return _lowered(self._network(), ASKS, WORDS_STATES_P)

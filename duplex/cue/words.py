@@ -123,6 +123,17 @@ def asks(words: list[str]) -> bool:
     return first in WH_NEXT and (rest[1] in AUXILIARIES or rest[1] in WH_NEXT[first])
 
 
+WH_WORDS = frozenset({"what", "which", "whose", "who", "how", "when", "where", "why"}) | ASKING_CONTRACTIONS
+
+
+def opens_with_wh(words: list[str]) -> bool:
+    """Does a wh-word open these words (after the openers)? The recogniser's language model puts
+    "what" on clauses it misheard ("Once ..." -> "what is that ..."); a question it hears opening
+    with an auxiliary ("could you ...") is seldom a clause misheard."""
+    rest = [w for w in words if w not in OPENERS]
+    return bool(rest) and rest[0] in WH_WORDS
+
+
 def states(words: list[str]) -> bool:
     """Do these first words open a statement or a clause, and not a question or a request?"""
     rest = [w for w in words if w not in OPENERS]
@@ -151,6 +162,7 @@ class _Recogniser:
         self.gap_s = 0.0  # the silence before it (set by OpeningWords as it opens an utterance)
         self.asked: bool | None = None
         self.stated = False  # its opening words open a statement or a clause
+        self.asked_wh = False  # ... ask, with a wh-word first (`opens_with_wh`)
         self.piece = ""  # what the latest held piece was heard as
         self.pending = True  # jobs sent since the last reply: its verdicts may be out of date
 
@@ -181,8 +193,10 @@ class _Recogniser:
         self.heard = reply["heard"] or []
         self.asked = None if reply["heard"] is None else asks(reply["heard"])
         self.stated = reply["heard"] is not None and states(reply["heard"])
+        self.asked_wh = bool(self.asked) and opens_with_wh(self.heard)
         if self.asked is False and not self.stated and self.gap_s < JOINED_GAP_S and asks(reply["previous"] or []):
             self.asked = True  # the continuation of a question
+            self.asked_wh = opens_with_wh(reply["previous"])
         self.piece = reply["piece"]
 
     def _gone(self) -> DuplexError:
@@ -257,6 +271,10 @@ class OpeningWords:
     def stated(self) -> bool:
         """After `verdict()`: did the latest utterance open as a statement or a clause (`states`)?"""
         return self.recogniser.stated
+
+    def asked_wh(self) -> bool:
+        """After `verdict()`: did the latest utterance ask with a wh-word first (`opens_with_wh`)?"""
+        return self.recogniser.asked_wh
 
     def piece_said(self, audio: np.ndarray) -> str | None:
         """What this short piece (a held piece of user speech) was heard as: "backchannel" (one of
