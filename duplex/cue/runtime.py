@@ -147,16 +147,17 @@ class CueWindow:
 
     def probs(self) -> np.ndarray:
         """The network's verdict on the last utterance; with words, "it asks" raised by an opening
-        that asks, and lowered by one that states (unless the network is sure it asked)."""
-        if self.words is None:
-            return self._network()
+        that asks (unless a wh-word opens it and the network hears a clause), and lowered by one
+        that states (unless the network is sure it asked)."""
         p = self._network()
+        if self.words is None:
+            return p
         if self.words.verdict() and not (self.words.asked_wh() and p[FRAGMENT] >= WORDS_ASK_FRAGMENT_P
                                          and p[FRAGMENT] > p[ASKS]):
             return _raised(p, ASKS, WORDS_ASK_P)
-        if self.words.stated() and self._network()[ASKS] < ASKED_P:
-            return _lowered(self._network(), ASKS, WORDS_STATES_P)
-        return self._network()
+        if self.words.stated() and p[ASKS] < ASKED_P:
+            return _lowered(p, ASKS, WORDS_STATES_P)
+        return p
 
     def prefetch(self) -> None:
         """Work out now what a verdict asked at this step will read: the network on the window, and
