@@ -81,7 +81,8 @@ def test_what_the_recogniser_named_a_piece_overrules_the_network(
     ("backchannel", 0.5, HeldPiece.LIKELY_BACKCHANNEL),  # the words alone: one silent step later
     ("backchannel", 0.95, HeldPiece.BACKCHANNEL),  # the network was sure already: at once
     (None, 0.95, HeldPiece.BACKCHANNEL),
-    (None, 0.85, None),  # the network alone has no lower tier (a held-out "wait" reached 0.85)
+    (None, 0.85, HeldPiece.LIKELY_BACKCHANNEL),  # the network alone, nearly sure (round 21): a step later
+    (None, 0.75, None),  # ... under LIKELY_BACKCHANNEL_P: undecided
     ("stop", 0.85, None),
     ("stop", 0.95, HeldPiece.LIKELY_BACKCHANNEL),  # the network sure, the words not: one silent step later
 ])

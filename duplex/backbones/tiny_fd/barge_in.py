@@ -227,7 +227,7 @@ class BargeInRules:
                 self.fired["missed_sound"] += 1  # a sound the detector missed (a soft onset): not silence
             self.piece_steps += 1
             if first == V.BREAK:
-                if not self._unjudged_voice() and not self._unheard_piece() and not self.likely:
+                if not self._unjudged() and not self.likely:
                     return self._released(V.BREAK)
                 first = self._fire("break_deferred", V.THINK)  # heard out first: it may be "mm-hmm"
                 self.break_wanted = True
@@ -310,20 +310,13 @@ class BargeInRules:
                  else np.concatenate(list(self.recent)[-steps:]))
         return hushed(piece, NOISE_VOICED_SHARE)
 
-    def _unjudged_voice(self) -> bool:
-        """With cues: the detector has heard user speech over the held reply that no verdict has
-        covered yet (a piece still going on, or over and not yet judged)."""
-        return (self.cues is not None and self.voiced > self.judged_voiced and self.pieces <= 2
+    def _unjudged(self) -> bool:
+        """With cues: a held piece no verdict has covered yet: speech the detector heard (still going
+        on, or over and not yet judged), or, since round 21, a sound it never heard that the network
+        held for (an "uh-huh"'s tail, a step after the reply went on over it)."""
+        unheard = self.voiced == 0 and self.judged_pieces < self.pieces
+        return (self.cues is not None and (self.voiced > self.judged_voiced or unheard) and self.pieces <= 2
                 and self.speech < self.held_speech_steps)
-
-    def _unheard_piece(self) -> bool:
-        """With cues: the network held the reply for a sound the detector never heard, and no verdict
-        has covered it yet: it is judged once the microphone is quiet, and a BREAK waits for that. The
-        network holds again a step after a reply went on over a backchannel, hearing its tail, and
-        its BREAK then ended the reply over the "uh-huh" the rules had just let it go on over
-        (held-out seeds 193 and 209, round 21)."""
-        return (self.cues is not None and self.voiced == 0 and self.judged_pieces < self.pieces
-                and self.pieces <= 2 and self.speech < self.held_speech_steps)
 
     @property
     def judged(self) -> bool:
