@@ -135,7 +135,9 @@ class PartsBuilder(Builder):
 
 
 def _loud_end(audio: np.ndarray) -> float:
-    """Seconds to the last sample within 34 dB of the loudest (the synthesiser's tail of silence left out)."""
+    """Seconds to the last sample within 34 dB of the loudest (the synthesiser's tail of silence left out).
+    Relative to the clip's peak, not audio_io.levels' -50 dBFS: round 20's shipped network learnt
+    from windows labelled with this end, and `harvest` makes them again bit for bit."""
     loud = np.flatnonzero(np.abs(audio) > 0.02 * max(float(np.abs(audio).max()), 1e-6))
     return (int(loud[-1]) + 1) / SAMPLE_RATE if loud.size else 0.0
 

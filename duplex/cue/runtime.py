@@ -223,8 +223,8 @@ class CueWindow:
         none of 396 stop words for a backchannel (bench/results/cue-windows-*.json)."""
         p, doubted = self._judge_piece(seconds)
         verdict = held_piece_verdict(p, first_backchannel)
-        if verdict is None and p[BACKCHANNEL] >= LIKELY_BACKCHANNEL_P:  # the network alone, nearly sure
-            verdict, doubted = held_piece_verdict(_raised(p, BACKCHANNEL, BACKCHANNEL_P), first_backchannel), True
+        if verdict is None:  # the network alone, nearly sure
+            verdict, doubted = held_piece_verdict(p, first_backchannel, LIKELY_BACKCHANNEL_P), True
         if verdict is HeldPiece.BACKCHANNEL and doubted:
             verdict = HeldPiece.LIKELY_BACKCHANNEL
         return verdict, float(p[BACKCHANNEL])

@@ -42,13 +42,15 @@ class HeldPiece(enum.Enum):
     LIKELY_BACKCHANNEL = "likely backchannel"  # named so by the words alone: after LIKELY_WAIT_STEPS
 
 
-def held_piece_verdict(p: Sequence[float], first_backchannel: float | None) -> HeldPiece | None:
+def held_piece_verdict(p: Sequence[float], first_backchannel: float | None,
+                       backchannel_bar: float = BACKCHANNEL_P) -> HeldPiece | None:
     """STOP or BACKCHANNEL for a piece of user speech over the held reply, when the cue model is sure
     of it (`p`: its probabilities at the piece's first silence), else None. A second piece
     (`first_backchannel`: the first one's P(backchannel)) is a backchannel only when the first
     sounded like one too: two chances at a wrong "go on" where a hesitant barge-in ("wait ... no
-    ...") gave one would resume more replies over the user."""
+    ...") gave one would resume more replies over the user. `backchannel_bar`: the likely tier's
+    lower one (LIKELY_BACKCHANNEL_P) asks the same question."""
     if p[STOP] >= STOP_P:
         return HeldPiece.STOP
     second_ok = first_backchannel is None or first_backchannel >= SECOND_PIECE_BC_P
-    return HeldPiece.BACKCHANNEL if p[BACKCHANNEL] >= BACKCHANNEL_P and second_ok else None
+    return HeldPiece.BACKCHANNEL if p[BACKCHANNEL] >= backchannel_bar and second_ok else None

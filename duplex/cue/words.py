@@ -123,7 +123,7 @@ def asks(words: list[str]) -> bool:
     return first in WH_NEXT and (rest[1] in AUXILIARIES or rest[1] in WH_NEXT[first])
 
 
-WH_WORDS = frozenset({"what", "which", "whose", "who", "how", "when", "where", "why"}) | ASKING_CONTRACTIONS
+WH_WORDS = frozenset({"what", "which", "whose", *WH_NEXT}) | ASKING_CONTRACTIONS
 
 
 def opens_with_wh(words: list[str]) -> bool:
