@@ -342,6 +342,49 @@ def test_an_opening_that_asks_is_taken_over_a_network_only_unsure_of_a_clause() 
     assert window.probs()[ASKS] >= WORDS_ASK_P
 
 
+class HearsAStatement:
+    """Stands for the network: P(statement) `statement`, P(asks) 0.05, the rest a clause."""
+
+    words = False
+
+    def __init__(self, statement: float) -> None:
+        self.statement = statement
+
+    def probs(self, window: np.ndarray) -> np.ndarray:
+        from duplex.cue.text import CLASSES, FRAGMENT, STATEMENT
+
+        p = np.zeros(len(CLASSES))
+        p[ASKS], p[STATEMENT] = 0.05, self.statement
+        p[FRAGMENT] = 1.0 - p.sum()
+        return p
+
+
+@pytest.mark.parametrize("wh", [True, False])
+def test_an_opening_that_asks_is_not_taken_over_a_network_sure_of_a_statement(wh: bool) -> None:
+    # held-out "The squirrels dug up half of them." heard as "but why do so to what" (wh) and another
+    # statement as "but i want to do what" (a wish), the network at P(statement) 0.87-0.88
+    from duplex.cue.runtime import WORDS_ASK_STATEMENT_P, CueWindow
+
+    window = CueWindow(HearsAStatement(0.87))  # type: ignore[arg-type]
+    window.words = OpeningHeard(True, False, wh=wh)  # type: ignore[assignment]
+    window.push(np.zeros(STEP, np.float32))
+    assert window._network()[1] >= WORDS_ASK_STATEMENT_P
+    np.testing.assert_allclose(window.probs(), window._network())
+    assert window.probs()[ASKS] < ASKS_P
+
+
+def test_an_opening_that_asks_is_taken_over_a_network_only_leaning_to_a_statement() -> None:
+    # "to see the northern lights", the end of a question that opened "when is the best time of
+    # year", at P(statement) 0.84: the words' "it asks" holds
+    from duplex.cue.runtime import WORDS_ASK_P, WORDS_ASK_STATEMENT_P, CueWindow
+
+    window = CueWindow(HearsAStatement(0.84))  # type: ignore[arg-type]
+    window.words = OpeningHeard(True, False)  # type: ignore[assignment]
+    window.push(np.zeros(STEP, np.float32))
+    assert window._network()[1] < WORDS_ASK_STATEMENT_P
+    assert window.probs()[ASKS] >= WORDS_ASK_P
+
+
 def test_an_opening_that_states_does_not_overrule_a_network_sure_of_a_question() -> None:
     # pause_handling.yaml's "... to the seaside this weekend." is heard as "the the wii", the network at 0.88
     from duplex.cue.runtime import CueWindow
