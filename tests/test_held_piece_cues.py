@@ -83,7 +83,8 @@ def test_what_the_recogniser_named_a_piece_overrules_the_network(
     (None, 0.95, HeldPiece.BACKCHANNEL),
     (None, 0.85, HeldPiece.LIKELY_BACKCHANNEL),  # the network alone, nearly sure (round 21): a step later
     (None, 0.75, None),  # ... under LIKELY_BACKCHANNEL_P: undecided
-    ("stop", 0.85, None),
+    ("stop", 0.85, HeldPiece.LIKELY_BACKCHANNEL),  # held-out "mm-hmm" named "no" at 0.86 (round 22)
+    ("stop", 0.75, None),  # ... under LIKELY_BACKCHANNEL_P, the stop word's "not a backchannel" holds
     ("stop", 0.95, HeldPiece.LIKELY_BACKCHANNEL),  # the network sure, the words not: one silent step later
 ])
 def test_a_backchannel_only_the_words_or_only_the_network_named_goes_on_a_step_later(
