@@ -41,10 +41,10 @@ sentences:
   the reply or over a piece still going on is a hold until the piece is over and judged (the
   speaker is silent either way), and it ends the reply then unless the piece was a backchannel
   or a noise;
-  speech over the held reply ends it after `HEARD_OUT_STEPS` (1.28 s, a drawn-out "uh-huh" is 0.9
-  s) instead of 0.96 s; a piece is judged once the detector has heard it and it is over (the echo's
-  margin can hide the first step of a voice as loud as the reply), or, never heard, once the
-  microphone is quiet;
+  speech over the held reply ends it after `HEARD_OUT_STEPS` (1.44 s since round 22: a drawn-out
+  "uh-huh" is 0.9-1.1 s) instead of 0.96 s; a piece is judged once the detector has heard it and
+  it is over (the echo's margin can hide the first step of a voice as loud as the reply), or,
+  never heard, once the microphone is quiet;
 - a turn that did not end on a question (a statement the user may go on after, a clause ended on a
   comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
   pause): no start in the user's pauses, a later answer to a plain statement;
@@ -92,7 +92,8 @@ PIECE_ONSET_STEPS = 2  # a held piece began up to this much before the hold (the
 # oracle's break_lag) holds it, if the network has not; shorter pieces (most backchannels) are its call
 OVER_REPLY_STEPS = 4
 HELD_SPEECH_STEPS = 6  # user speech over a held reply this long (0.96 s) is a barge-in
-HEARD_OUT_STEPS = 8  # ... with cues, 1.28 s: a drawn-out "uh-huh" is heard out and judged (the reply is silent)
+# ... with cues, 1.44 s: a drawn-out "uh-huh" (0.9-1.1 s: eight steps if late in one) is heard out and judged
+HEARD_OUT_STEPS = 9
 ASKED_QUIET_STEPS = 2  # with cues: a clear question is answered after this much silence (0.32 s)
 AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
@@ -320,8 +321,8 @@ class BargeInRules:
 
     @property
     def judged(self) -> bool:
-        """The cue model has had its say on the latest held piece."""
-        return self.judged_pieces >= self.pieces
+        """The cue model has had its say on the latest held piece, all of it (not only up to a silence inside it)."""
+        return self.judged_pieces >= self.pieces and self.judged_voiced >= self.voiced
 
     def _asks(self) -> float:
         """The cue model's P(the utterance before this silence asked something): asked once per
