@@ -40,7 +40,8 @@ def shared(recogniser: OpeningWords) -> OpeningWords:
                                    "could you tell me", "so um how long does it take", "tell me about it",
                                    "any idea where", "who runs the shop", "do you know", "please find me a taxi",
                                    "i would like to book a table", "i need a plumber", "i'd like a coffee",
-                                   "i'd love a map", "i wonder if"])
+                                   "i'd love a map", "i wonder if", "what you'd do", "what time is it",
+                                   "what happened"])
 def test_openings_of_questions_and_requests_ask(words: str) -> None:
     assert asks(words.split())
 
@@ -50,7 +51,8 @@ def test_openings_of_questions_and_requests_ask(words: str) -> None:
                                    "once the painters", "um", "", "so and", "we painted the kitchen", "i", "i like it",
                                    "i'd change the cartridge", "i would go there", "i'd", "what on and",
                                    "what what got it", "might tend to visit", "how", "was real",
-                                   "should get rid of", "is"])
+                                   "should get rid of", "is", "what i'd do next", "but what they've got",
+                                   "what another target"])
 def test_openings_of_statements_and_clauses_do_not(words: str) -> None:
     assert not asks(words.split())
 

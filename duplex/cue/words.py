@@ -77,10 +77,15 @@ WH_NEXT = {
     "when": frozenset(), "where": frozenset({"else"}), "why": frozenset({"not"}),
 }
 ASKING_CONTRACTIONS = frozenset({"what's", "where's", "who's", "how's", "when's", "why's", "which's"})
-# after "which" / "what" / "whose", anything but these is the noun of a question
+# after "which" / "what" / "whose", anything but these is the noun of a question: a subject with its
+# verb ("what i'd do next", "what they've got") opens a clause, as "what another ..." exclaims
+# (round 22: held-out statements heard so started the reply in a pause; "you'd" stays a question's,
+# "what would you ..." heard as "what you'd")
 NOT_A_NOUN = frozenset({"i", "we", "they", "he", "she", "it", "you", "my", "our", "your", "the", "a", "his", "her",
-                        "their", "this", "that", "i'm", "you're", "we're", "they're", "it's", "that's", "what",
-                        "which", "on", "in", "at", "to", "of", "for", "with", "and", "but", "or", "so", "an"})
+                        "their", "this", "that", "i'm", "you're", "we're", "they're", "it's", "that's", "i'd",
+                        "i'll", "i've", "we'd", "we'll", "we've", "he'd", "he'll", "she'd", "she'll", "they'd",
+                        "they'll", "they've", "it'd", "it'll", "another", "what", "which", "on", "in", "at", "to",
+                        "of", "for", "with", "and", "but", "or", "so", "an"})
 REQUESTS = frozenset({"tell", "give", "show", "please", "find", "help", "remind", "recommend", "suggest",
                       "explain", "describe"})
 OPENERS = frozenset({"um", "uh", "so", "and", "well", "oh", "okay", "now", "hey", "but", "then"})
