@@ -186,12 +186,13 @@ class CueWindow:
         recogniser heard overrules a network unsure of it: a backchannel raises P(backchannel) past
         its bar (unless the network is sure of something else or leans to a stop word), a stop word
         takes it away (the reply does not go on; nothing ends it either, the words being less sure
-        of that) unless the network is sure of a backchannel (`piece_verdict`: a step later)."""
+        of that) unless the network is nearly sure of a backchannel (`piece_verdict`: a step later)."""
         return self._judge_piece(seconds)[0]
 
     def _judge_piece(self, seconds: float) -> tuple[np.ndarray, bool]:
         """`piece_probs`, and whether the piece passed the backchannel bar with a doubt: on its
-        words alone, or on a network sure of a backchannel the words named a stop word."""
+        words alone, or on a network nearly sure (LIKELY_BACKCHANNEL_P) of a backchannel the words
+        named a stop word."""
         p = self._network()  # (not the opening words' "it asks": a piece is judged by its own words)
         piece = self.audio[-round(seconds * SAMPLE_RATE):]
         if p[STOP] < NOISE_MAX_STOP_P and voiced_share(piece) < NOISE_VOICED_SHARE:
