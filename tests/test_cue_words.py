@@ -344,21 +344,9 @@ def test_an_opening_that_asks_is_taken_over_a_network_only_unsure_of_a_clause() 
     assert window.probs()[ASKS] >= WORDS_ASK_P
 
 
-class HearsAStatement:
-    """Stands for the network: P(statement) `statement`, P(asks) 0.05, the rest a clause."""
-
-    words = False
-
-    def __init__(self, statement: float) -> None:
-        self.statement = statement
-
-    def probs(self, window: np.ndarray) -> np.ndarray:
-        from duplex.cue.text import CLASSES, FRAGMENT, STATEMENT
-
-        p = np.zeros(len(CLASSES))
-        p[ASKS], p[STATEMENT] = 0.05, self.statement
-        p[FRAGMENT] = 1.0 - p.sum()
-        return p
+def hears_a_statement(statement: float) -> HearsAClause:
+    """Stands for the network: P(statement) `statement`, P(asks) 0.1, the rest a clause."""
+    return HearsAClause(1.0 - 0.1 - statement)
 
 
 @pytest.mark.parametrize("wh", [True, False])
@@ -367,7 +355,7 @@ def test_an_opening_that_asks_is_not_taken_over_a_network_sure_of_a_statement(wh
     # statement as "but i want to do what" (a wish), the network at P(statement) 0.87-0.88
     from duplex.cue.runtime import WORDS_ASK_STATEMENT_P, CueWindow
 
-    window = CueWindow(HearsAStatement(0.87))  # type: ignore[arg-type]
+    window = CueWindow(hears_a_statement(0.87))  # type: ignore[arg-type]
     window.words = OpeningHeard(True, False, wh=wh)  # type: ignore[assignment]
     window.push(np.zeros(STEP, np.float32))
     assert window._network()[1] >= WORDS_ASK_STATEMENT_P
@@ -380,7 +368,7 @@ def test_an_opening_that_asks_is_taken_over_a_network_only_leaning_to_a_statemen
     # year", at P(statement) 0.84: the words' "it asks" holds
     from duplex.cue.runtime import WORDS_ASK_P, WORDS_ASK_STATEMENT_P, CueWindow
 
-    window = CueWindow(HearsAStatement(0.84))  # type: ignore[arg-type]
+    window = CueWindow(hears_a_statement(0.84))  # type: ignore[arg-type]
     window.words = OpeningHeard(True, False)  # type: ignore[assignment]
     window.push(np.zeros(STEP, np.float32))
     assert window._network()[1] < WORDS_ASK_STATEMENT_P
