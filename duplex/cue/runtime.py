@@ -222,7 +222,8 @@ class CueWindow:
         loopback's "Stop,". Round 20's, taught on conversation windows, put none of those 396 stop
         words above 0.27, nor any of 106 pieces of held-out barge-ins above 0.76, and left held-out
         backchannels at 0.81-0.85 to come back late: since round 21 a piece it puts at
-        LIKELY_BACKCHANNEL_P or over, that the words did not name a stop word, is a likely one.
+        LIKELY_BACKCHANNEL_P or over, that the words did not name a stop word (round 22: whatever
+        they named), is a likely one.
 
         A piece the network is sure of (round 20's network, taught on conversation windows) but
         the words named a stop word is a likely one too: on development conversations the words

@@ -16,9 +16,10 @@ BACKCHANNEL_P = 0.9  # "it was a backchannel (or a cough)": the held reply goes 
 # A backchannel only the recogniser named goes on after this many more silent steps: its first
 # silence may be the detector losing a step inside a longer interruption (runtime.py, piece_verdict).
 LIKELY_WAIT_STEPS = 1
-# The network alone at least this sure (under BACKCHANNEL_P) and the words naming no stop word: a
-# likely backchannel too, after LIKELY_WAIT_STEPS. Round 20's network put no stop word of 396 in
-# conversation windows (development voices and its own) above 0.27 (round 21, docs/cue.md)
+# The network alone at least this sure (under BACKCHANNEL_P): a likely backchannel too, after
+# LIKELY_WAIT_STEPS, whatever the words named but a backchannel (round 21: unless a stop word; round
+# 22: a stop word too). Round 20's network put no stop word of 396 in conversation windows
+# (development voices and its own) above 0.27, nor a held-out barge-in piece of 253 above 0.57 (docs/cue.md)
 LIKELY_BACKCHANNEL_P = 0.8
 SECOND_PIECE_BC_P = 0.5  # ... a second held piece too, when the first was at least this likely one
 STOP_P = 0.9  # "it was a stop word": the reply ends

@@ -315,9 +315,7 @@ class BargeInRules:
         """With cues: a held piece no verdict has covered yet: speech the detector heard (still going
         on, or over and not yet judged), or, since round 21, a sound it never heard that the network
         held for (an "uh-huh"'s tail, a step after the reply went on over it)."""
-        unheard = self.voiced == 0 and self.judged_pieces < self.pieces
-        return (self.cues is not None and (self.voiced > self.judged_voiced or unheard) and self.pieces <= 2
-                and self.speech < self.held_speech_steps)
+        return self.cues is not None and not self.judged and self.pieces <= 2 and self.speech < self.held_speech_steps
 
     @property
     def judged(self) -> bool:
