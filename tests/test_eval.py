@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -190,7 +191,9 @@ def test_sentence_banks_share_no_sentence_and_the_default_is_the_fresh_one(tmp_p
         return {*s.questions, *s.barge_ins, *(t for group in (*s.comma_fragments, *s.final_fragments,
                                                                *s.monologues) for t in group)}
 
-    assert not texts("a") & texts("b")
+    for first, second in itertools.combinations(sorted(BANKS), 2):
+        assert not texts(first) & texts(second), (first, second)
+    assert set(BANKS) >= {"a", "b", "c", "d"}
     assert Builder("espeak", 1, tmp_path, Tts(tmp_path / "tts")).text is BANKS["b"]
 
 

@@ -125,6 +125,86 @@ BANKS = {
              "Now it plays the evening news like it did in the fifties."),
         ),
     ),
+    # Banks "c" and "d" were written in round 23, after every rule of duplex/cue was made: c to measure
+    # how far those rules, made while bank b's failures were read, carry to sentences nobody has
+    # read; d held back, for a claim once c's failures have been read in turn.
+    "c": Sentences(
+        questions=(
+            "Where can I park near the train station for a whole day?",
+            "Are the swimming lessons for children on Saturday mornings?",
+            "What is the quickest way to defrost a chicken safely?",
+            "Does this recipe still work without any eggs?",
+            "Who wrote the song they played at the end of the film?",
+            "Would it be cheaper to take the train or to drive?",
+            "How far is the nearest pharmacy that is open tonight?",
+            "Have you got any tips for sleeping on a long flight?",
+        ),
+        comma_fragments=(
+            ("When the snow starts to melt next month,", "will the mountain pass open again?"),
+            ("Because my laptop keeps overheating,", "should I buy a cooling stand for it?"),
+            ("After we move into the new house,", "how do I change my address for the post?"),
+            ("While my sister is visiting in June,", "where could we go for a day by the sea?"),
+        ),
+        final_fragments=(
+            ("My daughter starts school next week.", "She needs a lunch box and a raincoat.",
+             "Where can I buy both in one shop?"),
+            ("The heating came on at midnight.", "Nobody touched the thermostat.", "Why would it do that on its own?"),
+            ("I bought a second-hand piano.", "Two of the keys make no sound.", "Can a tuner fix that at home?"),
+            ("We are hosting a quiz on Friday.", "I have forty questions so far.", "How many rounds should there be?"),
+        ),
+        barge_ins=(
+            "No, I meant the one near the hospital, not the station.",
+            "Sorry, that is the wrong date, it is the twelfth.",
+            "Wait, can you make it vegetarian instead?",
+            "That is too far, find me something within walking distance.",
+        ),
+        monologues=(
+            ("We adopted a dog from the shelter last month.", "He was shy for the first few days.",
+             "Now he follows my son everywhere around the house."),
+            ("The bakery on our street closed in October.", "A bicycle shop opened in its place.",
+             "It already has a queue every Saturday morning."),
+            ("My brother ran his first marathon in the spring.", "He trained for almost a whole year.",
+             "He finished just under four hours."),
+        ),
+    ),
+    "d": Sentences(
+        questions=(
+            "Is the castle open to visitors on bank holidays?",
+            "What time does the last boat leave the harbour tonight?",
+            "Can you remind me how to reset the router?",
+            "Which plants grow well on a shady balcony?",
+            "How much should I tip a taxi driver here?",
+            "Do you think it will be windy enough to fly a kite?",
+            "Where did I put the list of things for the party?",
+            "Could you find a recipe that uses leftover rice?",
+        ),
+        comma_fragments=(
+            ("If the train is late again tomorrow,", "can I claim the money back?"),
+            ("Now that the garden is full of weeds,", "what is the easiest way to clear it?"),
+            ("Before the guests arrive on Saturday,", "how long do I need to roast the lamb?"),
+            ("Since the gym changed its opening hours,", "when is the quietest time to go?"),
+        ),
+        final_fragments=(
+            ("The washing machine is leaking.", "There is water all over the floor.", "Who should I call first?"),
+            ("I started a vegetable patch.", "The carrots came up very thin.", "What did I do wrong?"),
+            ("My phone fell in the sink.", "It still turns on but the screen flickers.", "Is it worth repairing?"),
+            ("We booked a cabin by the lake.", "It has no electricity at all.", "What should we bring for cooking?"),
+        ),
+        barge_ins=(
+            "Hold on, I said Thursday, not Tuesday.",
+            "No no, the other address, the one on Mill Lane.",
+            "Stop, I already tried that and it did not help.",
+            "Excuse me, I wanted the price for two nights.",
+        ),
+        monologues=(
+            ("My uncle keeps bees behind his cottage.", "Every August he sells the honey at the market.",
+             "This year he ran out before lunch."),
+            ("The school play was on Thursday evening.", "My son had two lines as a talking tree.",
+             "He remembered both of them perfectly."),
+            ("Our street had a power cut last night.", "We lit candles and played board games.",
+             "The lights came back just after ten."),
+        ),
+    ),
 }
 
 
