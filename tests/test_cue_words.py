@@ -41,7 +41,8 @@ def shared(recogniser: OpeningWords) -> OpeningWords:
                                    "any idea where", "who runs the shop", "do you know", "please find me a taxi",
                                    "i would like to book a table", "i need a plumber", "i'd like a coffee",
                                    "i'd love a map", "i wonder if", "what you'd do", "what time is it",
-                                   "what happened"])
+                                   "what happened", "who wrote the song", "who is coming", "how soon can you",
+                                   "how cheap is it"])
 def test_openings_of_questions_and_requests_ask(words: str) -> None:
     assert asks(words.split())
 
@@ -52,7 +53,7 @@ def test_openings_of_questions_and_requests_ask(words: str) -> None:
                                    "i'd change the cartridge", "i would go there", "i'd", "what on and",
                                    "what what got it", "might tend to visit", "how", "was real",
                                    "should get rid of", "is", "what i'd do next", "but what they've got",
-                                   "what another target"])
+                                   "what another target", "who the", "who i met", "how the", "how it"])
 def test_openings_of_statements_and_clauses_do_not(words: str) -> None:
     assert not asks(words.split())
 

@@ -71,13 +71,17 @@ SUBJECTS = frozenset({"i", "you", "we", "he", "she", "it", "they", "there", "the
 # recogniser puts a "what" on many onsets it cannot read ("what on and", "what what got it", for
 # "the lights went out"), and a wh-word before its subject opens a clause ("when the plumber came",
 # "what I mean is").
+# (round 23: bank c's questions, "who wrote the song", "how soon", found "who" and "how" shorter
+# than English; "who" asks as "what" does, before anything that is not a subject or a determiner)
 WH_NEXT = {
-    "how": frozenset({"many", "much", "long", "far", "often", "old", "big", "about", "come", "else"}),
-    "who": frozenset({"runs", "knows", "owns", "makes", "said", "called", "else"}),
+    "how": frozenset({"many", "much", "long", "far", "often", "old", "big", "about", "come", "else", "soon",
+                      "late", "early", "fast", "quickly", "well", "hot", "cold", "tall", "deep", "wide", "heavy",
+                      "expensive", "cheap", "high", "close", "near", "loud", "bad", "good", "large", "small"}),
     "when": frozenset(), "where": frozenset({"else"}), "why": frozenset({"not"}),
 }
+NOUN_ASKING = frozenset({"what", "which", "whose", "who"})  # ... before a noun or a verb: NOT_A_NOUN below
 ASKING_CONTRACTIONS = frozenset({"what's", "where's", "who's", "how's", "when's", "why's", "which's"})
-# after "which" / "what" / "whose", anything but these is the noun of a question: a subject with its
+# after "which" / "what" / "whose" / "who", anything but these is a question's noun or verb: a subject with its
 # verb ("what i'd do next", "what they've got") opens a clause, as "what another ..." exclaims
 # (round 22: held-out statements heard so started the reply in a pause; "you'd" stays a question's,
 # "what would you ..." heard as "what you'd")
@@ -123,12 +127,12 @@ def asks(words: list[str]) -> bool:
         return True
     if len(rest) < 2:
         return False
-    if first in ("what", "which", "whose"):
+    if first in NOUN_ASKING:
         return rest[1] in AUXILIARIES or rest[1] not in NOT_A_NOUN
     return first in WH_NEXT and (rest[1] in AUXILIARIES or rest[1] in WH_NEXT[first])
 
 
-WH_WORDS = frozenset({"what", "which", "whose", *WH_NEXT}) | ASKING_CONTRACTIONS
+WH_WORDS = NOUN_ASKING | frozenset(WH_NEXT) | ASKING_CONTRACTIONS
 
 
 def opens_with_wh(words: list[str]) -> bool:
