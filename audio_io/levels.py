@@ -66,6 +66,12 @@ class NoiseFloor:
         """The loudest level that is still only the room."""
         return max(self.least, self.margin * min(min(self.levels, default=0.0), self.cap))
 
+    def sounds(self, level: float, least: float = 10 ** (-60 / 20)) -> bool:
+        """A sound of this level is more than the room, however soft (a word's first frames, under
+        `quiet()`'s floor): `margin` over its quietest recent chunk, and over `least` (a room of
+        digital silence)."""
+        return level > max(least, self.margin * min(self.levels, default=0.0))
+
     def silent(self, level: float) -> bool:
         """Only the room in a chunk of this level. In a room louder than the loudest floor (the
         quietest recent chunk over `quiet()` at the cap: -34 dBFS) no chunk could be the room, so

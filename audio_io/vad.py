@@ -25,6 +25,10 @@ class VadKind(StrEnum):
 
 
 class Vad(Protocol):
+    # whether the last chunk `speech_prob` heard ended in speech (its last frame or window): a voice
+    # coming back at the end of a chunk mostly of silence, which its probability calls silent
+    ends_in_speech: bool
+
     def speech_prob(self, chunk: np.ndarray) -> float:
         """Probability (0..1) that the 160 ms chunk holds speech."""
         ...
@@ -44,14 +48,16 @@ class WebRtcVad:
         self._vad = webrtcvad.Vad(aggressiveness)
         self._pcm = np.zeros(STEP_SAMPLES, dtype=np.int16)
         self._scaled = np.zeros(STEP_SAMPLES, dtype=np.float32)
+        self.ends_in_speech = False
 
     def speech_prob(self, chunk: np.ndarray) -> float:
         np.clip(chunk * 32767.0, -32768.0, 32767.0, out=self._scaled)
         self._pcm[:] = self._scaled
         raw = self._pcm.tobytes()
         step = self.FRAME * 2
-        voiced = sum(self._vad.is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, len(raw), step))
-        return voiced / (len(raw) // step)
+        voiced = [self._vad.is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, len(raw), step)]
+        self.ends_in_speech = bool(voiced[-1])
+        return sum(voiced) / len(voiced)
 
     def reset(self) -> None:
         """A fresh detector: webrtcvad adapts its noise estimates and hangover to what it has heard,
@@ -59,6 +65,7 @@ class WebRtcVad:
         import webrtcvad
 
         self._vad = webrtcvad.Vad(self._aggressiveness)
+        self.ends_in_speech = False
 
 
 class SileroVad:
@@ -89,11 +96,13 @@ class SileroVad:
             )
             self._buffer[0, : self.CONTEXT] = self._buffer[0, -self.CONTEXT :]
             best = max(best, float(out[0, 0]))
+            self.ends_in_speech = float(out[0, 0]) >= 0.5
         return best
 
     def reset(self) -> None:
         self._state = np.zeros((2, 1, 128), dtype=np.float32)
         self._buffer[:] = 0.0
+        self.ends_in_speech = False
 
 
 def make_vad(kind: VadKind | str, aggressiveness: int = 2) -> Vad:

@@ -117,6 +117,38 @@ def test_vads_hear_speech_and_not_silence(vad_cls, speech) -> None:
     assert max(silence) < 0.5
 
 
+@pytest.mark.parametrize("vad_cls", [WebRtcVad, SileroVad])
+def test_vads_say_whether_a_chunk_ended_in_speech(vad_cls, speech) -> None:
+    if vad_cls is SileroVad:
+        pytest.importorskip("silero_vad")
+    vad = vad_cls()
+    audio = read_all(speech("The quick brown fox jumps over the lazy dog."))
+    voiced = max(range(0, audio.size - STEP_SAMPLES, STEP_SAMPLES),
+                 key=lambda i: float(np.sqrt(np.mean(audio[i: i + STEP_SAMPLES] ** 2))))
+    chunk = np.zeros(2 * STEP_SAMPLES, np.float32)
+    chunk[STEP_SAMPLES - 1024:STEP_SAMPLES] = audio[voiced: voiced + 1024]  # the voice comes back at the end
+    vad.speech_prob(np.zeros(STEP_SAMPLES, np.float32))
+    assert not vad.ends_in_speech
+    vad.speech_prob(chunk[:STEP_SAMPLES])
+    assert vad.ends_in_speech
+    vad.speech_prob(chunk[STEP_SAMPLES:])
+    assert not vad.ends_in_speech
+    vad.reset()
+    assert not vad.ends_in_speech
+
+
+def test_a_sound_is_more_than_the_room_however_soft() -> None:
+    floor = NoiseFloor()
+    for _ in range(5):
+        floor.observe(0.0)  # digital silence
+    assert floor.sounds(10 ** (-55 / 20)) and not floor.sounds(10 ** (-65 / 20))
+    assert floor.silent(10 ** (-55 / 20))  # (under quiet(): the room, to the silence a turn waits for)
+    room = NoiseFloor()
+    for _ in range(5):
+        room.observe(10 ** (-30 / 20))  # a loud room
+    assert not room.sounds(10 ** (-30 / 20)) and room.sounds(10 ** (-22 / 20))
+
+
 def test_audible_spans_merge_short_gaps() -> None:
     x = np.zeros(SAMPLE_RATE, np.float32)
     x[1600:3200] = 0.1
