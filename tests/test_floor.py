@@ -22,6 +22,8 @@ from tests.cue_fakes import NamedPiece, ScriptedCues, VerdictsInTurn
 class ScriptedVad:
     """Speech wherever the chunk is loud: the rules under test, not a detector's quirks."""
 
+    ends_in_speech = False
+
     def speech_prob(self, chunk: np.ndarray) -> float:
         return 1.0 if float(np.abs(chunk).max()) > 0.05 else 0.0
 

@@ -12,26 +12,22 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   already: a network can take a voice it has never met for its own echo and talk on;
 - a held reply resumes only after `RESUME_QUIET_STEPS` of user silence (0.8 s), longer than the
   gaps of a hesitant barge-in (0.2-0.6 s) and the pauses inside a sentence; silence is the room's
-  (round 16, as the VAD floor's since round 15): a chunk over the noise floor that the detector does
-  not call speech (the soft onset of the next piece) is not counted, unless it follows speech
-  directly (a word's tail);
+  (round 16): a chunk over the noise floor the detector does not call speech (the soft onset of the
+  next piece) is not counted, unless it follows speech directly (a word's tail);
 - a second piece of user speech while the reply is held is a barge-in (BREAK), as is user speech
   over the held reply for longer than any backchannel (`HELD_SPEECH_STEPS`);
 - after a BREAK, the next turn waits for `AFTER_BREAK_QUIET_STEPS` of silence (0.48 s), so the
   reply to an interruption starts when it is over, not at its first comma;
 - a held piece that was a "shh" (no voice, a sustained hiss: floor/pitch.py's `hushed`) ends the
-  reply at its first silence, and no turn is taken until the user speaks again: it asked for
-  quiet (without this rule it had no voice, was taken for a cough and resumed over);
+  reply at its first silence, and no turn is taken until the user speaks again (it asked for quiet);
 - optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
   patient setting, for users who pause to think longer than the network expects;
-- (round 17) a turn the network never claims is taken `UNCLAIMED_EXTRA_STEPS` after the longest wait
-  above, if the user spoke for longer than a cough: under white noise at -30 dBFS the network never
-  asked for the turn, and the user waited for ever.
+- (round 17) a turn the network never claims (under white noise at -30 dBFS) is taken
+  `UNCLAIMED_EXTRA_STEPS` after the longest wait above, if the user spoke for longer than a cough.
 
-With the cue model (`tiny_fd.cues`; duplex/cue: it hears the words and the melody of the user's
-last utterance), six more, which the network's sense of timing cannot give because a silence
-sounds the same after "mm-hmm" as after "wait", and after a question as after the first of three
-sentences:
+With the cue model (`tiny_fd.cues`: the words and the melody of the user's last utterance), more,
+which the network's sense of timing cannot give: a silence sounds the same after "mm-hmm" as after
+"wait", and after a question as after the first of three sentences:
 
 - a held reply goes on as soon as a short piece is over when the piece was a backchannel (or a
   cough), instead of after 0.8 s; a second piece is judged too, when it is over, and goes on only
@@ -40,24 +36,22 @@ sentences:
 - (round 8) a piece is heard out before anything ends the reply: a BREAK the network proposes over
   the reply or over a piece still going on is a hold until the piece is over and judged (the
   speaker is silent either way), and it ends the reply then unless the piece was a backchannel
-  or a noise;
-  speech over the held reply ends it after `HEARD_OUT_STEPS` (1.44 s since round 22: a drawn-out
-  "uh-huh" is 0.9-1.1 s) instead of 0.96 s; a piece is judged once the detector has heard it and
-  it is over (the echo's margin can hide the first step of a voice as loud as the reply), or,
-  never heard, once the microphone is quiet;
-- a turn that did not end on a question (a statement the user may go on after, a clause ended on a
-  comma) is taken only after `unfinished_quiet_steps` of silence (1.6 s, longer than a thinking
-  pause): no start in the user's pauses, a later answer to a plain statement;
+  or a noise; speech over the held reply ends it after `HEARD_OUT_STEPS` (1.44 s since round 22:
+  a drawn-out "uh-huh" is 0.9-1.1 s) instead of 0.96 s; a piece is judged once the detector has
+  heard it and it is over (the echo's margin can hide a voice's first step), or, never heard,
+  once the microphone is quiet;
+- a turn that did not end on a question (a statement, a clause ended on a comma) is taken only after
+  `unfinished_quiet_steps` of silence (1.6 s): no start in the user's pauses, a later answer to a statement;
 - a clear question is answered after 0.32 s of silence even when the network would wait longer;
 - after a BREAK, words that were only a short piece (a stop word, or what sounds like "yeah") are
   not the end of the interruption ("hold on, ... no, ..."): the turn waits the unfinished silence,
-  or for the rest of it.
+  or for the rest of it; (round 23) nor is a reply held within `FALSE_START_STEPS` (0.48 s) of its
+  start interrupted: it was a false start, and the turn the user went on with is timed as any.
 
 With `tiny_fd.cue_words` a recogniser (duplex/cue/words.py) can raise two of those verdicts past
 their bars: "it asks" (a question's opening words) and "backchannel" (a held piece heard as one).
-A backchannel the words alone named (round 16) goes on one silent step later, not at the first: that
-silence can be the detector losing a step inside a longer interruption, and the user going on
-sends the piece back to be judged when it is over.
+A backchannel the words alone named goes on one silent step later (round 16): the first silence can
+be the detector losing a step inside a longer interruption.
 """
 
 from __future__ import annotations
@@ -99,6 +93,7 @@ AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
 UNCLAIMED_EXTRA_STEPS = 2  # a turn the network never claims: taken this long (0.32 s) after the rules' longest wait
 UNCLAIMED_SPEECH_STEPS = 3  # ... once the user has spoken this long (0.48 s: more than a cough or a click)
+FALSE_START_STEPS = 3  # a reply held this soon (0.48 s) was a false start: nobody reacts to one that fast
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +140,8 @@ class BargeInRules:
         self.spoke = False  # the user has spoken since the model last took the turn
         self.spoken = 0  # ... steps of it
         self.since_break = False  # the model's last BREAK has not been answered yet
+        self.replied = 0  # steps the speaker has played since the model last listened
+        self.false_start = False  # the reply was held within FALSE_START_STEPS: the user's turn goes on
         self.holding = False  # the reply is held (a silent beat) for user speech
         self.quiet = 0  # steps of user silence, counted while the speaker is quiet
         self.speech = 0  # steps of user speech over the held reply
@@ -161,7 +158,7 @@ class BargeInRules:
             ("resume_held", "second_piece", "held_speech", "user_over_reply", "turn_after_break", "turn_silence",
              "backchannel", "likely_backchannel", "stop_word", "question_answered", "unfinished_turn",
              "stop_word_pending", "break_deferred", "break_held", "break_heard_out", "hushed", "hushed_quiet",
-             "missed_sound", "turn_unclaimed"), 0)
+             "missed_sound", "turn_unclaimed", "voice_returning"), 0)
 
     def prepare(self, chunk: np.ndarray, speaking: bool) -> None:
         """Before the step, on the thread that owns this conversation (a server lane's own, not the
@@ -178,11 +175,9 @@ class BargeInRules:
             self.cues.prefetch()
 
     def _may_judge(self, speaking: bool) -> bool:
-        """Whether this step may ask the cue model for a verdict, from the state before it: it is the
-        step at which a held piece, an utterance or an interruption is judged if this chunk turns
-        out silent. A wrong guess costs a verdict worked out for nothing (on this thread), or one worked
-        out in `filter` after all (the network's wish for the turn before the second silent step).
-        Not guessed from the chunk's level: the detector hears the tail of a word as silence."""
+        """Whether this step may ask the cue model for a verdict (from the state before it): a held
+        piece, an utterance or an interruption is judged here if this chunk turns out silent. A wrong
+        guess costs a verdict worked out for nothing, or one worked out in `filter` after all."""
         if speaking:
             return (self.holding and self.pieces <= 2 and self.speech < self.held_speech_steps
                     and ((self.voiced > self.judged_voiced and self.quiet == 0)
@@ -207,8 +202,9 @@ class BargeInRules:
             first = self._listening(first, chunk, level)
         else:
             self.holding = False
-        if first == V.BREAK:
-            self.after_break, self.quiet, self.deferred, self.since_break = 0, 0, False, True
+        if first == V.BREAK:  # after a false start, the turn the user went on with is timed as any turn
+            self.after_break, self.quiet, self.deferred, self.verdict = 0, 0, False, None
+            self.since_break = not self.false_start
         return first
 
     def _speaking(self, first: int, chunk: np.ndarray, level: float) -> int:
@@ -260,6 +256,7 @@ class BargeInRules:
                 return self._released(V.CONT)
             return first
         self.quiet = 0  # the speaker plays: silence is counted again from the hold or the reply's end
+        self.replied += 1
         # The one rule that reads the microphone while the speaker plays: a user clearly louder than
         # any echo of it (within 6 dB of what it plays, or louder) for OVER_REPLY_STEPS holds the reply,
         # whatever the network made of the sound (it can take a voice it has not met for its own).
@@ -276,6 +273,7 @@ class BargeInRules:
         if first == V.THINK:
             self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
+            self.false_start = self.replied <= FALSE_START_STEPS
             self.piece_steps = 1
             self.voiced = int(heard or was_over > 0)  # the detector heard it too (over the echo margin)
             self.judged_pieces, self.judged_voiced, self.first_bc = 0, 0, 0.0
@@ -350,6 +348,7 @@ class BargeInRules:
         return not self.only_stopped
 
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
+        self.replied, self.false_start = 0, False
         if self.voice.speaking(chunk, level):
             self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
             self.only_stopped, self.asked_quiet, self.spoken = None, False, self.spoken + 1
@@ -380,16 +379,19 @@ class BargeInRules:
         if self.quiet < self.turn_quiet_steps and self.wanted <= self.turn_quiet_steps:
             self.deferred = True
             return self._fire("turn_silence", V.THINK)
-        # Not after a statement or a comma: the user may go on (the same give-way as above). The
-        # answer to an interruption is not held back: the user has just asked for the floor.
+        # Not after a statement or a comma (the user may go on); an interruption's answer is not held back.
         if (not self.since_break and self.quiet < self.unfinished_quiet_steps
                 and self.wanted <= self.unfinished_quiet_steps and self._asks() < ASKS_P):
             self.deferred = True
             return self._fire("unfinished_turn", V.THINK)
+        if self.voice.returning(chunk):  # round 23: a chunk "silent" but for its end, the voice coming back
+            self.deferred = True
+            return self._fire("voice_returning", V.THINK)
         self.deferred, self.spoke, self.since_break, self.spoken = False, False, False, 0
         return V.SHIFT
 
     def _released(self, token: int) -> int:
+        self.false_start = self.false_start and token == V.BREAK
         self.holding, self.speech, self.pieces, self.deferred, self.likely = False, 0, 0, False, False
         return token
 

@@ -20,6 +20,7 @@ REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making 
 # above it; never taken above -40 dBFS (in long speech, its quietest chunk) nor under REARM_LEVEL
 ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
 USER_VOICE_AGGRESSIVENESS = 3  # WebRTC's strictest mode (`tiny_fd.vad: webrtc`)
+VOICE_TAIL = 640  # a chunk's last 40 ms: is the voice coming back?
 
 
 class UserVoice:
@@ -46,6 +47,14 @@ class UserVoice:
     def speaking(self, chunk: np.ndarray, level: float) -> bool:
         floor = max(self.noise.quiet(), ECHO_MARGIN * max(self.played, default=0.0))
         return level > floor and self.vad.speech_prob(chunk) >= 0.5
+
+    def returning(self, chunk: np.ndarray) -> bool:
+        """After `speaking` on this chunk: does it end in the user's voice? A chunk is speech when
+        most of its frames are, so a voice coming back after a short gap (a breath inside a
+        question) ends a chunk the detector calls silent; its first frames are soft (-55 to -48 dBFS
+        on held-out voices), so they need only be a sound over the room, not over its floor
+        (the detector's hangover flags frames of digital silence after speech)."""
+        return self.vad.ends_in_speech and self.noise.sounds(rms(chunk[-VOICE_TAIL:]))
 
     def silent(self, level: float) -> bool:
         """Nothing but the room in this chunk: at or under the noise floor (no echo margin)."""
