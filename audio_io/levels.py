@@ -66,11 +66,12 @@ class NoiseFloor:
         """The loudest level that is still only the room."""
         return max(self.least, self.margin * min(min(self.levels, default=0.0), self.cap))
 
-    def sounds(self, level: float, least: float = 10 ** (-60 / 20)) -> bool:
+    def sounds(self, level: float, over: float = 4.0, least: float = 10 ** (-60 / 20)) -> bool:
         """A sound of this level is more than the room, however soft (a word's first frames, under
-        `quiet()`'s floor): `margin` over its quietest recent chunk, and over `least` (a room of
+        `quiet()`'s floor): `over` times its quietest recent chunk (12 dB: a few frames of a steady
+        noise stray further from its level than a whole chunk does), and over `least` (a room of
         digital silence)."""
-        return level > max(least, self.margin * min(self.levels, default=0.0))
+        return level > max(least, over * min(self.levels, default=0.0))
 
     def silent(self, level: float) -> bool:
         """Only the room in a chunk of this level. In a room louder than the loudest floor (the

@@ -93,7 +93,7 @@ AFTER_BREAK_QUIET_STEPS = 3  # silence (0.48 s) before the turn after a BREAK
 AFTER_BREAK_LIMIT_STEPS = 31  # ... a rule that gives way after 5 s (a detector fooled by noise)
 UNCLAIMED_EXTRA_STEPS = 2  # a turn the network never claims: taken this long (0.32 s) after the rules' longest wait
 UNCLAIMED_SPEECH_STEPS = 3  # ... once the user has spoken this long (0.48 s: more than a cough or a click)
-FALSE_START_STEPS = 3  # a reply held this soon (0.48 s) was a false start: nobody reacts to one that fast
+FALSE_START_STEPS = 2  # a reply held this soon (0.32 s) was a false start: nobody reacts to one that fast
 
 
 @dataclass(frozen=True, slots=True)
