@@ -105,24 +105,24 @@ def test_wav_sink_is_readable_while_still_open(tmp_path: Path) -> None:
     assert sf.info(tmp_path / "o.wav").frames == 6 * STEP_SAMPLES
 
 
-@pytest.mark.parametrize("vad_cls", [WebRtcVad, SileroVad])
-def test_vads_hear_speech_and_not_silence(vad_cls, speech) -> None:
-    if vad_cls is SileroVad:
+@pytest.fixture(params=[WebRtcVad, SileroVad])
+def vad_and_sentence(request, speech):
+    """Each detector, and a spoken sentence for it to hear."""
+    if request.param is SileroVad:
         pytest.importorskip("silero_vad")
-    vad = vad_cls()
-    audio = read_all(speech("The quick brown fox jumps over the lazy dog."))
+    return request.param(), read_all(speech("The quick brown fox jumps over the lazy dog."))
+
+
+def test_vads_hear_speech_and_not_silence(vad_and_sentence) -> None:
+    vad, audio = vad_and_sentence
     probs = [vad.speech_prob(audio[i : i + STEP_SAMPLES]) for i in range(0, audio.size, STEP_SAMPLES)]
     silence = [vad.speech_prob(np.zeros(STEP_SAMPLES, np.float32)) for _ in range(5)]
     assert np.mean(np.array(probs) >= 0.5) > 0.6
     assert max(silence) < 0.5
 
 
-@pytest.mark.parametrize("vad_cls", [WebRtcVad, SileroVad])
-def test_vads_say_whether_a_chunk_ended_in_speech(vad_cls, speech) -> None:
-    if vad_cls is SileroVad:
-        pytest.importorskip("silero_vad")
-    vad = vad_cls()
-    audio = read_all(speech("The quick brown fox jumps over the lazy dog."))
+def test_vads_say_whether_a_chunk_ended_in_speech(vad_and_sentence) -> None:
+    vad, audio = vad_and_sentence
     voiced = max(range(0, audio.size - STEP_SAMPLES, STEP_SAMPLES),
                  key=lambda i: float(np.sqrt(np.mean(audio[i: i + STEP_SAMPLES] ** 2))))
     chunk = np.zeros(2 * STEP_SAMPLES, np.float32)
