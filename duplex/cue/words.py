@@ -67,7 +67,7 @@ SUBJECTS = frozenset({"i", "you", "we", "he", "she", "it", "they", "there", "the
                       "those", "my", "your", "our", "his", "her", "their", "anyone", "anybody", "someone", "somebody",
                       "anything", "something", "any", "some", "one"})
 # A wh-word asks only with the word a question puts after it: an auxiliary ("what is", "when does"),
-# a noun after "which" or "what" ("which museum"), or one of these ("how many", "who runs"). The
+# a noun after "which" or "what" ("which museum"), or one of these ("how many", "where else"). The
 # recogniser puts a "what" on many onsets it cannot read ("what on and", "what what got it", for
 # "the lights went out"), and a wh-word before its subject opens a clause ("when the plumber came",
 # "what I mean is").

@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    from duplex.eval.heldout import SHAPES
+    from duplex.eval.heldout import BANKS, SHAPES
     from duplex.eval.tts import FAMILIES
 
     p = _Parser(prog="python -m duplex.eval", description=__doc__.split("\n")[0])
@@ -38,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--family", default="festival", choices=FAMILIES,
                    help="TTS family of the user's voices (festival is left out of tiny-fd's training)")
     p.add_argument("--seed", type=int, default=1, help="draws voices, sentences, pauses and delays")
-    p.add_argument("--sentences", default="b", choices=("a", "b", "c", "d"),
+    p.add_argument("--sentences", default="b", choices=tuple(BANKS),
                    help="sentence bank: b (default); c and d written in round 23, after the cue rules "
                         "(docs/metrics.md); a was looked at while tiny-fd v2 was tuned")
     p.add_argument("--voices", default=None,

@@ -20,10 +20,10 @@ listening after a BREAK), so the model's own voice cannot pass for the user, but
   reply to an interruption starts when it is over, not at its first comma;
 - a held piece that was a "shh" (no voice, a sustained hiss: floor/pitch.py's `hushed`) ends the
   reply at its first silence, and no turn is taken until the user speaks again (it asked for quiet);
-- optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long: the
-  patient setting, for users who pause to think longer than the network expects;
+- optionally (`tiny_fd.turn_silence_s`), no turn before the user has been silent that long;
 - (round 17) a turn the network never claims (under white noise at -30 dBFS) is taken
-  `UNCLAIMED_EXTRA_STEPS` after the longest wait above, if the user spoke for longer than a cough.
+  `UNCLAIMED_EXTRA_STEPS` after the longest wait above, if the user spoke for longer than a cough;
+- (round 23) no turn at a step whose chunk, silent to the detector, ends in the user's voice.
 
 With the cue model (`tiny_fd.cues`: the words and the melody of the user's last utterance), more,
 which the network's sense of timing cannot give: a silence sounds the same after "mm-hmm" as after
@@ -45,7 +45,7 @@ which the network's sense of timing cannot give: a silence sounds the same after
 - a clear question is answered after 0.32 s of silence even when the network would wait longer;
 - after a BREAK, words that were only a short piece (a stop word, or what sounds like "yeah") are
   not the end of the interruption ("hold on, ... no, ..."): the turn waits the unfinished silence,
-  or for the rest of it; (round 23) nor is a reply held within `FALSE_START_STEPS` (0.48 s) of its
+  or for the rest of it; (round 23) nor is a reply held within `FALSE_START_STEPS` (0.32 s) of its
   start interrupted: it was a false start, and the turn the user went on with is timed as any.
 
 With `tiny_fd.cue_words` a recogniser (duplex/cue/words.py) can raise two of those verdicts past

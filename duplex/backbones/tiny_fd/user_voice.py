@@ -51,9 +51,9 @@ class UserVoice:
     def returning(self, chunk: np.ndarray) -> bool:
         """After `speaking` on this chunk: does it end in the user's voice? A chunk is speech when
         most of its frames are, so a voice coming back after a short gap (a breath inside a
-        question) ends a chunk the detector calls silent; its first frames are soft (-55 to -48 dBFS
-        on held-out voices), so they need only be a sound over the room, not over its floor
-        (the detector's hangover flags frames of digital silence after speech)."""
+        question) ends a chunk the detector calls silent; its first frames are soft (-54 and -47 dBFS
+        on two held-out ones), so they need only be a sound over the room, not over its floor (the
+        level is checked at all: the detector's hangover flags frames of digital silence after speech)."""
         return self.vad.ends_in_speech and self.noise.sounds(rms(chunk[-VOICE_TAIL:]))
 
     def silent(self, level: float) -> bool:
