@@ -205,6 +205,46 @@ BANKS = {
              "The lights came back just after ten."),
         ),
     ),
+    # Bank "e", written in round 23 and never run: the next round's claim, once d has been read.
+    "e": Sentences(
+        questions=(
+            "Is it safe to leave the dog alone in the car for ten minutes?",
+            "What do people usually wear to a christening?",
+            "Can I plant roses in the autumn or should I wait?",
+            "Which platform does the night train to the coast leave from?",
+            "How often should the smoke alarm batteries be changed?",
+            "Does the library lend out cake tins as well as books?",
+            "Where is the nearest place to recycle an old fridge?",
+            "Would you recommend a good book about the moon landings?",
+        ),
+        comma_fragments=(
+            ("When the lease runs out in September,", "do we have to repaint the walls?"),
+            ("Now that my knee is getting better,", "how soon can I start running again?"),
+            ("If we leave the house before seven,", "will we miss the worst of the traffic?"),
+            ("Although the shop says it is waterproof,", "can I really take this watch swimming?"),
+        ),
+        final_fragments=(
+            ("Our son wants a pet lizard.", "His room is quite cold in winter.", "Is that a problem for a lizard?"),
+            ("I ordered a sofa in May.", "It still has not been delivered.", "What are my rights now?"),
+            ("The neighbours are building a wall.", "It blocks the light into our kitchen.",
+             "Who decides how tall it can be?"),
+            ("My grandfather left me a clock.", "It stopped the day after the funeral.", "Where could I get it fixed?"),
+        ),
+        barge_ins=(
+            "No, the appointment is for my daughter, not for me.",
+            "Hang on, I never said anything about Sunday.",
+            "Sorry, I meant the one with the green roof.",
+            "Wait, how much would that cost altogether?",
+        ),
+        monologues=(
+            ("We walked up the hill behind the village.", "At the top there was a ruined windmill.",
+             "You could see three counties from the doorway."),
+            ("My aunt opened a small bookshop last spring.", "She sells second-hand novels and maps.",
+             "On Fridays she reads stories to the local children."),
+            ("The storm took half the tiles off our roof.", "A builder came round the next morning.",
+             "He covered the hole with a big blue sheet."),
+        ),
+    ),
 }
 
 
