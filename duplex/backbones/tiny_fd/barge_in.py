@@ -140,8 +140,7 @@ class BargeInRules:
         self.spoke = False  # the user has spoken since the model last took the turn
         self.spoken = 0  # ... steps of it
         self.since_break = False  # the model's last BREAK has not been answered yet
-        self.replied = 0  # steps the speaker has played since the model last listened
-        self.false_start = False  # the reply was held within FALSE_START_STEPS: the user's turn goes on
+        self.replied = 0  # steps the speaker has played since the model last listened (not counted while held)
         self.holding = False  # the reply is held (a silent beat) for user speech
         self.quiet = 0  # steps of user silence, counted while the speaker is quiet
         self.speech = 0  # steps of user speech over the held reply
@@ -204,7 +203,7 @@ class BargeInRules:
             self.holding = False
         if first == V.BREAK:  # after a false start, the turn the user went on with is timed as any turn
             self.after_break, self.quiet, self.deferred, self.verdict = 0, 0, False, None
-            self.since_break = not self.false_start
+            self.since_break = self.replied > FALSE_START_STEPS  # (with cues a BREAK ends a hold)
         return first
 
     def _speaking(self, first: int, chunk: np.ndarray, level: float) -> int:
@@ -273,7 +272,6 @@ class BargeInRules:
         if first == V.THINK:
             self.over = 0
             self.holding, self.quiet, self.speech, self.pieces = True, 0, 1, 1  # held for a sound it heard
-            self.false_start = self.replied <= FALSE_START_STEPS
             self.piece_steps = 1
             self.voiced = int(heard or was_over > 0)  # the detector heard it too (over the echo margin)
             self.judged_pieces, self.judged_voiced, self.first_bc = 0, 0, 0.0
@@ -348,7 +346,7 @@ class BargeInRules:
         return not self.only_stopped
 
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
-        self.replied, self.false_start = 0, False
+        self.replied = 0
         if self.voice.speaking(chunk, level):
             self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
             self.only_stopped, self.asked_quiet, self.spoken = None, False, self.spoken + 1
@@ -391,7 +389,6 @@ class BargeInRules:
         return V.SHIFT
 
     def _released(self, token: int) -> int:
-        self.false_start = self.false_start and token == V.BREAK
         self.holding, self.speech, self.pieces, self.deferred, self.likely = False, 0, 0, False, False
         return token
 

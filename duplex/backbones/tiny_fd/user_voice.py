@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from audio_io.format import rms
+from audio_io.format import SAMPLE_RATE, rms
 from audio_io.levels import NoiseFloor
 from audio_io.vad import Vad, make_vad
 
@@ -20,7 +20,7 @@ REARM_LEVEL = 10 ** (-45 / 20)  # RMS of a chunk that counts as the user making 
 # above it; never taken above -40 dBFS (in long speech, its quietest chunk) nor under REARM_LEVEL
 ECHO_MARGIN = 0.5  # ... and, for the echo's tail, above half of what the speaker played lately
 USER_VOICE_AGGRESSIVENESS = 3  # WebRTC's strictest mode (`tiny_fd.vad: webrtc`)
-VOICE_TAIL = 640  # a chunk's last 40 ms: is the voice coming back?
+VOICE_TAIL = round(0.04 * SAMPLE_RATE)  # a chunk's last 40 ms: is the voice coming back?
 
 
 class UserVoice:
