@@ -156,6 +156,67 @@ def test_compare_pools_draws_of_one_setup_into_a_column_with_its_seeds(tmp_path:
     assert "| false starts: turns with pauses/gaps | 4/40 (10%; 4%-23%) | 0/10 (0%; 0%-28%) |" in table
 
 
+def test_the_sentences_a_conversation_records_are_the_ones_its_turn_says(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from duplex.eval.heldout import BANKS, turn_sentences
+
+    said: list[str] = []
+
+    def say(self: Builder, text: str, speaker: object) -> np.ndarray:
+        said.append(text)
+        return np.full(8000, 0.1, dtype=np.float32)
+
+    monkeypatch.setattr(Builder, "say", say)
+    builder = Builder("espeak", 5, tmp_path / "work", Tts(tmp_path / "tts"), bank="c")
+    at = 0  # each conversation's turn is said, in one piece and in order, after the one before it
+    for conversation in builder.build(2):
+        k = int(conversation.scenario.name.rsplit("-", 1)[1]) - 1
+        assert conversation.sentences == turn_sentences(BANKS["c"], 5, conversation.shape, k)
+        run = list(conversation.sentences)
+        at = next(i for i in range(at, len(said)) if said[i: i + len(run)] == run) + len(run)
+    assert len({c.sentences for c in builder.build(1) if c.shape in ("smooth_turn_taking", "backchannel",
+                                                                      "user_interruption", "hesitant_barge_in")}) == 4
+    with pytest.raises(ValueError, match="unknown shape 'karaoke'"):
+        turn_sentences(BANKS["c"], 5, "karaoke", 0)
+
+
+def test_compare_draws_sentences_again_for_an_interval_a_clustered_failure_widens(tmp_path: Path) -> None:
+    import json
+
+    from duplex.eval.compare import over_sentences
+    from duplex.eval.heldout import BANKS
+
+    # ten sentences, ten paused turns each: one fails in all of them, or every one in one of them
+    clustered = {f"s{i}": [10 if i == 0 else 0, 10] for i in range(10)}
+    spread = {f"s{i}": [1, 10] for i in range(10)}
+    lo, hi, n = over_sentences(clustered)
+    assert n == 10 and lo == 0.0 and hi >= 0.2  # a Wilson interval of 10/100 per turn says 6%-17%
+    assert over_sentences(spread) == (0.1, 0.1, 10)
+    assert over_sentences(clustered) == (lo, hi, n)  # seeded
+    assert over_sentences({"s0": [1, 4]}) is None
+
+    # a file written before the sentences were recorded: worked out from its bank, seed and names
+    draw = _draw(172, 8, 3)
+    for i, c in enumerate(draw["conversations"]):
+        c["name"] = f"long_pause-{i + 1}"
+    (tmp_path / "old.json").write_text(json.dumps(draw))
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", "--interval", "--by-sentence",
+                           str(tmp_path / "old.json")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    first = " / ".join(BANKS["b"].final_fragments[(172 + 0) % len(BANKS["b"].final_fragments)])
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("|   ... 95 % interval over sentences | ") and "(4 sentences)" in line for line in lines)
+    assert f"| {first} | 1/2 |" in lines  # long_pause-1 and -5 say it; -1 failed
+    # ... and one whose sentences nobody can know: one line, status 2
+    (tmp_path / "own.json").write_text(json.dumps(_draw(173, 4, 1)))
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", "--by-sentence", str(tmp_path / "own.json")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--by-sentence: the sentences of tiny-fd are not known" in proc.stderr
+
+
 @pytest.mark.parametrize(("second", "needle"), [
     (_draw(171, 10, 0), "s2.json: seed 171 is already in the column"),
     (_draw(172, 10, 0, config="examples/policy.yaml"), "s2.json: config 'examples/policy.yaml' differs from"),

@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = run_scenario(conv.scenario, config=args.config, cache=cache)
         metrics = dict(result.metrics)
         runs.append((conv.shape, metrics))
-        records.append({"name": conv.scenario.name, "shape": conv.shape, "failures": result.failures,
-                        "metrics": metrics})
+        records.append({"name": conv.scenario.name, "shape": conv.shape, "sentences": list(conv.sentences),
+                        "failures": result.failures, "metrics": metrics})
         print(f"{conv.scenario.name}: {'pass' if result.passed else 'FAIL'} "
               f"(false starts {metrics.get('false_starts')}, resumes {metrics.get('resumes_over_barge_in')})",
               file=sys.stderr)

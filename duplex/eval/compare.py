@@ -9,7 +9,11 @@ A column can pool several draws of one setup, `LABEL=A.json,B.json` (each part m
 36 backchannels had the reply go on over 10 and another over 23 (docs/tiny-fd.md, round 18), so a
 claim rests on several draws, and a draw counted twice or a file of another setup in the pool is an
 error. `--interval` adds a 95 % Wilson interval to every count, which says how far a pooled rate
-can be trusted.
+can be trusted if each turn were drawn on its own; and, under the false starts of paused turns, a
+95 % interval over the sentences: the turns of one sentence fail together (one question of bank
+d's eight had 7 of its 20 false starts, in five draws), so the rate on sentences nobody has written
+yet is as sure as the number of sentences, not of turns, allows. `--by-sentence` lists the
+sentences with a false start, column by column.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 from duplex.errors import DuplexError
+from duplex.eval.heldout import BANKS, turn_sentences
 from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell, summarise
 from duplex.paths import listed_files
 
@@ -29,6 +36,8 @@ from duplex.paths import listed_files
 # variant run from a harness keeps the config's name but not its label
 SETUP_KEYS = ("label", "config", "family", "sentences", "noise", "per_shape")
 Z95 = 1.959964
+PAUSED_ROW = "false_starts_paused"
+BOOTSTRAP_DRAWS = 2000
 
 
 def _fail(message: str) -> NoReturn:
@@ -51,7 +60,38 @@ def load(path: Path) -> dict[str, Any]:
             report["summary"] = summarise([(c["shape"], c["metrics"]) for c in conversations])
         except (KeyError, TypeError) as exc:
             _fail(f"{path}: a conversation without its shape or metrics ({exc.__class__.__name__})")
+        report["by_sentence"] = by_sentence(report, conversations)
     return report
+
+
+def sentences_of(report: dict[str, Any], conversation: dict[str, Any]) -> tuple[str, ...] | None:
+    """The sentences of a conversation's user turn: as recorded, or, in a file written before they
+    were, worked out from its bank, seed and name ("long_pause-3"); None where neither can be."""
+    if conversation.get("sentences"):
+        return tuple(conversation["sentences"])
+    bank, seed = BANKS.get(str(report.get("sentences"))), report.get("seed")
+    shape, name = conversation.get("shape"), str(conversation.get("name", ""))
+    stem, _, k = name.rpartition("-")
+    if bank is None or not isinstance(seed, int) or stem != shape or not k.isdigit() or int(k) < 1:
+        return None
+    try:
+        return turn_sentences(bank, seed, shape, int(k) - 1)
+    except ValueError:  # a shape of another version
+        return None
+
+
+def by_sentence(report: dict[str, Any], conversations: list[dict[str, Any]]) -> dict[str, list[int]] | None:
+    """Paused turns with a false start and paused turns, per sentence of the turn (the parts joined
+    by " / "); None when a conversation's sentences cannot be known."""
+    counts: dict[str, list[int]] = {}
+    for c in conversations:
+        said = sentences_of(report, c)
+        if said is None:
+            return None
+        n = counts.setdefault(" / ".join(said), [0, 0])
+        n[0] += int(c["metrics"].get("paused_floors_with_false_start") or 0)
+        n[1] += int(c["metrics"].get("floors_with_pauses") or 0)
+    return counts
 
 
 def _paths(files: str, arg: str) -> list[Path]:
@@ -95,8 +135,16 @@ def pooled(label: str | None, paths: list[Path]) -> dict[str, Any]:
         conversations += report["conversations"]
     summary = summarise([(c["shape"], c["metrics"]) for c in conversations])
     name = label or str(first.get("label", "?"))
+    counts: dict[str, list[int]] | None = {}
+    for _, report in reports:
+        if counts is None or report.get("by_sentence") is None:
+            counts = None
+            continue
+        for said, (n, of) in report["by_sentence"].items():
+            pool = counts.setdefault(said, [0, 0])
+            pool[0], pool[1] = pool[0] + n, pool[1] + of
     return {**{k: first.get(k) for k in SETUP_KEYS}, "label": f"{name} (seeds {_seeds(list(seeds))})",
-            "summary": summary}
+            "summary": summary, "by_sentence": counts}
 
 
 def column(spec: str) -> dict[str, Any]:
@@ -118,6 +166,28 @@ def wilson(n: int, of: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def over_sentences(counts: dict[str, list[int]]) -> tuple[float, float, int] | None:
+    """A 95 % interval of the pooled rate with the sentences, not the turns, drawn again (a
+    percentile bootstrap, seeded: the same files give the same interval), and how many sentences."""
+    kept = [(n, of) for n, of in counts.values() if of]
+    if len(kept) < 2:
+        return None
+    n, of = (np.array(x) for x in zip(*kept, strict=True))
+    picks = np.random.default_rng(0).integers(0, len(kept), size=(BOOTSTRAP_DRAWS, len(kept)))
+    rates = n[picks].sum(axis=1) / of[picks].sum(axis=1)
+    lo, hi = np.percentile(rates, [2.5, 97.5])
+    return float(lo), float(hi), len(kept)
+
+
+def _clustered_cell(report: dict[str, Any]) -> str:
+    counts = report.get("by_sentence")
+    interval = over_sentences(counts) if counts else None
+    if interval is None:
+        return "n/a"
+    lo, hi, sentences = interval
+    return f"{lo:.0%}-{hi:.0%} ({sentences} sentences)"
+
+
 def _cell_with_interval(value: Any) -> str:
     if isinstance(value, dict) and "rate" in value and value["rate"] is not None:
         lo, hi = wilson(value["n"], value["of"])
@@ -131,6 +201,22 @@ def markdown(reports: list[dict[str, Any]], interval: bool = False) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, key, _ in [*STRICT_ROWS, *FDB_ROWS]:
         lines.append("| " + " | ".join([name, *(cell(r["summary"].get(key)) for r in reports)]) + " |")
+        if interval and key == PAUSED_ROW:
+            row = ["  ... 95 % interval over sentences", *(_clustered_cell(r) for r in reports)]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def sentence_table(reports: list[dict[str, Any]]) -> str:
+    """Paused turns with a false start / paused turns, per sentence that had one in any column."""
+    counts = [r.get("by_sentence") or {} for r in reports]
+    failing = {said for c in counts for said, (n, _) in c.items() if n}
+    order = sorted(failing, key=lambda said: (-sum(c.get(said, [0, 0])[0] for c in counts), said))
+    head = ["sentence", *(str(r.get("label", "?")) for r in reports)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for said in order:
+        cells = [f"{c[said][0]}/{c[said][1]}" if said in c else "-" for c in counts]
+        lines.append("| " + " | ".join([said.replace("|", "/"), *cells]) + " |")
     return "\n".join(lines)
 
 
@@ -138,9 +224,19 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m duplex.eval.compare", description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="+",
                    help="JSON files written by python -m duplex.eval --json; LABEL=F1,F2,... (globs too) pools draws")
-    p.add_argument("--interval", action="store_true", help="a 95 %% Wilson interval after every count")
+    p.add_argument("--interval", action="store_true",
+                   help="a 95 %% Wilson interval after every count, and one over sentences for false starts")
+    p.add_argument("--by-sentence", action="store_true",
+                   help="then a table of the sentences whose paused turns had a false start")
     args = p.parse_args(argv)
-    print(markdown([column(spec) for spec in args.results], args.interval))
+    reports = [column(spec) for spec in args.results]
+    print(markdown(reports, args.interval))
+    if args.by_sentence:
+        unknown = [str(r.get("label", "?")) for r in reports if r.get("by_sentence") is None]
+        if unknown:
+            _fail(f"--by-sentence: the sentences of {', '.join(unknown)} are not known (a bank of one's own?)")
+        print()
+        print(sentence_table(reports))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ default, was written after tiny-fd v2 was tuned. Every draw comes from the seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -248,10 +248,33 @@ BANKS = {
 }
 
 
+# the question each shape's turn asks: the draw's k-th question, offset by shape so that one draw's
+# shapes ask different questions
+QUESTION_OFFSETS = {"smooth_turn_taking": 0, "backchannel": 1, "user_interruption": 3, "hesitant_barge_in": 5}
+
+
+def turn_sentences(text: Sentences, seed: int, shape: str, k: int) -> tuple[str, ...]:
+    """The sentences of the user's turn in a draw's k-th conversation of `shape` (from 0), in order.
+
+    Why apart from the builder: the sentence, not the conversation, is what a false start hangs on
+    (one question of bank d's eight had 7 of its 20), so a report groups its turns by these, and a
+    result file written before it recorded them can still be grouped (compare.py)."""
+    if shape in QUESTION_OFFSETS:
+        return (text.questions[(seed + k + QUESTION_OFFSETS[shape]) % len(text.questions)],)
+    if shape == "pause_handling":
+        return text.comma_fragments[(seed + k) % len(text.comma_fragments)]
+    if shape == "long_pause":
+        return text.final_fragments[(seed + k) % len(text.final_fragments)]
+    if shape == "monologue":
+        return text.monologues[(seed + k) % len(text.monologues)]
+    raise ValueError(f"unknown shape {shape!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     shape: str
     scenario: Scenario
+    sentences: tuple[str, ...] = ()  # the user's turn (`turn_sentences`)
 
 
 class Builder:
@@ -273,7 +296,8 @@ class Builder:
         for k in range(per_shape):
             for shape in shapes:
                 speaker = Speaker.draw(self.family, self.rng, self.voices)
-                out.append(getattr(self, shape)(f"{shape}-{k + 1}", k, speaker))
+                conversation = getattr(self, shape)(f"{shape}-{k + 1}", k, speaker)
+                out.append(replace(conversation, sentences=turn_sentences(self.text, self.seed, shape, k)))
         return out
 
     # --- pieces -------------------------------------------------------------------------------
@@ -321,25 +345,25 @@ class Builder:
         return Scenario(name=name, file=self.work / name / "conversation", duration=round(end + tail, 2),
                         user=tuple(specs), expect=exps, echo=echo, seed=self.seed, noise=self.noise)
 
-    def question(self, k: int, speaker: Speaker, offset: int = 0) -> np.ndarray:
-        return self.say(self.text.questions[(self.seed + k + offset) % len(self.text.questions)], speaker)
+    def question(self, k: int, speaker: Speaker, shape: str) -> np.ndarray:
+        return self.say(turn_sentences(self.text, self.seed, shape, k)[0], speaker)
 
     # --- shapes -------------------------------------------------------------------------------
 
     def pause_handling(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        a, b = self.text.comma_fragments[(self.seed + k) % len(self.text.comma_fragments)]
+        a, b = turn_sentences(self.text, self.seed, "pause_handling", k)
         audio = self.joined([a, b], [float(self.rng.uniform(0.5, 1.0))], speaker)
         return Conversation("pause_handling", self.scenario(name, [(audio, 0.5, Role.TURN)], 5.0,
                                                             [Check.FALSE_STARTS]))
 
     def smooth_turn_taking(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        clips = [(self.question(k, speaker), 0.5, Role.TURN)]
+        clips = [(self.question(k, speaker, "smooth_turn_taking"), 0.5, Role.TURN)]
         return Conversation("smooth_turn_taking", self.scenario(name, clips, 5.0, [Check.FALSE_STARTS]))
 
     def user_interruption(self, name: str, k: int, speaker: Speaker) -> Conversation:
         cut = self.say(self.text.barge_ins[(self.seed + k) % len(self.text.barge_ins)], speaker)
         after = After(Trigger.SPEAKING_STARTED, 1, round(float(self.rng.uniform(0.5, 1.5)), 2))
-        clips = [(self.question(k, speaker, 3), 0.5, Role.TURN), (cut, after, Role.BARGE_IN)]
+        clips = [(self.question(k, speaker, "user_interruption"), 0.5, Role.TURN), (cut, after, Role.BARGE_IN)]
         return Conversation("user_interruption", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
 
     def hesitant_barge_in(self, name: str, k: int, speaker: Speaker) -> Conversation:
@@ -348,12 +372,13 @@ class Builder:
         gaps = [float(self.rng.uniform(0.2, 0.6)) for _ in pieces]
         audio = self.joined([*map(str, pieces), main], gaps, speaker)
         after = After(Trigger.SPEAKING_STARTED, 1, round(float(self.rng.uniform(0.6, 1.5)), 2))
-        clips = [(self.question(k, speaker, 5), 0.5, Role.TURN), (audio, after, Role.BARGE_IN)]
+        clips = [(self.question(k, speaker, "hesitant_barge_in"), 0.5, Role.TURN), (audio, after, Role.BARGE_IN)]
         return Conversation("hesitant_barge_in", self.scenario(name, clips, 5.0, [Check.RESUMES_OVER_BARGE_IN]))
 
     def backchannel(self, name: str, k: int, speaker: Speaker) -> Conversation:
         picks = self.rng.choice(self.backchannels, size=2, replace=False)
-        clips: list[tuple[np.ndarray, float | After, Role]] = [(self.question(k, speaker, 1), 0.5, Role.TURN)]
+        clips: list[tuple[np.ndarray, float | After, Role]] = [(self.question(k, speaker, "backchannel"), 0.5,
+                                                                Role.TURN)]
         pieces = [(self.say(str(picks[0]), speaker), Role.BACKCHANNEL), (self.say(str(picks[1]), speaker),
                   Role.BACKCHANNEL), (cough(self.rng), Role.NOISE)]
         # One after another, as one listener makes them: 0.6-1.5 s into the reply, then 0.4-1.2 s
@@ -370,14 +395,14 @@ class Builder:
         return Conversation("backchannel", scenario)
 
     def long_pause(self, name: str, k: int, speaker: Speaker) -> Conversation:
-        parts = self.text.final_fragments[(self.seed + k) % len(self.text.final_fragments)]
+        parts = turn_sentences(self.text, self.seed, "long_pause", k)
         audio = self.joined(list(parts), [float(self.rng.uniform(0.3, 1.5)) for _ in range(2)], speaker)
         return Conversation("long_pause", self.scenario(name, [(audio, 0.5, Role.TURN)], 5.0, [Check.FALSE_STARTS]))
 
     def monologue(self, name: str, k: int, speaker: Speaker) -> Conversation:
         clips: list[tuple[np.ndarray, float | After, Role]] = []
         at = 0.5
-        for text in self.text.monologues[(self.seed + k) % len(self.text.monologues)]:
+        for text in turn_sentences(self.text, self.seed, "monologue", k):
             audio = self.say(text, speaker)
             clips.append((audio, round(at, 3), Role.MONOLOGUE))
             at += audio.size / SAMPLE_RATE + 0.1 + 0.35  # 0.05 s pads each side: 0.45 s of silence
@@ -385,8 +410,6 @@ class Builder:
 
 
 def _shorten(scenario: Scenario, clips: list[tuple[np.ndarray, float | After, Role]]) -> Scenario:
-    import dataclasses
-
     first = clips[0][0].size / SAMPLE_RATE + 0.6
     last = max(c[1].delay + c[0].size / SAMPLE_RATE for c in clips[1:] if isinstance(c[1], After))
-    return dataclasses.replace(scenario, duration=round(first + 2.5 + last + 4.0, 2))
+    return replace(scenario, duration=round(first + 2.5 + last + 4.0, 2))
