@@ -174,6 +174,7 @@ def test_the_sentences_a_conversation_records_are_the_ones_its_turn_says(tmp_pat
     for conversation in builder.build(2):
         k = int(conversation.scenario.name.rsplit("-", 1)[1]) - 1
         assert conversation.sentences == turn_sentences(BANKS["c"], 5, conversation.shape, k)
+        assert conversation.speaker is not None and conversation.speaker.voice.startswith("espeak:")
         run = list(conversation.sentences)
         at = next(i for i in range(at, len(said)) if said[i: i + len(run)] == run) + len(run)
     assert len({c.sentences for c in builder.build(1) if c.shape in ("smooth_turn_taking", "backchannel",

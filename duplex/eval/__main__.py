@@ -10,6 +10,7 @@ figures are the ones `duplex-test` reports. See docs/metrics.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -108,8 +109,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = run_scenario(conv.scenario, config=args.config, cache=cache)
         metrics = dict(result.metrics)
         runs.append((conv.shape, metrics))
+        speaker = dataclasses.asdict(conv.speaker) if conv.speaker else None
         records.append({"name": conv.scenario.name, "shape": conv.shape, "sentences": list(conv.sentences),
-                        "failures": result.failures, "metrics": metrics})
+                        "speaker": speaker, "failures": result.failures, "metrics": metrics})
         print(f"{conv.scenario.name}: {'pass' if result.passed else 'FAIL'} "
               f"(false starts {metrics.get('false_starts')}, resumes {metrics.get('resumes_over_barge_in')})",
               file=sys.stderr)

@@ -275,6 +275,7 @@ class Conversation:
     shape: str
     scenario: Scenario
     sentences: tuple[str, ...] = ()  # the user's turn (`turn_sentences`)
+    speaker: Speaker | None = None  # who says it (and every piece of the user's in it)
 
 
 class Builder:
@@ -297,7 +298,8 @@ class Builder:
             for shape in shapes:
                 speaker = Speaker.draw(self.family, self.rng, self.voices)
                 conversation = getattr(self, shape)(f"{shape}-{k + 1}", k, speaker)
-                out.append(replace(conversation, sentences=turn_sentences(self.text, self.seed, shape, k)))
+                out.append(replace(conversation, sentences=turn_sentences(self.text, self.seed, shape, k),
+                                   speaker=speaker))
         return out
 
     # --- pieces -------------------------------------------------------------------------------
