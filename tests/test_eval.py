@@ -218,6 +218,29 @@ def test_compare_draws_sentences_again_for_an_interval_a_clustered_failure_widen
     assert "--by-sentence: the sentences of tiny-fd are not known" in proc.stderr
 
 
+def test_compare_by_voice_summarises_each_speakers_conversations_apart(tmp_path: Path) -> None:
+    import json
+
+    draw = _draw(174, 6, 3)  # the three with a false start are one voice's
+    for i, c in enumerate(draw["conversations"]):
+        c["speaker"] = {"voice": "festival:ked_diphone" if i < 3 else "festival:cmu_us_slt_arctic_hts",
+                        "pitch": 0.5, "rate": 1.0, "gain_db": 0.0}
+    (tmp_path / "new.json").write_text(json.dumps(draw))
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", "--by-voice", f"x={tmp_path}/new.json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("| metric | x (seeds 174), festival:cmu_us_slt_arctic_hts | "
+                        "x (seeds 174), festival:ked_diphone |")
+    assert "| false starts: turns with pauses/gaps | 0/3 (0%) | 3/3 (100%) |" in lines
+    (tmp_path / "old.json").write_text(json.dumps(_draw(175, 2, 1)))  # written before speakers were recorded
+    proc = subprocess.run([sys.executable, "-m", "duplex.eval.compare", "--by-voice", str(tmp_path / "old.json")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("duplex.eval.compare: --by-voice: tiny-fd does not record its speakers "
+                                   "(written before round 24)")
+
+
 @pytest.mark.parametrize(("second", "needle"), [
     (_draw(171, 10, 0), "s2.json: seed 171 is already in the column"),
     (_draw(172, 10, 0, config="examples/policy.yaml"), "s2.json: config 'examples/policy.yaml' differs from"),

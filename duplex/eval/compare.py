@@ -13,7 +13,8 @@ can be trusted if each turn were drawn on its own; and, under the false starts o
 95 % interval over the sentences: the turns of one sentence fail together (one question of bank
 d's eight had 7 of its 20 false starts, in five draws), so the rate on sentences nobody has written
 yet is as sure as the number of sentences, not of turns, allows. `--by-sentence` lists the
-sentences with a false start, column by column.
+sentences with a false start, column by column, and `--by-voice` splits each column by the voice
+that spoke (festival's ked_diphone had all 20 of bank d's false starts).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def pooled(label: str | None, paths: list[Path]) -> dict[str, Any]:
             pool = counts.setdefault(said, [0, 0])
             pool[0], pool[1] = pool[0] + n, pool[1] + of
     return {**{k: first.get(k) for k in SETUP_KEYS}, "label": f"{name} (seeds {_seeds(list(seeds))})",
-            "summary": summary, "by_sentence": counts}
+            "summary": summary, "by_sentence": counts, "conversations": conversations}
 
 
 def column(spec: str) -> dict[str, Any]:
@@ -207,6 +208,24 @@ def markdown(reports: list[dict[str, Any]], interval: bool = False) -> str:
     return "\n".join(lines)
 
 
+def by_voice(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A column per result and voice, each summarised from that voice's conversations alone (the
+    speaker a conversation records, since round 24); a one-line error for a result that does not."""
+    columns = []
+    for report in reports:
+        voices: dict[str, list[dict[str, Any]]] = {}
+        for c in report.get("conversations") or []:
+            voice = (c.get("speaker") or {}).get("voice")
+            if voice is None:
+                _fail(f"--by-voice: {report.get('label', '?')} does not record its speakers (written before round 24)")
+            voices.setdefault(voice, []).append(c)
+        for voice, group in sorted(voices.items()):
+            columns.append({"label": f"{report.get('label', '?')}, {voice}",
+                            "summary": summarise([(c["shape"], c["metrics"]) for c in group]),
+                            "by_sentence": by_sentence(report, group)})
+    return columns
+
+
 def sentence_table(reports: list[dict[str, Any]]) -> str:
     """Paused turns with a false start / paused turns, per sentence that had one in any column."""
     counts = [r.get("by_sentence") or {} for r in reports]
@@ -228,9 +247,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="a 95 %% Wilson interval after every count, and one over sentences for false starts")
     p.add_argument("--by-sentence", action="store_true",
                    help="then a table of the sentences whose paused turns had a false start")
+    p.add_argument("--by-voice", action="store_true", help="a column per result and voice instead of per result")
     args = p.parse_args(argv)
     reports = [column(spec) for spec in args.results]
-    print(markdown(reports, args.interval))
+    print(markdown(by_voice(reports) if args.by_voice else reports, args.interval))
     if args.by_sentence:
         unknown = [str(r.get("label", "?")) for r in reports if r.get("by_sentence") is None]
         if unknown:
