@@ -3,7 +3,7 @@
 Why templates: what tells a finished question from a statement the speaker may go on after, or a
 backchannel from a "wait", is in the words and the melody, and a few dozen fixed sentences teach a
 network those sentences, not the cue. The vocabulary here is the project's own; the evaluation
-banks (duplex/eval/heldout.py) are never drawn from, and `check_disjoint` keeps it so.
+banks (duplex/eval/banks.py) are never drawn from, and `check_disjoint` keeps it so.
 
 Classes (`CLASSES`): a turn that asks for an answer (a question), a statement (which
 may be the end of a turn or the first of several sentences), a fragment (a clause ended on a comma

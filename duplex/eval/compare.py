@@ -29,7 +29,8 @@ from typing import Any, NoReturn
 import numpy as np
 
 from duplex.errors import DuplexError
-from duplex.eval.heldout import BANKS, turn_sentences
+from duplex.eval.banks import BANKS
+from duplex.eval.heldout import turn_sentences
 from duplex.eval.summary import FDB_ROWS, STRICT_ROWS, _cell, summarise
 from duplex.paths import listed_files
 
