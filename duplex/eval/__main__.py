@@ -40,8 +40,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="TTS family of the user's voices (festival is left out of tiny-fd's training)")
     p.add_argument("--seed", type=int, default=1, help="draws voices, sentences, pauses and delays")
     p.add_argument("--sentences", default="b", choices=tuple(BANKS),
-                   help="sentence bank: b (default); c, d and e written in round 23, after the cue rules "
-                        "(docs/metrics.md); a was looked at while tiny-fd v2 was tuned")
+                   help="sentence bank: b (default); c, d and e written in round 23, after the cue rules, and f "
+                        "(twice the sentences) in round 24 (docs/metrics.md); a was looked at while tiny-fd v2 "
+                        "was tuned")
     p.add_argument("--voices", default=None,
                    help="comma-separated family:voice list to draw from instead of the family's held-out voices "
                         "(a development set, e.g. festival:kal_diphone, which is no longer held out)")
