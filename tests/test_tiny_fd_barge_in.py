@@ -343,6 +343,25 @@ def test_a_turn_after_a_statement_waits_for_the_unfinished_silence(speech: list[
     assert rules.fired["unfinished_turn"] == 5
 
 
+def tell(rules: BargeInRules, speech: list[np.ndarray], sentences: int, pause_steps: int = 3) -> None:
+    """Sentences of eight steps with pauses between them (the network asking for the turn in each)."""
+    for n in range(sentences):
+        for chunk in speech[:8]:
+            rules.filter(V.THINK, LISTEN, chunk, 0.0)
+        if n < sentences - 1:
+            assert [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(pause_steps)] == [V.THINK] * pause_steps
+
+
+def test_a_third_statement_is_answered_at_twice_the_users_own_pauses(speech: list[np.ndarray]) -> None:
+    rules, _ = with_cues(STATEMENT, unfinished_steps=10)
+    tell(rules, speech, 3)
+    out = [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(10)]
+    assert out.index(V.SHIFT) == 5  # six silent steps (two pauses of three), not ten
+    rules, _ = with_cues(STATEMENT, unfinished_steps=10)
+    tell(rules, speech, 2)  # one pause says nothing of the next
+    assert [rules.filter(V.SHIFT, LISTEN, SILENT, 0.0) for _ in range(10)].index(V.SHIFT) == 9
+
+
 def test_a_turn_after_a_question_keeps_the_networks_timing(speech: list[np.ndarray]) -> None:
     rules, _ = with_cues(ASKS)
     rules.filter(V.THINK, LISTEN, speech[0], 0.0)

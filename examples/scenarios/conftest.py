@@ -20,10 +20,6 @@ XFAIL: dict[str, dict[str, str]] = {
         "tiny-fd": "62 overruns: offline, 7x faster than real time, a step waits for the recogniser of words, "
                    "which decodes at its own pace (docs/cue.md: at a live pace the step costs the same with it)",
     },
-    "monologue": {
-        "tiny-fd": "answers the last statement after 1.72 s (limit 1.5 s): with words, a statement waits 1.6 s, "
-                   "which long pauses need (docs/cue.md); the network's own timing started in a gap instead",
-    },
 }
 
 

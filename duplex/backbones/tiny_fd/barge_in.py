@@ -41,7 +41,8 @@ which the network's sense of timing cannot give: a silence sounds the same after
   heard it and it is over (the echo's margin can hide a voice's first step), or, never heard,
   once the microphone is quiet;
 - a turn that did not end on a question (a statement, a clause ended on a comma) is taken only after
-  `unfinished_quiet_steps` of silence (1.6 s): no start in the user's pauses, a later answer to a statement;
+  `unfinished_quiet_steps` of silence (1.6 s), or (round 24) twice the pauses the user left between
+  their sentences in the turn (pace.py): no start in the user's pauses, a later answer to a statement;
 - a clear question is answered after 0.32 s of silence even when the network would wait longer;
 - after a BREAK, words that were only a short piece (a stop word, or what sounds like "yeah") are
   not the end of the interruption ("hold on, ... no, ..."): the turn waits the unfinished silence,
@@ -65,6 +66,7 @@ import numpy as np
 from audio_io.format import STEP_SAMPLES, STEP_SECONDS
 from duplex.backbones.floor.pitch import hushed
 from duplex.backbones.tiny_fd import vocab as V
+from duplex.backbones.tiny_fd.pace import TurnPace
 from duplex.backbones.tiny_fd.user_voice import UserVoice
 from duplex.cue.text import ASKS, BACKCHANNEL, STOP
 from duplex.cue.thresholds import (
@@ -137,6 +139,7 @@ class BargeInRules:
         self.likely = False  # the latest held piece was likely a backchannel: goes on if the silence lasts
         self.verdict: float | None = None  # its P(asks) for the utterance before this silence
         self.only_stopped: bool | None = None  # ... after a BREAK: were those words only a short piece?
+        self.pace = TurnPace()  # the user's pauses between the sentences of their turn
         self.spoke = False  # the user has spoken since the model last took the turn
         self.spoken = 0  # ... steps of it
         self.since_break = False  # the model's last BREAK has not been answered yet
@@ -242,8 +245,7 @@ class BargeInRules:
                 return V.THINK
             if heard is None and self.break_wanted and self.judged:  # heard out, not a backchannel
                 return self._fire("break_heard_out", self._released(V.BREAK))
-            # With cues, a second piece is judged when it is over (the reply is silent meanwhile):
-            # "[cough] ... mm-hmm" goes on; anything else, or no verdict, is the barge-in it was.
+            # With cues a second piece is judged once over: "[cough] ... mm-hmm" goes on; else (no verdict too) a BREAK.
             if self.pieces >= 2 and (self.cues is None or self.pieces > 2 or self.judged):
                 return self._fire("second_piece", self._released(V.BREAK))
             if self.speech >= self.held_speech_steps:
@@ -255,6 +257,7 @@ class BargeInRules:
                 return self._released(V.CONT)
             return first
         self.quiet = 0  # the speaker plays: silence is counted again from the hold or the reply's end
+        self.pace.reset()
         self.replied += 1
         # The one rule that reads the microphone while the speaker plays: a user clearly louder than
         # any echo of it (within 6 dB of what it plays, or louder) for OVER_REPLY_STEPS holds the reply,
@@ -348,6 +351,7 @@ class BargeInRules:
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
         self.replied = 0
         if self.voice.speaking(chunk, level):
+            self.pace.spoke(self.quiet, self.verdict)
             self.quiet, self.deferred, self.verdict, self.spoke = 0, False, None, True
             self.only_stopped, self.asked_quiet, self.spoken = None, False, self.spoken + 1
         else:
@@ -372,13 +376,12 @@ class BargeInRules:
         if self.after_break is not None:
             self.deferred = True
             return self._fire("turn_after_break", V.THINK)
-        # A detector that hears a noise as speech must not keep the turn from the user for ever: the
-        # network's own wish, held as long as the rule asks, wins then.
+        # A detector hearing a noise as speech must not keep the turn from the user for ever: the network's wish wins.
         if self.quiet < self.turn_quiet_steps and self.wanted <= self.turn_quiet_steps:
             self.deferred = True
             return self._fire("turn_silence", V.THINK)
-        # Not after a statement or a comma (the user may go on); an interruption's answer is not held back.
-        if (not self.since_break and self.quiet < self.unfinished_quiet_steps
+        # Not after a statement or a comma (the user may go on, pace.py); an interruption's answer is not held back.
+        if (not self.since_break and self.quiet < self.pace.wait(self.unfinished_quiet_steps)
                 and self.wanted <= self.unfinished_quiet_steps and self._asks() < ASKS_P):
             self.deferred = True
             return self._fire("unfinished_turn", V.THINK)
