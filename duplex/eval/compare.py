@@ -62,7 +62,10 @@ def load(path: Path) -> dict[str, Any]:
             report["summary"] = summarise([(c["shape"], c["metrics"]) for c in conversations])
         except (KeyError, TypeError) as exc:
             _fail(f"{path}: a conversation without its shape or metrics ({exc.__class__.__name__})")
-        report["by_sentence"] = by_sentence(report, conversations)
+        for c in conversations:  # once here, so a pooled column and a voice's need not know the file
+            said = sentences_of(report, c)
+            c["sentences"] = list(said) if said is not None else None
+        report["by_sentence"] = by_sentence(conversations)
     return report
 
 
@@ -82,15 +85,14 @@ def sentences_of(report: dict[str, Any], conversation: dict[str, Any]) -> tuple[
         return None
 
 
-def by_sentence(report: dict[str, Any], conversations: list[dict[str, Any]]) -> dict[str, list[int]] | None:
+def by_sentence(conversations: list[dict[str, Any]]) -> dict[str, list[int]] | None:
     """Paused turns with a false start and paused turns, per sentence of the turn (the parts joined
-    by " / "); None when a conversation's sentences cannot be known."""
+    by " / "), from conversations `load` gave their sentences; None when one's cannot be known."""
     counts: dict[str, list[int]] = {}
     for c in conversations:
-        said = sentences_of(report, c)
-        if said is None:
+        if not c.get("sentences"):
             return None
-        n = counts.setdefault(" / ".join(said), [0, 0])
+        n = counts.setdefault(" / ".join(c["sentences"]), [0, 0])
         n[0] += int(c["metrics"].get("paused_floors_with_false_start") or 0)
         n[1] += int(c["metrics"].get("floors_with_pauses") or 0)
     return counts
@@ -137,16 +139,8 @@ def pooled(label: str | None, paths: list[Path]) -> dict[str, Any]:
         conversations += report["conversations"]
     summary = summarise([(c["shape"], c["metrics"]) for c in conversations])
     name = label or str(first.get("label", "?"))
-    counts: dict[str, list[int]] | None = {}
-    for _, report in reports:
-        if counts is None or report.get("by_sentence") is None:
-            counts = None
-            continue
-        for said, (n, of) in report["by_sentence"].items():
-            pool = counts.setdefault(said, [0, 0])
-            pool[0], pool[1] = pool[0] + n, pool[1] + of
     return {**{k: first.get(k) for k in SETUP_KEYS}, "label": f"{name} (seeds {_seeds(list(seeds))})",
-            "summary": summary, "by_sentence": counts, "conversations": conversations}
+            "summary": summary, "by_sentence": by_sentence(conversations), "conversations": conversations}
 
 
 def column(spec: str) -> dict[str, Any]:
@@ -223,7 +217,7 @@ def by_voice(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for voice, group in sorted(voices.items()):
             columns.append({"label": f"{report.get('label', '?')}, {voice}",
                             "summary": summarise([(c["shape"], c["metrics"]) for c in group]),
-                            "by_sentence": by_sentence(report, group)})
+                            "by_sentence": by_sentence(group)})
     return columns
 
 

@@ -51,8 +51,7 @@ which the network's sense of timing cannot give: a silence sounds the same after
 
 With `tiny_fd.cue_words` a recogniser (duplex/cue/words.py) can raise two of those verdicts past
 their bars: "it asks" (a question's opening words) and "backchannel" (a held piece heard as one).
-A backchannel the words alone named goes on one silent step later (round 16): the first silence can
-be the detector losing a step inside a longer interruption.
+A backchannel only the words named goes on a silent step later (round 16): the detector can lose a step.
 """
 
 from __future__ import annotations
@@ -257,7 +256,6 @@ class BargeInRules:
                 return self._released(V.CONT)
             return first
         self.quiet = 0  # the speaker plays: silence is counted again from the hold or the reply's end
-        self.pace.reset()
         self.replied += 1
         # The one rule that reads the microphone while the speaker plays: a user clearly louder than
         # any echo of it (within 6 dB of what it plays, or louder) for OVER_REPLY_STEPS holds the reply,
@@ -349,6 +347,8 @@ class BargeInRules:
         return not self.only_stopped
 
     def _listening(self, first: int, chunk: np.ndarray, level: float) -> int:
+        if self.replied:  # the model has spoken: the user's next turn has a pace of its own
+            self.pace.reset()
         self.replied = 0
         if self.voice.speaking(chunk, level):
             self.pace.spoke(self.quiet, self.verdict)
