@@ -53,7 +53,12 @@ class UserVoice:
         most of its frames are, so a voice coming back after a short gap (a breath inside a
         question) ends a chunk the detector calls silent; its first frames are soft (-54 and -47 dBFS
         on two held-out ones), so they need only be a sound over the room, not over its floor (the
-        level is checked at all: the detector's hangover flags frames of digital silence after speech)."""
+        level is checked at all: the detector's hangover flags frames of digital silence after speech).
+
+        The detector runs only on chunks over the floor (`speaking`), and such a chunk mostly is not:
+        then `ends_in_speech` is its verdict on the last chunk it ran on, the end of the speech before
+        the gap. That is the rule as measured in rounds 23-24 (a voice that stopped mid-word and comes
+        back); one that runs the detector on every chunk's end would be another rule, not measured."""
         return self.vad.ends_in_speech and self.noise.sounds(rms(chunk[-VOICE_TAIL:]))
 
     def silent(self, level: float) -> bool:
